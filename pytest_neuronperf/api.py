@@ -1,0 +1,210 @@
+"""``benchmark``: the one runner behind the Python API, the fixture and the marker."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from pytest_neuronperf import fields
+from pytest_neuronperf.backends.registry import get_backend
+from pytest_neuronperf.errors import DeviceUnavailableError
+from pytest_neuronperf.log import level_for, logger
+from pytest_neuronperf.report.build import get_reports
+from pytest_neuronperf.runner import params as P
+from pytest_neuronperf.runner.copy import CopyJob
+from pytest_neuronperf.runner.inputs import ModelInput, pair_inputs
+from pytest_neuronperf.runner.matrix import ModelConfig, RunConfig, build_matrix
+from pytest_neuronperf.runner.model_source import ModelSource
+from pytest_neuronperf.runner.orchestrator import run_config, start_context, wall_clock_stamp
+from pytest_neuronperf.runner.results import ConfigResult, RoundResult
+
+DEFAULT_DURATION = 60.0
+DEFAULT_TIMEOUT = 120.0
+MIN_SAMPLES_P99 = 662  # MLPerf LoadGen's bound for stating a p99 at 99% confidence
+
+
+def benchmark(
+    model: Any,
+    inputs: Any,
+    batch_sizes: int | Sequence[int] | None = None,
+    duration: float = DEFAULT_DURATION,
+    n_models: int | str | Sequence[int | str] | None = None,
+    workers_per_model: int | Sequence[int] | None = None,
+    pipeline_sizes: int | Sequence[int] | None = None,
+    preprocess_fn: Callable[..., Any] | None = None,
+    postprocess_fn: Callable[..., Any] | None = None,
+    env_setup_fn: Callable[[int, dict[str, Any]], Any] | None = None,
+    setup_fn: Callable[[int, dict[str, Any], Any], Any] | None = None,
+    multiprocess: bool = True,
+    multiinterpreter: bool = False,
+    return_timers: bool = False,
+    stats_interval: float = 0.5,
+    device_type: str = "cpu",
+    cost_per_hour: float | None = None,
+    model_name: str | None = None,
+    verbosity: int | None = None,
+    loop_dataset: bool = False,
+    warmup: int = 10,
+    warmup_duration: float = 0.0,
+    rounds: int = 1,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> list[dict[str, Any]] | list[ConfigResult]:
+    """Benchmark ``model`` over the configuration matrix and return one report per configuration.
+
+    ``model`` is a TorchScript file, a model index JSON from ``compile``, or a model
+    class / zero-argument factory defined at module top level (instantiated inside
+    each model copy). Every configuration runs ``n_models`` copies with
+    ``workers_per_model`` threads each; all copies load and warm up (``warmup``
+    inferences per worker, and at least ``warmup_duration`` seconds) before one
+    shared timed window of ``duration`` seconds opens. With ``rounds`` > 1 the
+    duration is split over that many independent rounds, each with fresh copies.
+    ``timeout`` bounds loading/warm-up and the drain after the window: a copy that
+    takes longer is stopped and the call raises ``BenchmarkError``.
+    """
+    duration_s = P.positive_seconds("duration", duration)
+    P.positive_seconds("stats_interval", stats_interval)
+    timeout_s = P.positive_seconds("timeout", timeout)
+    P.positive_seconds("warmup_duration", warmup_duration, allow_zero=True)
+    warmup = P.non_negative_int("warmup", warmup)
+    rounds = P.non_negative_int("rounds", rounds)
+    if rounds < 1:
+        raise ValueError("rounds: must be at least 1")
+    copies = P.positive_int_list("n_models", n_models, allow_max=True)
+    workers = P.int_list("workers_per_model", workers_per_model)
+    P.check_workers(workers)
+    sizes = P.int_list("batch_sizes", batch_sizes)
+    pipelines = P.int_list("pipeline_sizes", pipeline_sizes)
+    cost = P.check_cost(cost_per_hour)
+    level = P.verbosity_level(verbosity)
+    in_process = not multiprocess
+    pre = P.optional_callable("preprocess_fn", preprocess_fn, must_pickle=not in_process)
+    post = P.optional_callable("postprocess_fn", postprocess_fn, must_pickle=not in_process)
+    env_fn = P.optional_callable("env_setup_fn", env_setup_fn, must_pickle=not in_process)
+    setup = P.optional_callable("setup_fn", setup_fn, must_pickle=not in_process)
+    backend = get_backend(device_type)
+
+    with _verbosity(level):
+        models, model_inputs, name = _resolve_model(model, inputs, sizes, pipelines, model_name, in_process)
+        reason = backend.unavailable_reason()
+        if reason is not None:
+            raise DeviceUnavailableError(device_type, reason)
+        matrix = build_matrix(models, backend=backend, model_name=name, n_models=copies,
+                              workers_per_model=workers, multiprocess=multiprocess,
+                              multiinterpreter=multiinterpreter)
+        for note in matrix.notes:
+            logger.info(note)
+        ctx = None if in_process else start_context(multiinterpreter)
+        per_round = duration_s / rounds
+        results: list[ConfigResult] = [
+            ConfigResult(config={**s.config, "instance_type": backend.instance_type()},
+                         status=fields.STATUS_SKIPPED, reason=s.reason)
+            for s in matrix.skipped
+        ]
+        for s in matrix.skipped:
+            logger.info("Skipping configuration %s: %s", s.config, s.reason)
+        for i, run in enumerate(matrix.runs):
+            remaining = (len(matrix.runs) - i) * duration_s
+            logger.info("Benchmarking '%s', ~%d seconds remaining.", name, round(remaining))
+            config = {**run.as_dict(), "instance_type": backend.instance_type(),
+                      "start_dts": wall_clock_stamp(), "duration": duration_s}
+            logger.debug("Running model config: %s", config)
+            result = ConfigResult(config=config, status=fields.STATUS_OK, cost_per_hour=cost)
+            for _ in range(rounds):
+                jobs = [
+                    CopyJob(
+                        backend_name=backend.name, placement=placement, run=run, config=config,
+                        model_input=model_inputs[run.model.input_index], preprocess_fn=pre,
+                        postprocess_fn=post, env_setup_fn=env_fn, setup_fn=setup, warmup=warmup,
+                        warmup_duration_s=warmup_duration, duration_s=per_round,
+                        bin_ns=_bin_ns(per_round, stats_interval), keep_raw=return_timers,
+                        loop_dataset=loop_dataset, environ=dict(os.environ), in_process=in_process,
+                    )
+                    for placement in backend.placements(run.n_models, run.model.pipeline_size)
+                ]
+                _, done, start_ns, stop_ns, resources = run_config(
+                    jobs, backend, ctx=ctx, duration_s=per_round, timeout_s=timeout_s,
+                    stats_interval=stats_interval)
+                result.rounds.append(RoundResult(start_ns, stop_ns, jobs[0].bin_ns, done, resources))
+                for c in done:
+                    for w, n in enumerate(c.worker_counts):
+                        logger.debug("Model copy %d, worker %d finished after %d inferences.",
+                                     c.copy_index, w, n)
+            config["stop_dts"] = wall_clock_stamp()
+            _warn_if_short(result, run)
+            results.append(result)
+        if return_timers:
+            return results
+        return get_reports(results)
+
+
+def _bin_ns(duration_s: float, stats_interval: float) -> int:
+    # Sub-windows for peak throughput and stability: stats_interval long, but at least 5 per window.
+    return max(1_000_000, int(min(stats_interval, duration_s / 5) * 1e9))
+
+
+def _warn_if_short(result: ConfigResult, run: RunConfig) -> None:
+    count = sum(c.stats.e2e.count for r in result.rounds for c in r.copies)
+    if count < MIN_SAMPLES_P99:
+        logger.warning(
+            "Configuration n_models=%d, workers_per_model=%d: only %d inferences were timed; a p99 needs "
+            "at least %d to be trustworthy, so run about %dx longer (duration).",
+            run.n_models, run.workers_per_model, count, MIN_SAMPLES_P99,
+            -(-MIN_SAMPLES_P99 // max(count, 1)),
+        )
+
+
+@contextlib.contextmanager
+def _verbosity(level: int | None) -> Iterator[None]:
+    if level is None:
+        yield
+        return
+    old = logger.level
+    logger.setLevel(level_for(level))
+    try:
+        yield
+    finally:
+        logger.setLevel(old)
+
+
+def _resolve_model(model: Any, inputs: Any, batch_sizes: list[int] | None, pipeline_sizes: list[int] | None,
+                   model_name: str | None, in_process: bool) -> tuple[list[ModelConfig], list[ModelInput], str]:
+    if isinstance(model, (str, os.PathLike)) and str(model).endswith(".json"):
+        return _from_index(Path(model), inputs, batch_sizes, pipeline_sizes, model_name)
+    if isinstance(model, (str, os.PathLike)):
+        source = ModelSource.torchscript(model)
+    elif in_process:
+        source = ModelSource.inline(model)
+    else:
+        source = ModelSource.factory(model)
+    model_inputs = pair_inputs(inputs, batch_sizes)
+    sizes = pipeline_sizes or [1]
+    models = [ModelConfig(source, i, mi.batch_size, p) for p in sizes for i, mi in enumerate(model_inputs)]
+    return models, model_inputs, model_name or source.name
+
+
+def _from_index(path: Path, inputs: Any, batch_sizes: list[int] | None, pipeline_sizes: list[int] | None,
+                model_name: str | None) -> tuple[list[ModelConfig], list[ModelInput], str]:
+    from pytest_neuronperf import model_index
+
+    index = model_index.load(str(path))
+    entries = model_index.configs(index, batch_sizes=batch_sizes, pipeline_sizes=pipeline_sizes)
+    index_sizes = sorted({int(e["batch_size"]) for e in entries})
+    model_inputs = pair_inputs(inputs, batch_sizes if batch_sizes is not None else (
+        index_sizes if isinstance(inputs, list) and len(inputs) == len(index_sizes) else None))
+    by_size = {mi.batch_size: i for i, mi in enumerate(model_inputs)}
+    models = []
+    for e in entries:
+        bs = int(e["batch_size"])
+        if bs not in by_size:
+            raise ValueError(
+                f"inputs: the model index {str(path)!r} has batch size {bs} but no input was given for it; "
+                f"inputs cover batch sizes {sorted(by_size)} (pass batch_sizes= to pair them)"
+            )
+        filename = Path(e["filename"])
+        if not filename.is_absolute() and not filename.exists():
+            filename = path.parent / filename
+        models.append(ModelConfig(ModelSource.torchscript(filename), by_size[bs], bs, int(e["pipeline_size"])))
+    return models, model_inputs, model_name or str(index.get("model_name") or path.stem)

@@ -1,0 +1,24 @@
+"""Exceptions raised by the runner, beyond the ValueError/FileNotFoundError of bad input."""
+
+from __future__ import annotations
+
+
+class BenchmarkError(RuntimeError):
+    """A benchmark could not complete: a model copy raised, died or hung.
+
+    The message names the configuration and, where a copy raised, carries the
+    copy's own traceback text.
+    """
+
+    def __init__(self, message: str, config: dict[str, object] | None = None) -> None:
+        super().__init__(message)
+        self.config = dict(config or {})
+
+
+class DeviceUnavailableError(RuntimeError):
+    """The requested device type is not present on this machine."""
+
+    def __init__(self, device_type: str, reason: str) -> None:
+        super().__init__(f"device_type={device_type!r} is not available here: {reason}")
+        self.device_type = device_type
+        self.reason = reason

@@ -1,0 +1,91 @@
+"""The names of every report field, in one place.
+
+Reports are plain ``dict[str, object]`` so they serialise to JSON/CSV without
+adapters; this module is the single owner of their keys and their order.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# What identifies a configuration: the matrix point and where it ran.
+CONFIG_KEYS: Final[tuple[str, ...]] = (
+    "model_filename",
+    "model_name",
+    "device_type",
+    "instance_type",
+    "batch_size",
+    "n_models",
+    "workers_per_model",
+    "pipeline_size",
+    "multiprocess",
+    "multiinterpreter",
+    "start_dts",
+    "stop_dts",
+    "duration",
+)
+
+PERCENTILES: Final[tuple[int, ...]] = (0, 50, 90, 95, 99, 100)
+LATENCY_KEYS: Final[tuple[str, ...]] = tuple(f"latency_ms_p{p}" for p in PERCENTILES)
+# Model-only latency (the forward call, plus a device sync where the backend needs one).
+INFER_LATENCY_KEYS: Final[tuple[str, ...]] = ("infer_ms_p50", "infer_ms_p99")
+
+PHASE_KEYS: Final[tuple[str, ...]] = (
+    "load_avg_ms",
+    "warmup_avg_ms",
+    "preprocess_avg_ms",
+    "infer_avg_ms",
+    "postprocess_avg_ms",
+    "e2e_avg_ms",
+)
+
+RESOURCE_KEYS: Final[tuple[str, ...]] = (
+    "cpu_percent_avg",
+    "cpu_percent_peak",
+    "mem_percent_avg",
+    "mem_percent_peak",
+)
+
+METRIC_KEYS: Final[tuple[str, ...]] = (
+    "total_infs",
+    "total_s",
+    "throughput_avg",
+    "throughput_peak",
+    *LATENCY_KEYS,
+    *INFER_LATENCY_KEYS,
+    *PHASE_KEYS,
+    "latency_samples",
+    "latency_exact",
+    "throughput_cv",
+    "stable",
+    *RESOURCE_KEYS,
+    "cost_per_1m_inf",
+)
+
+STATUS_KEYS: Final[tuple[str, ...]] = ("status", "reason")
+
+# Per-round run-level summaries (a list of dicts; JSON only, not a CSV column).
+ROUNDS_KEY: Final = "rounds"
+
+ALL_KEYS: Final[tuple[str, ...]] = CONFIG_KEYS + METRIC_KEYS + STATUS_KEYS + (ROUNDS_KEY,)
+
+# The columns of the guide's table, in its order.
+PRINT_COLS: Final[tuple[str, ...]] = (
+    "throughput_avg",
+    "latency_ms_p50",
+    "latency_ms_p99",
+    "n_models",
+    "pipeline_size",
+    "workers_per_model",
+    "batch_size",
+    "model_filename",
+)
+
+CSV_COLS: Final[tuple[str, ...]] = CONFIG_KEYS + METRIC_KEYS + STATUS_KEYS
+
+# What a configuration's identity is made of when results are compared over time.
+MATRIX_KEYS: Final[tuple[str, ...]] = ("n_models", "workers_per_model", "pipeline_size", "batch_size")
+
+STATUS_OK: Final = "finished"
+STATUS_SKIPPED: Final = "skipped"
+STATUS_ERROR: Final = "error"

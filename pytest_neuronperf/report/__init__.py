@@ -1,0 +1,1 @@
+"""Reports: raw results to report dicts, and the table / CSV / JSON writers."""

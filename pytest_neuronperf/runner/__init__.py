@@ -1,0 +1,1 @@
+"""The benchmark runner: configuration matrix, model-copy processes, worker threads, raw results."""

@@ -1,0 +1,387 @@
+"""One model copy: load, warm up, wait for the window, drive worker threads, report back.
+
+This module is the target of every model-copy process (and of the threads
+that stand in for processes with ``multiprocess=False``). It talks to the
+orchestrator over one duplex connection with small tuples:
+
+    copy -> parent   ("ready", ReadyInfo) | ("done", CopyResult) | ("error", CopyFailure)
+    parent -> copy   ("start", start_ns, stop_ns) | ("abort",)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from pytest_neuronperf.backends.base import Placement
+from pytest_neuronperf.runner.inputs import ModelInput, as_tuple
+from pytest_neuronperf.runner.matrix import RunConfig
+from pytest_neuronperf.runner.recorder import CHUNK, Recorder, StreamStats
+
+clock = time.monotonic_ns  # CLOCK_MONOTONIC: one clock for every process on the machine
+
+
+class Connection(Protocol):
+    def send(self, obj: Any) -> None: ...
+    def recv(self) -> Any: ...
+    def close(self) -> None: ...
+
+
+@dataclass
+class CopyJob:
+    backend_name: str
+    placement: Placement
+    run: RunConfig
+    config: dict[str, Any]
+    model_input: ModelInput
+    preprocess_fn: Callable[..., Any] | None
+    postprocess_fn: Callable[..., Any] | None
+    env_setup_fn: Callable[..., Any] | None
+    setup_fn: Callable[..., Any] | None
+    warmup: int
+    warmup_duration_s: float
+    duration_s: float
+    bin_ns: int
+    keep_raw: bool
+    loop_dataset: bool
+    environ: dict[str, str] | None = None
+    in_process: bool = False
+
+
+@dataclass
+class ReadyInfo:
+    pid: int
+    load_ns: int
+    warmup_count: int
+    warmup_ns: int
+
+
+@dataclass
+class CopyResult:
+    copy_index: int
+    cores: tuple[int, ...]
+    pid: int
+    load_ns: int
+    warmup_count: int
+    warmup_ns: int
+    stats: StreamStats
+    worker_counts: list[int] = field(default_factory=list)
+    exhausted: bool = False
+
+
+@dataclass
+class CopyFailure:
+    copy_index: int
+    phase: str
+    error_type: str
+    message: str
+    traceback: str
+
+
+class _Phase:
+    """Remembers what the copy was doing, so a failure names its phase."""
+
+    def __init__(self) -> None:
+        self.name = "starting"
+
+
+def run_copy(conn: Connection, job: CopyJob) -> None:
+    """Entry point of a model copy (process target, or thread target in-process)."""
+    phase = _Phase()
+    try:
+        _run_copy(conn, job, phase)
+    except BaseException as exc:  # report everything, including SystemExit from user code
+        failure = CopyFailure(
+            copy_index=job.placement.copy_index,
+            phase=phase.name,
+            error_type=type(exc).__name__,
+            message=str(exc),
+            traceback="".join(traceback.format_exception(exc)),
+        )
+        with contextlib.suppress(Exception):
+            conn.send(("error", failure))
+        if not job.in_process:
+            # Worker threads may still be running user code; a process copy ends here.
+            os._exit(1)
+    finally:
+        with contextlib.suppress(Exception):
+            conn.close()
+
+
+def _run_copy(conn: Connection, job: CopyJob, phase: _Phase) -> None:
+    backend = _backend(job.backend_name)
+    copy_id = job.placement.copy_index
+    if not job.in_process:
+        if job.environ is not None:
+            # A forkserver child inherits the server's environment, not the caller's current one.
+            os.environ.clear()
+            os.environ.update(job.environ)
+        phase.name = "device setup"
+        backend.enter_copy(job.placement)
+    if job.env_setup_fn is not None:
+        phase.name = "env_setup_fn"
+        job.env_setup_fn(copy_id, dict(job.config))
+    with _no_grad():
+        phase.name = "model load"
+        t = clock()
+        model = backend.load_model(job.run.model.source, job.placement)
+        load_ns = clock() - t
+        if job.setup_fn is not None:
+            phase.name = "setup_fn"
+            job.setup_fn(copy_id, dict(job.config), model)
+        phase.name = "input preparation"
+        args = None
+        if job.model_input.args is not None:
+            args = backend.prepare_inputs(job.model_input.args, job.placement)
+        sync = backend.synchronizer(job.placement)
+
+    workers = [
+        _Worker(i, job, model, args, sync, backend.prepare_inputs) for i in range(job.run.workers_per_model)
+    ]
+    shared = _Shared(job, len(workers))
+    phase.name = "warm-up"
+    for w in workers:
+        w.thread = threading.Thread(target=w.main, args=(shared,), name=f"npf-copy{copy_id}-worker{w.index}",
+                                    daemon=True)
+        w.thread.start()
+    shared.wait_ready()
+    shared.raise_if_failed()
+    conn.send(("ready", ReadyInfo(
+        pid=os.getpid(), load_ns=load_ns,
+        warmup_count=sum(w.warmup_count for w in workers), warmup_ns=sum(w.warmup_ns for w in workers),
+    )))
+    message = conn.recv()
+    if message[0] != "start":
+        shared.abort()
+        return
+    phase.name = "timed run"
+    shared.go(int(message[1]), int(message[2]))
+    shared.wait_done()
+    shared.raise_if_failed()
+    stats = StreamStats()
+    for w in workers:
+        assert w.recorder is not None
+        stats.merge(w.recorder.stats)
+    conn.send(("done", CopyResult(
+        copy_index=copy_id, cores=job.placement.cores, pid=os.getpid(), load_ns=load_ns,
+        warmup_count=sum(w.warmup_count for w in workers), warmup_ns=sum(w.warmup_ns for w in workers),
+        stats=stats, worker_counts=[w.count for w in workers], exhausted=shared.exhausted,
+    )))
+
+
+def _backend(name: str) -> Any:
+    from pytest_neuronperf.backends.registry import get_backend
+
+    return get_backend(name)
+
+
+@contextlib.contextmanager
+def _no_grad() -> Iterator[None]:
+    """torch.inference_mode when torch is in use; it is thread-local, so every worker enters it too."""
+    import sys
+
+    torch = sys.modules.get("torch")
+    if torch is None:
+        yield
+        return
+    with torch.inference_mode():
+        yield
+
+
+class _Shared:
+    """Synchronisation between a copy's main thread and its workers."""
+
+    def __init__(self, job: CopyJob, n_workers: int) -> None:
+        self.job = job
+        self.n_workers = n_workers
+        self._lock = threading.Lock()
+        self._ready = threading.Semaphore(0)
+        self._done = threading.Semaphore(0)
+        self._start = threading.Event()
+        self.failure: BaseException | None = None
+        self.aborted = False
+        self.start_ns = 0
+        self.stop_ns = 0
+        self.exhausted = False
+        dataset = job.model_input.dataset
+        self.n_items = len(dataset) if dataset is not None else 0
+        self.next_item = itertools.count().__next__  # atomic under the GIL: one shared cursor per copy
+
+    def fail(self, exc: BaseException) -> None:
+        with self._lock:
+            if self.failure is None:
+                self.failure = exc
+        # Wake the main thread at once; it reports and ends the copy.
+        for _ in range(self.n_workers):
+            self._ready.release()
+            self._done.release()
+
+    def raise_if_failed(self) -> None:
+        if self.failure is not None:
+            raise self.failure
+
+    def wait_ready(self) -> None:
+        for _ in range(self.n_workers):
+            self._ready.acquire()
+            if self.failure is not None:
+                return
+
+    def wait_done(self) -> None:
+        for _ in range(self.n_workers):
+            self._done.acquire()
+            if self.failure is not None:
+                return
+
+    def go(self, start_ns: int, stop_ns: int) -> None:
+        self.start_ns, self.stop_ns = start_ns, stop_ns
+        self._start.set()
+
+    def abort(self) -> None:
+        self.aborted = True
+        self._start.set()
+
+
+class _Worker:
+    def __init__(self, index: int, job: CopyJob, model: Callable[..., Any], args: tuple[Any, ...] | None,
+                 sync: Callable[[], None] | None,
+                 prepare: Callable[[tuple[Any, ...], Placement], tuple[Any, ...]]) -> None:
+        self.index = index
+        self.job = job
+        self.model = model
+        self.args = args
+        self.sync = sync
+        self.prepare = prepare
+        self.thread: threading.Thread | None = None
+        self.recorder: Recorder | None = None
+        self.warmup_count = 0
+        self.warmup_ns = 0
+        self.count = 0
+
+    def main(self, shared: _Shared) -> None:
+        try:
+            with _no_grad():
+                self._warm_up(shared)
+                shared._ready.release()
+                shared._start.wait()
+                if shared.aborted:
+                    return
+                job = self.job
+                n_bins = max(1, -(-int(job.duration_s * 1e9) // job.bin_ns))
+                self.recorder = Recorder(shared.start_ns, job.bin_ns, n_bins, job.keep_raw)
+                while clock() < shared.start_ns:
+                    time.sleep(min(0.001, max(0.0, (shared.start_ns - clock()) / 1e9)))
+                if job.model_input.is_dataset:
+                    self.count = self._loop_dataset(shared, self.recorder, shared.stop_ns)
+                else:
+                    self.count = self._loop_fixed(self.recorder, shared.stop_ns)
+                self.recorder.flush()
+            shared._done.release()
+        except BaseException as exc:
+            shared.fail(exc)
+
+    def _one(self, shared: _Shared) -> int:
+        """One untimed-window inference (warm-up); returns its end-to-end nanoseconds."""
+        t0 = clock()
+        x = self._fetch(shared, warmup=True)
+        y = self.model(*x)
+        if self.sync is not None:
+            self.sync()
+        if self.job.postprocess_fn is not None:
+            self.job.postprocess_fn(y)
+        return clock() - t0
+
+    def _warm_up(self, shared: _Shared) -> None:
+        job = self.job
+        deadline = clock() + int(job.warmup_duration_s * 1e9)
+        while self.warmup_count < job.warmup or clock() < deadline:
+            self.warmup_ns += self._one(shared)
+            self.warmup_count += 1
+
+    def _fetch(self, shared: _Shared, warmup: bool = False) -> tuple[Any, ...]:
+        job = self.job
+        if self.args is not None:
+            pre = job.preprocess_fn
+            return self.args if pre is None else as_tuple(pre(*self.args))
+        dataset = job.model_input.dataset
+        i = shared.next_item() if not warmup else 0
+        item = dataset[i % shared.n_items]
+        x = as_tuple(job.preprocess_fn(item)) if job.preprocess_fn is not None else as_tuple(item)
+        return self.prepare(x, job.placement)
+
+    def _loop_fixed(self, rec: Recorder, stop_ns: int) -> int:
+        # The hot loop: two clock reads per inference when there is no pre/postprocessing,
+        # four list appends, and a vectorised fold every CHUNK inferences.
+        model, args, sync = self.model, self.args, self.sync
+        assert args is not None
+        pre, post = self.job.preprocess_fn, self.job.postprocess_fn
+        a0, a1, a2, a3 = rec.start.append, rec.infer_start.append, rec.infer_end.append, rec.end.append
+        flush = rec.flush
+        mask = CHUNK - 1
+        n = 0
+        while True:
+            t0 = clock()
+            if pre is None:
+                x = args
+                t1 = t0
+            else:
+                x = as_tuple(pre(*args))
+                t1 = clock()
+            y = model(*x)
+            if sync is not None:
+                sync()
+            t2 = clock()
+            if post is None:
+                t3 = t2
+            else:
+                post(y)
+                t3 = clock()
+            if t3 > stop_ns:
+                return n
+            a0(t0)
+            a1(t1)
+            a2(t2)
+            a3(t3)
+            n += 1
+            if not n & mask:
+                flush()
+
+    def _loop_dataset(self, shared: _Shared, rec: Recorder, stop_ns: int) -> int:
+        job = self.job
+        model, sync = self.model, self.sync
+        pre, post, prepare, placement = job.preprocess_fn, job.postprocess_fn, self.prepare, job.placement
+        dataset, n_items, loop = job.model_input.dataset, shared.n_items, job.loop_dataset
+        n = 0
+        while True:
+            t0 = clock()
+            i = shared.next_item()
+            if i >= n_items:
+                if not loop:
+                    shared.exhausted = True
+                    return n
+                i %= n_items
+            item = dataset[i]
+            x = prepare(as_tuple(pre(item)) if pre is not None else as_tuple(item), placement)
+            t1 = clock()
+            y = model(*x)
+            if sync is not None:
+                sync()
+            t2 = clock()
+            if post is not None:
+                post(y)
+            t3 = clock()
+            if t3 > stop_ns:
+                return n
+            rec.start.append(t0)
+            rec.infer_start.append(t1)
+            rec.infer_end.append(t2)
+            rec.end.append(t3)
+            n += 1
+            if not n % CHUNK:
+                rec.flush()

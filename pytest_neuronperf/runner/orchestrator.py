@@ -1,0 +1,198 @@
+"""Start the model copies of one configuration, open the timed window, collect the results.
+
+Start method: model copies are started from a *forkserver* that has already
+imported torch and this package. The server is a fresh interpreter started
+for the purpose, so it never holds a device runtime the caller initialised
+(forking such a process is what makes the Neuron runtime fail with
+NRT_STATE_CHILD), and forking from it costs milliseconds, where ``spawn``
+re-imports torch in every copy of every configuration (about a second each on
+a 2-core machine; ``benchmarks/start_methods.py`` measures the three methods).
+``multiinterpreter=True`` uses ``spawn``: a fresh interpreter per copy that
+imports the model by module path and receives its job over a pipe.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing as mp
+import threading
+import time
+from collections.abc import Sequence
+from multiprocessing.connection import wait
+from multiprocessing.context import BaseContext
+from typing import Any, NoReturn
+
+from pytest_neuronperf.backends.base import Backend, Placement
+from pytest_neuronperf.errors import BenchmarkError
+from pytest_neuronperf.log import logger
+from pytest_neuronperf.runner.copy import CopyFailure, CopyJob, CopyResult, ReadyInfo, clock, run_copy
+from pytest_neuronperf.runner.resources import ResourceSampler
+
+START_MARGIN_NS = 20_000_000
+_PRELOAD = ["pytest_neuronperf.runner.copy", "numpy", "torch"]
+
+
+def start_context(multiinterpreter: bool) -> BaseContext:
+    if multiinterpreter:
+        return mp.get_context("spawn")
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload(_PRELOAD)
+    return ctx
+
+
+class _Handle:
+    def __init__(self, placement: Placement, conn: Any, process: Any = None, thread: Any = None) -> None:
+        self.placement = placement
+        self.conn = conn
+        self.process = process
+        self.thread = thread
+
+    @property
+    def index(self) -> int:
+        return self.placement.copy_index
+
+    @property
+    def sentinel(self) -> Any:
+        return self.process.sentinel if self.process is not None else None
+
+    def stop(self) -> None:
+        with contextlib.suppress(Exception):
+            self.conn.close()
+        if self.process is None:
+            return
+        if self.process.is_alive():
+            self.process.terminate()
+            self.process.join(1.0)
+        if self.process.is_alive():
+            self.process.kill()
+        self.process.join(1.0)
+
+
+def _describe(config: dict[str, Any]) -> str:
+    keys = ("n_models", "workers_per_model", "batch_size", "pipeline_size", "model_filename")
+    return ", ".join(f"{k}={config[k]}" for k in keys if k in config)
+
+
+class CopyGroup:
+    """The live copies of one configuration; always torn down on exit, whatever happened."""
+
+    def __init__(self, jobs: Sequence[CopyJob], backend: Backend, ctx: BaseContext | None) -> None:
+        self.jobs = list(jobs)
+        self.backend = backend
+        self.ctx = ctx
+        self.handles: list[_Handle] = []
+        self.config = jobs[0].config if jobs else {}
+
+    def __enter__(self) -> CopyGroup:
+        for job in self.jobs:
+            if self.ctx is None:
+                a, b = mp.Pipe()
+                t = threading.Thread(target=run_copy, args=(b, job), daemon=True,
+                                     name=f"npf-copy{job.placement.copy_index}")
+                self.handles.append(_Handle(job.placement, a, thread=t))
+                t.start()
+            else:
+                a, b = self.ctx.Pipe()
+                p = self.ctx.Process(target=run_copy, args=(b, job), daemon=True,  # type: ignore[attr-defined]
+                                     name=f"npf-copy{job.placement.copy_index}")
+                handle = _Handle(job.placement, a, process=p)
+                self.handles.append(handle)
+                p.start()
+                b.close()
+            logger.debug("Model copy %d started (%s).", job.placement.copy_index, job.placement.describe())
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for h in self.handles:
+            h.stop()
+
+    def collect(self, expected: str, deadline_ns: int, what: str) -> dict[int, Any]:
+        """Wait for one ``expected`` message from every copy; raise on an error, a death or the deadline."""
+        pending = {id(h.conn): h for h in self.handles}
+        out: dict[int, Any] = {}
+        while pending:
+            remaining = (deadline_ns - clock()) / 1e9
+            if remaining <= 0:
+                idle = ", ".join(str(h.index) for h in pending.values())
+                raise BenchmarkError(
+                    f"model copies {idle} did not finish {what} in time (configuration: "
+                    f"{_describe(self.config)}); they were stopped. Raise `timeout` if the model "
+                    "legitimately needs longer.",
+                    self.config,
+                )
+            by_sentinel = {h.sentinel: h for h in pending.values() if h.sentinel is not None}
+            objs = [h.conn for h in pending.values()] + list(by_sentinel)
+            for obj in wait(objs, timeout=min(remaining, 1.0)):
+                if isinstance(obj, int):
+                    handle = by_sentinel[obj]
+                    if id(handle.conn) not in pending or handle.conn.poll():
+                        continue  # already answered, or its last message is still in the pipe
+                    self._died(handle, what)
+                found = pending.get(id(obj))
+                if found is None:
+                    continue
+                handle = found
+                try:
+                    message = handle.conn.recv()
+                except (EOFError, OSError):
+                    self._died(handle, what)
+                if message[0] == "error":
+                    self._failed(handle, message[1])
+                if message[0] != expected:
+                    raise BenchmarkError(f"model copy {handle.index} sent {message[0]!r} while {what}",
+                                         self.config)
+                out[handle.index] = message[1]
+                del pending[id(handle.conn)]
+        return out
+
+    def _died(self, handle: _Handle, what: str) -> NoReturn:
+        if handle.process is not None:
+            handle.process.join(1.0)
+            code = handle.process.exitcode
+        else:
+            code = None
+        how = f"exited with code {code}" if code is not None and code >= 0 else f"was killed by signal {-code}" \
+            if code is not None else "stopped"
+        raise BenchmarkError(
+            f"model copy {handle.index} ({handle.placement.describe()}) {how} while {what} "
+            f"(configuration: {_describe(self.config)}); no result was produced",
+            self.config,
+        )
+
+    def _failed(self, handle: _Handle, failure: CopyFailure) -> NoReturn:
+        explanation = self.backend.explain_error(failure.traceback, handle.placement)
+        lead = f"{explanation}\n" if explanation else ""
+        raise BenchmarkError(
+            f"{lead}model copy {handle.index} ({handle.placement.describe()}) raised "
+            f"{failure.error_type}: {failure.message} during {failure.phase} "
+            f"(configuration: {_describe(self.config)}).\nTraceback from the model copy:\n{failure.traceback}",
+            self.config,
+        )
+
+    def broadcast(self, message: tuple[Any, ...]) -> None:
+        for h in self.handles:
+            with contextlib.suppress(OSError, BrokenPipeError):
+                h.conn.send(message)
+
+
+def run_config(jobs: Sequence[CopyJob], backend: Backend, *, ctx: BaseContext | None, duration_s: float,
+               timeout_s: float, stats_interval: float) -> tuple[list[ReadyInfo], list[CopyResult], int, int,
+                                                                 dict[str, float | None]]:
+    """Run one configuration: load + warm up every copy, then one shared window [start, start + duration]."""
+    with CopyGroup(jobs, backend, ctx) as group:
+        ready = group.collect("ready", clock() + int(timeout_s * 1e9), "loading and warming up")
+        start_ns = clock() + START_MARGIN_NS
+        stop_ns = start_ns + int(duration_s * 1e9)
+        group.broadcast(("start", start_ns, stop_ns))
+        with ResourceSampler(min(stats_interval, max(duration_s / 4, 0.05))) as sampler:
+            done = group.collect("done", stop_ns + int(timeout_s * 1e9), "running the timed window")
+        for h in group.handles:
+            if h.process is not None:
+                h.process.join(5.0)
+            logger.debug("Model copy %d finished.", h.index)
+    order = sorted(done)
+    return [ready[i] for i in order], [done[i] for i in order], start_ns, stop_ns, sampler.summary()
+
+
+def wall_clock_stamp(t: float | None = None) -> str:
+    return time.strftime("%Y%m%d-%H%M%S", time.localtime(t))
