@@ -125,7 +125,11 @@ class StreamStats:
 
 
 class Recorder:
-    """Collects one worker's timestamps; ``flush`` folds them into a :class:`StreamStats`."""
+    """Collects one worker's timestamps; ``flush`` folds them into a :class:`StreamStats`.
+
+    Without pre/postprocessing the model call *is* the inference, so the loop
+    records only ``start`` and ``end`` and the phase lists stay empty.
+    """
 
     def __init__(self, window_start_ns: int, bin_ns: int, n_bins: int, keep_raw: bool) -> None:
         self.start: list[int] = []
@@ -137,24 +141,39 @@ class Recorder:
         self._bin_ns = bin_ns
         self._keep_raw = keep_raw
         self._traced = 0
+        self._infer_is_e2e = False
+
+    def finish(self) -> StreamStats:
+        """Fold what is left; the stats are final after this."""
+        self.flush()
+        s = self.stats
+        if self._infer_is_e2e:
+            e = s.e2e
+            s.infer = LatencySummary(count=e.count, total_ns=e.total_ns, min_ns=e.min_ns, max_ns=e.max_ns,
+                                     hist=e.hist.copy())
+        # Model-only percentiles come from the histogram; only end-to-end latencies keep a trace.
+        s.infer.complete = False
+        return s
 
     def flush(self) -> None:
         if not self.end:
             return
-        t0 = np.asarray(self.start, dtype=np.int64)
-        t1 = np.asarray(self.infer_start, dtype=np.int64)
-        t2 = np.asarray(self.infer_end, dtype=np.int64)
-        t3 = np.asarray(self.end, dtype=np.int64)
-        self.start.clear()
-        self.infer_start.clear()
-        self.infer_end.clear()
-        self.end.clear()
+        t0 = np.array(self.start, dtype=np.int64)
+        t3 = np.array(self.end, dtype=np.int64)
+        split = bool(self.infer_end)
+        t1 = np.array(self.infer_start, dtype=np.int64) if split else t0
+        t2 = np.array(self.infer_end, dtype=np.int64) if split else t3
+        for buffer in (self.start, self.infer_start, self.infer_end, self.end):
+            buffer.clear()
         s = self.stats
         e2e = t3 - t0
         s.e2e.add(e2e)
-        s.infer.add(t2 - t1)
-        s.preprocess_ns += int((t1 - t0).sum())
-        s.postprocess_ns += int((t3 - t2).sum())
+        if split:
+            s.infer.add(t2 - t1)
+            s.preprocess_ns += int((t1 - t0).sum())
+            s.postprocess_ns += int((t3 - t2).sum())
+        else:
+            self._infer_is_e2e = True
         s.last_end_ns = max(s.last_end_ns, int(t3[-1]))
         bins = (t3 - self._window_start_ns) // self._bin_ns
         np.clip(bins, 0, s.bins.size - 1, out=bins)
@@ -167,5 +186,3 @@ class Recorder:
             s.e2e.complete = False
         if self._keep_raw:
             s.raw.append(np.stack([t0, t1, t2, t3], axis=1))
-        # Model-only percentiles always come from the histogram; keep its trace empty.
-        s.infer.complete = False
