@@ -1,0 +1,701 @@
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from pytest_neuronperf import baseline as baseline_module
+from pytest_neuronperf.baseline import (
+    DEFAULT_FINGERPRINT_KEYS,
+    FINGERPRINT_FIELDS,
+    FIX_HINT,
+    SCHEMA_VERSION,
+    BaselineFile,
+    BaselineFileError,
+    BaselineRecord,
+    BaselineStore,
+    baseline_relpath,
+    config_key,
+    entry_key,
+    fingerprint,
+    fingerprint_matches,
+    iter_baselines,
+    parse_baseline,
+    split_nodeid,
+    write_atomic,
+)
+from pytest_neuronperf.fields import MATRIX_KEYS
+from pytest_neuronperf.filelock import FileLock, LockTimeoutError
+
+MODULE = "tests/models/test_mlp.py"
+KEYS = DEFAULT_FINGERPRINT_KEYS
+HERE: dict[str, str] = {
+    "device_type": "cpu",
+    "instance_type": "m5.large",
+    "cpu_model": "Xeon",
+    "cpu_count": "2",
+    "torch": "2.3.0",
+    "torch_neuronx": "not installed",
+    "python": "3.11.7",
+}
+CONFIG: dict[str, object] = {"batch_size": 1, "n_models": 2, "workers_per_model": 1, "pipeline_size": 1}
+KEY = "test_mlp[small]::forward::b1-n2-w1-p1"
+OTHER_KEY = "test_mlp[small]::forward::b1-n1-w1-p1"
+
+
+def record(
+    *rounds: float,
+    saved_at: str = "2024-05-01T12:00:00Z",
+    report: Mapping[str, object] | None = None,
+    **fp: str,
+) -> BaselineRecord:
+    return BaselineRecord(
+        fingerprint={**HERE, **fp},
+        config=CONFIG,
+        rounds=[{"throughput": r} for r in rounds],
+        report=dict(report or {"throughput_avg": rounds[-1] if rounds else 0.0}),
+        saved_at=saved_at,
+    )
+
+
+def throughputs(rec: BaselineRecord | None) -> list[object]:
+    assert rec is not None
+    return [r["throughput"] for r in rec.rounds]
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> BaselineStore:
+    return BaselineStore(tmp_path / "baselines")
+
+
+# --- keys and paths -----------------------------------------------------------------------------
+
+
+def test_config_key_and_entry_key() -> None:
+    assert {"batch_size", "n_models", "workers_per_model", "pipeline_size"} == set(MATRIX_KEYS)
+    assert config_key(CONFIG) == "b1-n2-w1-p1"
+    assert config_key({**CONFIG, "model_name": "mlp", "batch_size": 8}) == "b8-n2-w1-p1"
+    assert entry_key("test_mlp[small]", "forward", CONFIG) == KEY
+    assert entry_key("TestX::test_y", "m", "b1-n1-w1-p1") == "TestX::test_y::m::b1-n1-w1-p1"
+    with pytest.raises(ValueError, match="config has no 'pipeline_size'"):
+        config_key({"batch_size": 1, "n_models": 1, "workers_per_model": 1})
+    with pytest.raises(ValueError, match="measurement must not contain '::'"):
+        entry_key("t", "a::b", CONFIG)
+    with pytest.raises(ValueError, match="test name must not be empty"):
+        entry_key("", "m", CONFIG)
+
+
+def test_split_nodeid() -> None:
+    assert split_nodeid("tests/models/test_mlp.py::TestA::test_b[x::y]") == (
+        "tests/models/test_mlp.py",
+        "TestA::test_b[x::y]",
+    )
+    for bad in ("tests/test_x.py", "::test_y", "tests/test_x.py::"):
+        with pytest.raises(ValueError, match="expected a test node id"):
+            split_nodeid(bad)
+
+
+@pytest.mark.parametrize(
+    ("module_path", "relpath"),
+    [
+        ("tests/models/test_mlp.py", "tests/models/test_mlp.json"),
+        ("test_top.py", "test_top.json"),
+        ("./tests//test_a.py", "tests/test_a.json"),
+        ("../../etc/passwd", "__/__/etc/passwd.json"),
+        ("tests/../../x.py", "tests/__/__/x.json"),
+        ("/etc/cron.d/x.py", "etc/cron.d/x.json"),
+        ("C:\\Users\\me\\test_w.py", "C_/Users/me/test_w.json"),
+        ("tests/a\0b.py", "tests/a_b.json"),
+        ("tests/my test[1] é.py", "tests/my_test_1___.json"),
+        ("docs/README.md", "docs/README.md.json"),
+        ("tests/.py", "tests/.py.json"),
+        ("tests/...", "tests/___.json"),
+    ],
+)
+def test_path_for_maps_and_neutralises(store: BaselineStore, module_path: str, relpath: str) -> None:
+    assert baseline_relpath(module_path).as_posix() == relpath
+    assert store.path_for(module_path) == store.root / relpath
+
+
+@pytest.mark.parametrize("module_path", ["", "/", ".", "./", "//./"])
+def test_path_for_rejects_paths_that_name_no_file(store: BaselineStore, module_path: str) -> None:
+    with pytest.raises(ValueError, match="names no file"):
+        store.path_for(module_path)
+
+
+def test_long_names_are_shortened_but_stay_distinct(store: BaselineStore) -> None:
+    a = store.path_for("tests/" + "a" * 300 + "1.py")
+    b = store.path_for("tests/" + "a" * 300 + "2.py")
+    assert a != b
+    assert len(a.name) <= 160
+    assert a.name.endswith(".json")
+
+
+@given(st.text())
+def test_path_for_never_leaves_the_baseline_dir(module_path: str) -> None:
+    root = Path(tempfile.gettempdir()) / "npf-root"
+    try:
+        path = BaselineStore(root).path_for(module_path)
+    except ValueError:
+        return
+    rel = os.path.relpath(os.path.normpath(path), os.path.normpath(root))
+    assert not rel.startswith("..")
+    assert not os.path.isabs(rel)
+    parts = Path(rel).parts
+    assert parts and all(p not in ("", ".", "..") and "\0" not in p for p in parts)
+    assert all(set(p) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") for p in parts)
+    assert path.name.endswith(".json")
+
+
+# --- fingerprint --------------------------------------------------------------------------------
+
+
+def test_fingerprint_fields_are_strings() -> None:
+    fp = fingerprint("cpu")
+    assert tuple(fp) == FINGERPRINT_FIELDS
+    assert all(isinstance(v, str) and v for v in fp.values())
+    assert fp["device_type"] == "cpu"
+    assert int(fp["cpu_count"]) >= 1
+    assert "python" in FINGERPRINT_FIELDS and "python" not in DEFAULT_FINGERPRINT_KEYS
+
+
+def test_fingerprint_reads_versions_without_importing_torch() -> None:
+    root = Path(baseline_module.__file__).resolve().parents[1]
+    code = (
+        "import sys; from pytest_neuronperf.baseline import fingerprint; fp = fingerprint('cpu'); "
+        "print('torch' in sys.modules, fp['torch'] != '')"
+    )
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "True"]
+
+
+def test_fingerprint_matches_lists_differing_keys() -> None:
+    there = {**HERE, "instance_type": "c5.xlarge", "python": "3.12.0"}
+    assert fingerprint_matches(HERE, HERE, KEYS) == []
+    assert fingerprint_matches(HERE, there, KEYS) == ["instance_type"]
+    assert fingerprint_matches(HERE, there, FINGERPRINT_FIELDS) == ["instance_type", "python"]
+    assert fingerprint_matches(HERE, there, ()) == []
+    partial = {k: v for k, v in HERE.items() if k != "torch"}
+    assert fingerprint_matches(partial, HERE, KEYS) == ["torch"]
+
+
+# --- round trip and format ----------------------------------------------------------------------
+
+
+def test_missing_file_loads_empty(store: BaselineStore) -> None:
+    loaded = store.load(MODULE)
+    assert loaded.entries == {}
+    assert loaded.path == store.path_for(MODULE)
+    assert not store.path_for(MODULE).exists()
+
+
+def test_save_and_load_round_trip(store: BaselineStore) -> None:
+    rec = record(100.0, 110.5, report={"throughput_avg": 105.25, "latency_ms_p99": 3.5, "status": "finished"})
+    result = store.save(MODULE, {KEY: rec}, KEYS)
+    assert result.path == store.root / "tests/models/test_mlp.json"
+    assert result.moved_aside is None
+    loaded = store.load(MODULE)
+    assert list(loaded.entries) == [KEY]
+    (got,) = loaded.records(KEY)
+    assert got == rec
+    assert got.to_json() == rec.to_json()
+
+
+def test_file_is_sorted_indented_json_with_schema_version(store: BaselineStore) -> None:
+    store.save(MODULE, {OTHER_KEY: record(2.0), KEY: record(1.0)}, KEYS)
+    text = store.path_for(MODULE).read_text(encoding="utf-8")
+    doc = json.loads(text)
+    assert doc["schema_version"] == SCHEMA_VERSION == 1
+    assert text == json.dumps(doc, indent=2, sort_keys=True) + "\n"
+    assert text.endswith("}\n") and not text.endswith("\n\n")
+    assert list(doc["entries"]) == sorted(doc["entries"])
+    rec = doc["entries"][KEY][0]
+    assert sorted(rec) == ["config", "fingerprint", "report", "rounds", "saved_at"]
+    assert rec["saved_at"] == "2024-05-01T12:00:00Z"
+    assert rec["rounds"] == [{"throughput": 1.0}]
+
+
+def test_saved_at_defaults_to_utc_iso_now() -> None:
+    rec = BaselineRecord(fingerprint=HERE, config={}, rounds=[], report={})
+    assert len(rec.saved_at) == 20 and rec.saved_at.endswith("Z") and rec.saved_at[10] == "T"
+
+
+def test_saving_twice_gives_identical_bytes(store: BaselineStore) -> None:
+    updates = {KEY: record(1.0, 2.0), OTHER_KEY: record(3.0, instance_type="c5.xlarge")}
+    store.save(MODULE, updates, KEYS)
+    first = store.path_for(MODULE).read_bytes()
+    store.save(MODULE, updates, KEYS)
+    assert store.path_for(MODULE).read_bytes() == first
+
+
+def test_environment_order_does_not_depend_on_save_order(tmp_path: Path) -> None:
+    a, b = record(1.0, instance_type="c5.xlarge"), record(2.0, instance_type="m5.large")
+    one, two = BaselineStore(tmp_path / "one"), BaselineStore(tmp_path / "two")
+    one.save(MODULE, {KEY: a}, KEYS)
+    one.save(MODULE, {KEY: b}, KEYS)
+    two.save(MODULE, {KEY: b}, KEYS)
+    two.save(MODULE, {KEY: a}, KEYS)
+    assert one.path_for(MODULE).read_bytes() == two.path_for(MODULE).read_bytes()
+    assert [r.fingerprint["instance_type"] for r in one.load(MODULE).records(KEY)] == ["c5.xlarge", "m5.large"]
+
+
+def test_non_ascii_is_kept_readable(store: BaselineStore) -> None:
+    store.save(MODULE, {"test_é[ß]::m::b1-n1-w1-p1": record(1.0, cpu_model="Gravitón")}, KEYS)
+    text = store.path_for(MODULE).read_text(encoding="utf-8")
+    assert "Gravitón" in text and "test_é[ß]" in text
+
+
+def test_non_finite_numbers_are_stored_as_null(store: BaselineStore) -> None:
+    store.save(MODULE, {KEY: record(float("nan"), report={"throughput_avg": float("inf"), "n": 3})}, KEYS)
+    (got,) = store.load(MODULE).records(KEY)
+    assert got.report == {"throughput_avg": None, "n": 3}
+    assert got.rounds == ({"throughput": None},)
+
+
+def test_numpy_style_numbers_and_tuples_are_stored_plainly(store: BaselineStore) -> None:
+    class Int64(int):
+        pass
+
+    rec = record(1.0, report={"counts": (Int64(3), 4.5), "nested": {"ok": [True, None, "x"]}})
+    store.save(MODULE, {KEY: rec}, KEYS)
+    (got,) = store.load(MODULE).records(KEY)
+    assert got.report == {"counts": [3, 4.5], "nested": {"ok": [True, None, "x"]}}
+
+
+def test_unstorable_values_fail_before_any_file_is_written(store: BaselineStore) -> None:
+    with pytest.raises(TypeError, match=r"report\.model: object cannot be stored"):
+        store.save(MODULE, {KEY: record(1.0, report={"model": object()})}, KEYS)
+    with pytest.raises(TypeError, match="fingerprint values must be strings"):
+        store.save(MODULE, {KEY: record(1.0, cpu_count=2)}, KEYS)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="max_rounds must be at least 1"):
+        store.save(MODULE, {KEY: record(1.0)}, KEYS, max_rounds=0)
+    assert not store.root.exists()
+
+
+def test_empty_update_writes_nothing(store: BaselineStore) -> None:
+    assert store.save(MODULE, {}, KEYS).path == store.path_for(MODULE)
+    assert not store.path_for(MODULE).exists()
+
+
+# --- merging ------------------------------------------------------------------------------------
+
+
+def test_save_touches_no_other_entry(store: BaselineStore) -> None:
+    keep = record(5.0, 6.0, saved_at="2020-01-01T00:00:00Z")
+    store.save(MODULE, {KEY: record(1.0), OTHER_KEY: keep}, KEYS)
+    store.save(MODULE, {KEY: record(2.0, saved_at="2024-06-01T00:00:00Z")}, KEYS)
+    loaded = store.load(MODULE)
+    assert loaded.records(OTHER_KEY) == (keep,)
+    assert throughputs(loaded.records(KEY)[0]) == [2.0]
+    # Other modules live in other files and are not touched either.
+    store.save("tests/other/test_b.py", {KEY: record(9.0)}, KEYS)
+    assert store.load(MODULE) == loaded
+
+
+def test_replace_by_default_and_accumulate_on_request(store: BaselineStore) -> None:
+    store.save(MODULE, {KEY: record(1.0, 2.0, saved_at="2024-01-01T00:00:00Z")}, KEYS)
+    store.save(MODULE, {KEY: record(3.0, saved_at="2024-01-02T00:00:00Z")}, KEYS, {KEY: True})
+    (acc,) = store.load(MODULE).records(KEY)
+    assert throughputs(acc) == [1.0, 2.0, 3.0]
+    assert acc.saved_at == "2024-01-02T00:00:00Z"
+    store.save(MODULE, {KEY: record(4.0, saved_at="2024-01-03T00:00:00Z")}, KEYS, {KEY: False})
+    (rep,) = store.load(MODULE).records(KEY)
+    assert throughputs(rep) == [4.0]
+
+
+def test_accumulate_keeps_the_newest_max_rounds(store: BaselineStore) -> None:
+    store.save(MODULE, {KEY: record(*range(5))}, KEYS, max_rounds=4)
+    assert throughputs(store.load(MODULE).records(KEY)[0]) == [1, 2, 3, 4]
+    store.save(MODULE, {KEY: record(5, 6, 7)}, KEYS, {KEY: True}, max_rounds=4)
+    assert throughputs(store.load(MODULE).records(KEY)[0]) == [4, 5, 6, 7]
+
+
+def test_accumulate_applies_per_entry(store: BaselineStore) -> None:
+    store.save(MODULE, {KEY: record(1.0), OTHER_KEY: record(1.0)}, KEYS)
+    store.save(MODULE, {KEY: record(2.0), OTHER_KEY: record(2.0)}, KEYS, {KEY: True})
+    loaded = store.load(MODULE)
+    assert throughputs(loaded.records(KEY)[0]) == [1.0, 2.0]
+    assert throughputs(loaded.records(OTHER_KEY)[0]) == [2.0]
+
+
+def test_other_environments_are_kept_and_not_accumulated_into(store: BaselineStore) -> None:
+    store.save(MODULE, {KEY: record(1.0, instance_type="c5.xlarge")}, KEYS)
+    store.save(MODULE, {KEY: record(2.0)}, KEYS, {KEY: True})
+    records = store.load(MODULE).records(KEY)
+    assert [(r.fingerprint["instance_type"], throughputs(r)) for r in records] == [
+        ("c5.xlarge", [1.0]),
+        ("m5.large", [2.0]),
+    ]
+
+
+def test_fields_outside_the_keys_do_not_split_environments(store: BaselineStore) -> None:
+    store.save(MODULE, {KEY: record(1.0, python="3.10.1")}, KEYS)
+    store.save(MODULE, {KEY: record(2.0, python="3.11.7")}, KEYS, {KEY: True})
+    (rec,) = store.load(MODULE).records(KEY)
+    assert rec.fingerprint["python"] == "3.11.7"
+    assert throughputs(rec) == [1.0, 2.0]
+
+
+# --- lookup -------------------------------------------------------------------------------------
+
+
+def test_lookup_finds_the_matching_environment(store: BaselineStore) -> None:
+    mine = record(2.0)
+    store.save(MODULE, {KEY: record(1.0, instance_type="c5.xlarge")}, KEYS)
+    store.save(MODULE, {KEY: mine}, KEYS)
+    found = store.lookup(MODULE, KEY, HERE, KEYS)
+    assert found.found
+    assert found.record == mine
+    assert found.explain() == f"baseline saved 2024-05-01T12:00:00Z in {store.path_for(MODULE)}"
+
+
+def test_lookup_explains_a_fingerprint_mismatch(store: BaselineStore) -> None:
+    store.save(MODULE, {KEY: record(1.0, instance_type="c5.xlarge")}, KEYS)
+    found = store.lookup(MODULE, KEY, HERE, KEYS)
+    assert not found.found
+    assert found.record is None
+    assert [m.differing for m in found.mismatches] == [("instance_type",)]
+    assert found.explain() == (
+        f"no baseline for this environment in {store.path_for(MODULE)}: "
+        "baseline exists for instance_type=c5.xlarge, not this machine's m5.large"
+    )
+
+
+def test_lookup_explains_several_differences_and_environments(store: BaselineStore) -> None:
+    store.save(MODULE, {KEY: record(1.0, instance_type="c5.xlarge", cpu_count="4")}, KEYS)
+    store.save(MODULE, {KEY: record(1.0, torch="2.1.0")}, KEYS)
+    found = store.lookup(MODULE, KEY, HERE, KEYS)
+    assert found.explain() == (
+        f"no baseline for this environment in {store.path_for(MODULE)}: "
+        "baseline exists for torch=2.1.0, not this machine's 2.3.0; "
+        "baseline exists for instance_type=c5.xlarge, cpu_count=4, "
+        "not this machine's instance_type=m5.large, cpu_count=2"
+    )
+
+
+def test_lookup_without_any_baseline(store: BaselineStore) -> None:
+    found = store.lookup(MODULE, KEY, HERE, KEYS)
+    assert not found.found and found.mismatches == ()
+    assert found.explain() == f"no baseline saved for {KEY} in {store.path_for(MODULE)}"
+
+
+def test_lookup_prefers_the_closest_environment(store: BaselineStore) -> None:
+    exact = record(1.0, saved_at="2020-01-01T00:00:00Z")
+    store.save(MODULE, {KEY: exact}, FINGERPRINT_FIELDS)
+    store.save(MODULE, {KEY: record(2.0, torch="9.9", saved_at="2024-01-01T00:00:00Z")}, FINGERPRINT_FIELDS)
+    assert store.lookup(MODULE, KEY, HERE, ("device_type",)).record == exact
+
+
+def test_lookup_with_no_keys_matches_any_environment(store: BaselineStore) -> None:
+    other = record(1.0, instance_type="c5.xlarge")
+    store.save(MODULE, {KEY: other}, KEYS)
+    assert store.lookup(MODULE, KEY, HERE, ()).record == other
+
+
+# --- malformed files ----------------------------------------------------------------------------
+
+GOOD_RECORD = {"fingerprint": HERE, "saved_at": "x", "config": {}, "rounds": [], "report": {}}
+
+
+def doc(**changes: Any) -> bytes:
+    base: dict[str, Any] = {"schema_version": 1, "entries": {KEY: [GOOD_RECORD]}}
+    base.update(changes)
+    return json.dumps(base).encode()
+
+
+def bad_record(**changes: Any) -> bytes:
+    return doc(entries={KEY: [{**GOOD_RECORD, **changes}]})
+
+
+CORRUPT = [
+    pytest.param(b"", "it is empty", id="empty"),
+    pytest.param(b"\n  \n", "it is empty", id="blank"),
+    pytest.param(doc()[:-7], "it is not valid JSON (Expecting", id="truncated"),
+    pytest.param(b"<<<<<<< HEAD\n", "it is not valid JSON (Expecting value at line 1 column 1", id="merge-conflict"),
+    pytest.param(b"\xff\xfe{}", "it is not UTF-8 text (invalid start byte at byte 0)", id="not-utf8"),
+    pytest.param(b"[]", "the top level must be an object, got a list", id="list"),
+    pytest.param(b'{"entries": {}}', "it has no schema_version", id="no-version"),
+    pytest.param(doc(schema_version="1"), 'schema_version must be an integer, got "1"', id="version-str"),
+    pytest.param(doc(schema_version=True), "schema_version must be an integer, got true", id="version-bool"),
+    pytest.param(doc(schema_version=0), "schema_version 0 is not one any pytest-neuronperf writes", id="v0"),
+    pytest.param(doc(extra=1), "it has unexpected top-level keys 'extra'", id="extra-key"),
+    pytest.param(doc(entries=[]), "'entries' must be an object, got a list", id="entries-list"),
+    pytest.param(b'{"schema_version": 1}', "'entries' must be an object, got null", id="no-entries"),
+    pytest.param(doc(entries={KEY: {}}), f"entries[{KEY!r}] must be a list of records, got an object", id="records"),
+    pytest.param(doc(entries={KEY: [3]}), f"entries[{KEY!r}][0] must be an object, got a number", id="record-num"),
+    pytest.param(bad_record(rounds={}), f"entries[{KEY!r}][0].rounds must be a list of objects", id="rounds"),
+    pytest.param(bad_record(rounds=[1]), f"entries[{KEY!r}][0].rounds must be a list of objects", id="round"),
+    pytest.param(bad_record(report=[]), f"entries[{KEY!r}][0].report must be an object, got a list", id="report"),
+    pytest.param(bad_record(saved_at=1), f"entries[{KEY!r}][0].saved_at must be a string, got a number", id="saved"),
+    pytest.param(
+        bad_record(fingerprint={"cpu_count": 2}),
+        f"entries[{KEY!r}][0].fingerprint must be an object of strings",
+        id="fingerprint",
+    ),
+    pytest.param(bad_record(raunds=[]), f"entries[{KEY!r}][0] has unexpected keys 'raunds'", id="typo"),
+    pytest.param(
+        doc(entries={KEY: [{"fingerprint": {}}]}),
+        f"entries[{KEY!r}][0] lacks config, report, rounds, saved_at",
+        id="missing",
+    ),
+]
+
+
+@pytest.mark.parametrize(("content", "problem"), CORRUPT)
+def test_malformed_files_give_clear_errors_and_are_not_overwritten(
+    store: BaselineStore, content: bytes, problem: str
+) -> None:
+    path = store.path_for(MODULE)
+    path.parent.mkdir(parents=True)
+    path.write_bytes(content)
+    with pytest.raises(BaselineFileError) as excinfo:
+        store.load(MODULE)
+    err = excinfo.value
+    assert isinstance(err, ValueError)
+    assert err.path == path
+    assert err.problem.startswith(problem)
+    assert str(err) == f"baseline file {path} is unusable: {err.problem}. To fix it, {FIX_HINT}"
+    assert "delete it, restore it from version control, or pass --npf-overwrite-corrupt" in str(err)
+
+    with pytest.raises(BaselineFileError):
+        store.save(MODULE, {KEY: record(1.0)}, KEYS)
+    assert path.read_bytes() == content
+    with pytest.raises(BaselineFileError):
+        store.lookup(MODULE, KEY, HERE, KEYS)
+
+
+def test_newer_schema_says_to_upgrade(store: BaselineStore) -> None:
+    path = store.path_for(MODULE)
+    path.parent.mkdir(parents=True)
+    path.write_bytes(doc(schema_version=2))
+    with pytest.raises(BaselineFileError) as excinfo:
+        store.load(MODULE)
+    assert str(excinfo.value) == (
+        f"baseline file {path} is unusable: it has schema_version 2, written by a newer pytest-neuronperf "
+        f"(this one reads up to 1). To fix it, upgrade pytest-neuronperf, or {FIX_HINT}"
+    )
+    with pytest.raises(BaselineFileError):
+        store.save(MODULE, {KEY: record(1.0)}, KEYS)
+    assert path.read_bytes() == doc(schema_version=2)
+
+
+def test_a_byte_order_mark_is_tolerated(store: BaselineStore) -> None:
+    path = store.path_for(MODULE)
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"\xef\xbb\xbf" + doc())
+    assert list(store.load(MODULE).entries) == [KEY]
+
+
+def test_overwrite_corrupt_moves_the_bad_file_aside(store: BaselineStore) -> None:
+    path = store.path_for(MODULE)
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b'{"schema_version": 1, "entr')
+    result = store.save(MODULE, {KEY: record(1.0)}, KEYS, overwrite_corrupt=True)
+    assert result.moved_aside is not None
+    assert result.moved_aside.parent == path.parent
+    assert result.moved_aside.name.startswith("test_mlp.json.corrupt-")
+    assert result.moved_aside.read_bytes() == b'{"schema_version": 1, "entr'
+    assert [r.rounds for r in store.load(MODULE).records(KEY)] == [({"throughput": 1.0},)]
+
+    path.write_bytes(b"garbage")
+    second = store.save(MODULE, {KEY: record(2.0)}, KEYS, overwrite_corrupt=True)
+    assert second.moved_aside is not None and second.moved_aside != result.moved_aside
+    assert second.moved_aside.read_bytes() == b"garbage"
+    assert result.moved_aside.read_bytes() == b'{"schema_version": 1, "entr'
+
+
+def test_overwrite_corrupt_leaves_good_files_alone(store: BaselineStore) -> None:
+    store.save(MODULE, {OTHER_KEY: record(1.0)}, KEYS)
+    result = store.save(MODULE, {KEY: record(2.0)}, KEYS, overwrite_corrupt=True)
+    assert result.moved_aside is None
+    assert set(store.load(MODULE).entries) == {KEY, OTHER_KEY}
+
+
+@settings(max_examples=300)
+@given(st.binary(max_size=400))
+def test_parsing_arbitrary_bytes_raises_only_baseline_file_error(data: bytes) -> None:
+    try:
+        loaded = parse_baseline(data, "b.json")
+    except BaselineFileError as exc:
+        assert str(exc).startswith("baseline file b.json is unusable: ")
+        return
+    assert isinstance(loaded, BaselineFile)
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=10,
+)
+RECORDISH = st.fixed_dictionaries(
+    {},
+    optional={
+        "fingerprint": st.dictionaries(st.sampled_from(FINGERPRINT_FIELDS), st.text(max_size=3)) | JSON,
+        "saved_at": st.text(max_size=3) | JSON,
+        "config": st.dictionaries(st.text(max_size=3), JSON, max_size=2) | JSON,
+        "rounds": st.lists(st.dictionaries(st.text(max_size=3), JSON, max_size=2), max_size=2) | JSON,
+        "report": st.dictionaries(st.text(max_size=3), JSON, max_size=2) | JSON,
+    },
+)
+DOCISH = st.fixed_dictionaries(
+    {},
+    optional={
+        "schema_version": st.sampled_from([1, 1, 1, 0, 2, "1", None, 1.0, True]),
+        "entries": st.dictionaries(st.text(max_size=8), st.lists(RECORDISH, max_size=2) | JSON, max_size=3) | JSON,
+    },
+)
+
+
+@given(DOCISH)
+def test_json_shaped_documents_load_or_explain_and_round_trip(document: dict[str, Any]) -> None:
+    data = json.dumps(document).encode()
+    try:
+        loaded = parse_baseline(data, "b.json")
+    except BaselineFileError:
+        return
+    again = parse_baseline(loaded.dumps(), "b.json")
+    assert again.dumps() == loaded.dumps()
+
+
+@settings(max_examples=50, suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None)
+@given(st.binary(max_size=200))
+def test_loading_arbitrary_files_raises_only_baseline_file_error(tmp_path: Path, data: bytes) -> None:
+    store = BaselineStore(tmp_path)
+    path = store.path_for(MODULE)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    try:
+        loaded = store.load(MODULE)
+    except BaselineFileError as exc:
+        assert exc.path == path
+    else:
+        assert loaded.path == path
+
+
+# --- atomic writes ------------------------------------------------------------------------------
+
+
+def leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if not p.name.endswith((".json", ".lock")))
+
+
+@pytest.mark.parametrize("failing", ["replace", "fsync"])
+def test_interrupted_write_leaves_the_old_file_and_no_temp_files(
+    store: BaselineStore, monkeypatch: pytest.MonkeyPatch, failing: str
+) -> None:
+    store.save(MODULE, {KEY: record(1.0)}, KEYS)
+    path = store.path_for(MODULE)
+    before = path.read_bytes()
+
+    def boom(*args: object, **kwargs: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, failing, boom)
+    with pytest.raises(OSError, match="No space left"):
+        store.save(MODULE, {KEY: record(2.0), OTHER_KEY: record(3.0)}, KEYS)
+    monkeypatch.undo()
+    assert path.read_bytes() == before
+    assert leftovers(path.parent) == []
+
+
+def test_interrupt_while_writing_leaves_no_temp_file(store: BaselineStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    def interrupted(self: BaselineFile) -> bytes:
+        raise KeyboardInterrupt
+
+    store.save(MODULE, {KEY: record(1.0)}, KEYS)
+    before = store.path_for(MODULE).read_bytes()
+    monkeypatch.setattr(BaselineFile, "dumps", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        store.save(MODULE, {KEY: record(2.0)}, KEYS)
+    assert store.path_for(MODULE).read_bytes() == before
+    assert leftovers(store.path_for(MODULE).parent) == []
+
+
+def test_write_atomic_creates_and_replaces(tmp_path: Path) -> None:
+    target = tmp_path / "index.json"
+    write_atomic(str(target), b"one\n")
+    write_atomic(target, b"two\n")
+    assert target.read_bytes() == b"two\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["index.json"]
+
+
+def test_existing_file_mode_is_kept(store: BaselineStore) -> None:
+    store.save(MODULE, {KEY: record(1.0)}, KEYS)
+    path = store.path_for(MODULE)
+    assert path.stat().st_mode & 0o777 == 0o644
+    path.chmod(0o664)
+    store.save(MODULE, {KEY: record(2.0)}, KEYS)
+    assert path.stat().st_mode & 0o777 == 0o664
+
+
+# --- locking and concurrency --------------------------------------------------------------------
+
+
+def test_file_lock_excludes_a_second_holder(tmp_path: Path) -> None:
+    lock_path = tmp_path / "x.lock"
+    with FileLock(lock_path) as held:
+        locked_inside = held.locked
+        with pytest.raises(LockTimeoutError, match=r"could not lock .*x\.lock within 0 s"):
+            FileLock(lock_path, timeout=0).acquire()
+        with pytest.raises(RuntimeError, match="already locked"):
+            held.acquire()
+    assert locked_inside and not held.locked
+    with FileLock(lock_path, timeout=0):
+        pass
+    assert lock_path.exists()
+
+
+def test_concurrent_saves_from_many_processes_keep_every_entry(tmp_path: Path, no_leftover_children: None) -> None:
+    store = BaselineStore(tmp_path)
+    store.save(MODULE, {"seed::m::b1-n1-w1-p1": record(0.0)}, KEYS)
+    ctx = multiprocessing.get_context("spawn")
+    procs = []
+    # Hold the lock while the processes start so that they all queue on it
+    # and then race for it together.
+    with FileLock(store.path_for(MODULE).with_name("test_mlp.json.lock")):
+        for i in range(8):
+            updates = {f"test_{i}::m::b1-n1-w1-p{j}": record(float(i), float(j)) for j in range(3)}
+            proc = ctx.Process(target=store.save, args=(MODULE, updates, KEYS))
+            proc.start()
+            procs.append(proc)
+    for proc in procs:
+        proc.join(timeout=60)
+    assert [p.exitcode for p in procs] == [0] * 8
+    entries = store.load(MODULE).entries
+    assert len(entries) == 1 + 8 * 3
+    assert throughputs(entries["test_5::m::b1-n1-w1-p2"][0]) == [5.0, 2.0]
+    assert leftovers(store.path_for(MODULE).parent) == []
+
+
+# --- listing ------------------------------------------------------------------------------------
+
+
+def test_iter_baselines_lists_files_in_order_and_reports_bad_ones(tmp_path: Path) -> None:
+    store = BaselineStore(tmp_path)
+    store.save("tests/b/test_two.py", {KEY: record(2.0)}, KEYS)
+    store.save("tests/a/test_one.py", {KEY: record(1.0)}, KEYS)
+    store.save("test_top.py", {KEY: record(3.0)}, KEYS)
+    bad = store.path_for("tests/c/test_bad.py")
+    bad.parent.mkdir(parents=True)
+    bad.write_bytes(b"{")
+    (tmp_path / "tests" / "notes.txt").write_text("not a baseline")
+
+    errors: list[BaselineFileError] = []
+    listed = list(iter_baselines(tmp_path, on_error=errors.append))
+    assert [module for module, _ in listed] == ["test_top.py", "tests/a/test_one.py", "tests/b/test_two.py"]
+    assert [throughputs(f.records(KEY)[0]) for _, f in listed] == [[3.0], [1.0], [2.0]]
+    assert [e.path for e in errors] == [bad]
+    with pytest.raises(BaselineFileError):
+        list(iter_baselines(tmp_path))
+    assert list(iter_baselines(tmp_path / "missing")) == []
