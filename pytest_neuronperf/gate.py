@@ -1,0 +1,482 @@
+"""Pass / fail / inconclusive decisions on performance regressions (pure, no I/O).
+
+A metric is judged from the per-round summaries of a baseline and a current
+run. Rounds, not single inferences, are the unit of evidence: inferences within
+a round are autocorrelated and share the round's process placement, so only
+the spread between rounds shows how much a rerun of identical code moves.
+
+Each metric gets one of three outcomes, as in Chromium Pinpoint: FAIL (the
+evidence says worse than the tolerance), PASS (the evidence says not worse
+than the tolerance) and INCONCLUSIVE (collect more rounds, then judge all
+rounds together again).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from enum import Enum
+
+import numpy as np
+import numpy.typing as npt
+
+from pytest_neuronperf.stats import RoundSummary, mean_ci, min_samples_for_quantile, t_cdf, t_ppf
+
+# Level of the per-side intervals (each side's rounds, or a single round's own CI).
+CI_LEVEL = 0.95
+DURATION_OPTION = "--npf-duration"
+# Extra length asked for on top of the bare ratio: n_eff is itself an estimate.
+DURATION_MARGIN = 1.2
+
+TABLE_COLUMNS: tuple[str, ...] = (
+    "configuration",
+    "metric",
+    "baseline",
+    "current",
+    "change",
+    "tolerance",
+    "verdict",
+)
+
+
+class Verdict(str, Enum):
+    PASS = "pass"
+    FAIL = "fail"
+    INCONCLUSIVE = "inconclusive"
+
+
+@dataclass(frozen=True)
+class _Metric:
+    value: str
+    ci: str
+    higher_is_better: bool
+    quantile: float | None
+    unit: str
+
+
+_METRICS: dict[str, _Metric] = {
+    "throughput": _Metric("throughput", "throughput_ci", True, None, "/s"),
+    "p50": _Metric("p50_ms", "p50_ci", False, 0.50, " ms"),
+    "p99": _Metric("p99_ms", "p99_ci", False, 0.99, " ms"),
+}
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """The verdict on one metric of one configuration, with its evidence."""
+
+    metric: str
+    verdict: Verdict
+    baseline: float
+    baseline_ci: tuple[float, float]
+    current: float
+    current_ci: tuple[float, float]
+    change: float
+    change_ci: tuple[float, float]
+    p_value: float | None
+    tolerance: float
+    rule: str
+    message: str
+    hint: str = ""
+    improved: bool = False
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "metric": self.metric,
+            "verdict": self.verdict.value,
+            "baseline": float(self.baseline),
+            "baseline_ci": [float(v) for v in self.baseline_ci],
+            "current": float(self.current),
+            "current_ci": [float(v) for v in self.current_ci],
+            "change": float(self.change),
+            "change_ci": [float(v) for v in self.change_ci],
+            "p_value": None if self.p_value is None else float(self.p_value),
+            "tolerance": float(self.tolerance),
+            "rule": self.rule,
+            "message": self.message,
+            "hint": self.hint,
+            "improved": self.improved,
+        }
+
+
+# ---------------------------------------------------------------- formatting
+
+
+def _num(value: float) -> str:
+    if not math.isfinite(value):
+        return str(value)
+    if abs(value) >= 100:
+        return f"{value:.0f}"
+    if abs(value) >= 10:
+        return f"{value:.1f}"
+    return f"{value:.2f}"
+
+
+def _pct(value: float, digits: int = 1) -> str:
+    return f"{value * 100:+.{digits}f}%"
+
+
+def _ci_pct(ci: tuple[float, float]) -> str:
+    digits = 0 if min(abs(ci[0]), abs(ci[1])) >= 0.1 else 1
+    return f"{_pct(ci[0], digits)}..{_pct(ci[1], digits)}"
+
+
+def _tol(tolerance: float) -> str:
+    return f"{tolerance * 100:g}%"
+
+
+def _comparison(metric: str, unit: str, base: float, cur: float, change: float, evidence: _Evidence) -> str:
+    return (
+        f"{metric} {_num(cur)}{unit} vs baseline {_num(base)}{unit} "
+        f"({_pct(change)}, {evidence.ci_label} {_ci_pct(evidence.change_ci)})"
+    )
+
+
+# ---------------------------------------------------------------- judging
+
+
+@dataclass(frozen=True)
+class _Evidence:
+    """What the data say about the change, in 'badness' units (log ratio signed so worse is positive)."""
+
+    change_ci: tuple[float, float]
+    bad_lo: float
+    bad_hi: float
+    fail: bool
+    p_value: float | None
+    ci_label: str
+    rule: str
+
+
+def _bounds(tolerance: float, higher_is_better: bool) -> tuple[float, float]:
+    """(bad, good): the badness beyond which a change is a regression / an improvement.
+
+    Badness is -log(cur/base) for throughput and +log(cur/base) for latency, so
+    a 10% tolerance means throughput below 0.9x or latency above 1.1x.
+    """
+    below, above = -math.log1p(-tolerance), math.log1p(tolerance)
+    return (below, above) if higher_is_better else (above, below)
+
+
+def _log_ratio(change: float) -> float:
+    return math.log1p(change) if change > -1.0 else -math.inf
+
+
+def _values(rounds: Sequence[RoundSummary], spec: _Metric) -> npt.NDArray[np.float64]:
+    values = np.array([float(getattr(r, spec.value)) for r in rounds], dtype=np.float64)
+    if values.size == 0 or not np.all(np.isfinite(values)) or np.any(values <= 0):
+        raise ValueError(f"{spec.value} must be positive and finite in every round, got {values.tolist()}")
+    return values
+
+
+def _side(rounds: Sequence[RoundSummary], spec: _Metric) -> tuple[float, tuple[float, float]]:
+    """Point estimate and 95% interval of one side: the round's own CI, or a t-interval over rounds."""
+    values = _values(rounds, spec)
+    if values.size == 1:
+        lo, hi = getattr(rounds[0], spec.ci)
+        return float(values[0]), (float(lo), float(hi))
+    logs = np.log(values)
+    lo, hi = mean_ci(logs, CI_LEVEL)
+    return float(np.exp(logs.mean())), (math.exp(lo), math.exp(hi))
+
+
+def _welch(
+    x: npt.NDArray[np.float64], y: npt.NDArray[np.float64], sign: float, bad_bound: float, alpha: float
+) -> _Evidence:
+    """Rounds on both sides: Welch t on per-round log values.
+
+    FAIL needs the one-sided test of H0 'not worse than the tolerance' to reject
+    at ``alpha`` (the same as the whole (1 - 2 alpha) CI lying beyond the
+    tolerance). The reported interval is the 95% CI, and PASS needs its bad-side
+    bound within the tolerance. A FAIL implies the 95% CI is beyond the
+    tolerance too, so the two outcomes never overlap.
+    """
+    va, vb = float(x.var(ddof=1)) / x.size, float(y.var(ddof=1)) / y.size
+    se = math.sqrt(va + vb)
+    df = (va + vb) ** 2 / (va**2 / (x.size - 1) + vb**2 / (y.size - 1)) if se > 0 else x.size + y.size - 2.0
+    d = float(y.mean() - x.mean())
+    badness = sign * d
+    half = t_ppf(0.5 + CI_LEVEL / 2.0, df) * se
+    # With zero spread (identical rounds on each side) the change is known exactly.
+    exact = 0.0 if badness > bad_bound else 1.0
+    p_value = 1.0 - t_cdf((badness - bad_bound) / se, df) if se > 0 else exact
+    return _Evidence(
+        change_ci=(math.expm1(d - half), math.expm1(d + half)),
+        bad_lo=badness - half,
+        bad_hi=badness + half,
+        fail=p_value < alpha,
+        p_value=p_value,
+        ci_label=f"{CI_LEVEL:.0%} CI",
+        rule=f"Welch t on log values of {x.size} vs {y.size} rounds: fail if one-sided p<{alpha:g}",
+    )
+
+
+def _single(
+    base_ci: tuple[float, float], cur_ci: tuple[float, float], change: float, sign: float, bad_bound: float
+) -> _Evidence:
+    """One round on a side: no spread between rounds to test against, so compare the 95% intervals.
+
+    The change's interval is interval arithmetic on the ratio (the widest change
+    both intervals allow); PASS needs its bad-side bound within the tolerance.
+    """
+    change_ci = (
+        cur_ci[0] / base_ci[1] - 1.0 if base_ci[1] > 0 else -1.0,
+        cur_ci[1] / base_ci[0] - 1.0 if base_ci[0] > 0 else math.inf,
+    )
+    bad_lo, bad_hi = sorted(sign * _log_ratio(c) for c in change_ci)
+    disjoint = cur_ci[0] > base_ci[1] or cur_ci[1] < base_ci[0]
+    return _Evidence(
+        change_ci=change_ci,
+        bad_lo=bad_lo,
+        bad_hi=bad_hi,
+        fail=disjoint and sign * _log_ratio(change) > bad_bound,
+        p_value=None,
+        ci_label="bounds from both 95% CIs",
+        rule="single-round 95% CIs: fail if disjoint",
+    )
+
+
+def _too_few_samples(
+    spec: _Metric, metric: str, base: Sequence[RoundSummary], cur: Sequence[RoundSummary]
+) -> tuple[str, int] | None:
+    """(hint, samples needed) when either side's percentile rests on too few effective samples.
+
+    The smallest n_eff among a side's rounds counts: each round's percentile
+    enters the comparison on its own. n_eff grows about in proportion to the
+    measured duration, so the hint asks for that factor (plus a margin).
+    """
+    if spec.quantile is None:
+        return None
+    need = min_samples_for_quantile(spec.quantile)
+    attr = f"n_eff_{metric}"
+    hints = []
+    for label, rounds in (("current run", cur), ("baseline", base)):
+        worst = min(rounds, key=lambda r: float(getattr(r, attr)))
+        have = float(getattr(worst, attr))
+        if have >= need:
+            continue
+        factor = DURATION_MARGIN * need / max(have, 1.0)
+        seconds = max(1, math.ceil(worst.duration_s * factor))
+        verb = "run" if label == "current run" else "re-record the baseline"
+        hints.append(
+            f"{verb} about {factor:.1f}x longer ({DURATION_OPTION}={seconds}s) to judge {metric}: "
+            f"the {label} has {have:.0f} effective samples per round, {need} needed"
+        )
+    return ("; ".join(hints), need) if hints else None
+
+
+def _all_unstable_side(baseline: Sequence[RoundSummary], current: Sequence[RoundSummary]) -> str | None:
+    for label, rounds in (("current", current), ("baseline", baseline)):
+        if not any(r.stable for r in rounds):
+            return label
+    return None
+
+
+def judge_metric(
+    metric: str,
+    baseline: Sequence[RoundSummary],
+    current: Sequence[RoundSummary],
+    tolerance: float,
+    alpha: float = 0.01,
+) -> Judgement:
+    """Judge one metric ("throughput", "p50" or "p99") of current rounds against baseline rounds.
+
+    Throughput regresses when it falls, latency percentiles when they rise.
+    In order: a percentile with too few effective samples on either side is
+    INCONCLUSIVE; FAIL when the evidence (Welch with >= 2 rounds a side, else
+    the rounds' own intervals) puts the change beyond the tolerance; PASS when
+    the change's interval stays on the good side of the tolerance (``improved``
+    when it lies beyond the tolerance on the good side); INCONCLUSIVE
+    otherwise. A FAIL where every round of one side was unstable becomes
+    INCONCLUSIVE unless even the interval's near bound exceeds twice the
+    tolerance.
+    """
+    if metric not in _METRICS:
+        raise ValueError(f"metric must be one of {sorted(_METRICS)}, got {metric!r}")
+    if not 0.0 < tolerance < 1.0:
+        raise ValueError(f"tolerance must be a fraction in (0, 1), got {tolerance}")
+    if not 0.0 < alpha < 0.5:
+        raise ValueError(f"alpha must be in (0, 0.5), got {alpha}")
+    if not baseline or not current:
+        raise ValueError("judging needs at least one baseline round and one current round")
+    spec = _METRICS[metric]
+    sign = -1.0 if spec.higher_is_better else 1.0
+    bad_bound, good_bound = _bounds(tolerance, spec.higher_is_better)
+    base, base_ci = _side(baseline, spec)
+    cur, cur_ci = _side(current, spec)
+    change = cur / base - 1.0
+    if len(baseline) >= 2 and len(current) >= 2:
+        ev = _welch(np.log(_values(baseline, spec)), np.log(_values(current, spec)), sign, bad_bound, alpha)
+    else:
+        ev = _single(base_ci, cur_ci, change, sign, bad_bound)
+
+    compared = _comparison(metric, spec.unit, base, cur, change, ev)
+    tol = _tol(tolerance)
+    rule = f"{ev.rule} beyond {tol}; pass if the {CI_LEVEL:.0%} CI is within {tol}"
+    hint = ""
+    p_value = ev.p_value
+    improved = ev.bad_hi < -good_bound
+    few = _too_few_samples(spec, metric, baseline, current)
+    if few is not None:
+        # Not judged at all, so it takes no part in a multiple-comparison correction either.
+        verdict, improved, p_value = Verdict.INCONCLUSIVE, False, None
+        message = f"{compared}: too few samples to state {metric}"
+        hint = few[0]
+        rule = f"{metric} needs >= {few[1]} effective samples per round"
+    elif ev.fail:
+        verdict, message = Verdict.FAIL, f"{compared}, beyond {tol}"
+        unstable = _all_unstable_side(baseline, current)
+        double_bound, _ = _bounds(min(2.0 * tolerance, 0.99), spec.higher_is_better)
+        if unstable is not None and ev.bad_lo <= double_bound:
+            verdict = Verdict.INCONCLUSIVE
+            message = f"{compared}, beyond {tol} but every {unstable} round was unstable"
+            hint = "throughput drifted within the rounds; warm up longer or use a quieter machine"
+            rule += f"; an all-unstable side fails only beyond {_tol(2 * tolerance)}"
+    elif ev.bad_hi < bad_bound:
+        verdict = Verdict.PASS
+        if improved:
+            message = f"{compared}, better than baseline by more than {tol}: the baseline looks stale"
+        else:
+            message = f"{compared}, within {tol}"
+    else:
+        verdict, hint = Verdict.INCONCLUSIVE, "collect more rounds to narrow the interval"
+        if ev.bad_lo > bad_bound and ev.p_value is not None:
+            message = f"{compared}, probably beyond {tol} but not significant (p={ev.p_value:.2g} >= {alpha:g})"
+        else:
+            message = f"{compared}, cannot tell whether within {tol}"
+
+    return Judgement(
+        metric=metric,
+        verdict=verdict,
+        baseline=base,
+        baseline_ci=base_ci,
+        current=cur,
+        current_ci=cur_ci,
+        change=change,
+        change_ci=ev.change_ci,
+        p_value=p_value,
+        tolerance=tolerance,
+        rule=rule,
+        message=message,
+        hint=hint,
+        improved=improved,
+    )
+
+
+# ---------------------------------------------------------------- many judgements
+
+
+def correct_multiple(judgements: Sequence[Judgement], method: str = "holm", alpha: float = 0.01) -> list[Judgement]:
+    """Adjust p-values across the comparisons of one test; a FAIL no longer significant becomes INCONCLUSIVE.
+
+    Holm-Bonferroni keeps the chance of any false FAIL among m comparisons at
+    ``alpha``: the i-th smallest p is multiplied by (m - i + 1), and adjusted
+    values are made monotone. Only judgements with a p-value take part; their
+    p_value is replaced by the adjusted one. Single-round judgements (no
+    p-value) are left as they are.
+    """
+    if method not in ("holm", "bonferroni", "none"):
+        raise ValueError(f"method must be 'holm', 'bonferroni' or 'none', got {method!r}")
+    indexed = sorted(((j.p_value, i) for i, j in enumerate(judgements) if j.p_value is not None))
+    m = len(indexed)
+    adjusted: dict[int, float] = {}
+    running = 0.0
+    for rank, (p, i) in enumerate(indexed):
+        if method == "holm":
+            # Monotone: a larger raw p never gets a smaller adjusted p than a smaller one did.
+            running = max(running, min(1.0, p * (m - rank)))
+            adjusted[i] = running
+        elif method == "bonferroni":
+            adjusted[i] = min(1.0, p * m)
+        else:
+            adjusted[i] = p
+    result = []
+    for i, j in enumerate(judgements):
+        if i not in adjusted:
+            result.append(j)
+            continue
+        p_adj = adjusted[i]
+        if j.verdict is Verdict.FAIL and p_adj >= alpha:
+            j = replace(
+                j,
+                verdict=Verdict.INCONCLUSIVE,
+                message=f"{j.message}, but not significant after correcting for {m} comparisons "
+                f"(adjusted p={p_adj:.3g})",
+                hint="collect more rounds to confirm",
+                rule=f"{j.rule}; {method} over {m} comparisons",
+            )
+        result.append(replace(j, p_value=p_adj))
+    return result
+
+
+def decide(judgements: Sequence[Judgement], strict: bool = False) -> Verdict:
+    """The test's verdict from all its judgements.
+
+    Any FAIL fails the test. Otherwise any INCONCLUSIVE makes the test
+    inconclusive, or fails it when ``strict`` (a gate that demands evidence of
+    no regression). No judgements at all is a PASS: nothing was compared.
+    """
+    verdicts = {j.verdict for j in judgements}
+    if Verdict.FAIL in verdicts:
+        return Verdict.FAIL
+    if Verdict.INCONCLUSIVE in verdicts:
+        return Verdict.FAIL if strict else Verdict.INCONCLUSIVE
+    return Verdict.PASS
+
+
+def needs_confirmation(judgements: Sequence[Judgement]) -> bool:
+    """True when extra rounds could change the outcome (then judge again on all rounds together)."""
+    return any(j.verdict is not Verdict.PASS for j in judgements)
+
+
+# ---------------------------------------------------------------- absolute limits and tables
+
+
+def check_limits(
+    report: Mapping[str, object],
+    min_throughput: float | None = None,
+    max_p50_ms: float | None = None,
+    max_p99_ms: float | None = None,
+) -> list[str]:
+    """Plain-words messages for each absolute limit the report breaks (empty when none)."""
+    checks = (
+        ("throughput_avg", min_throughput, "/s", True),
+        ("latency_ms_p50", max_p50_ms, " ms", False),
+        ("latency_ms_p99", max_p99_ms, " ms", False),
+    )
+    messages = []
+    for key, limit, unit, is_minimum in checks:
+        if limit is None:
+            continue
+        value = report.get(key)
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+            messages.append(f"{key} is missing from the report, so the limit {_num(limit)}{unit} cannot be checked")
+        elif is_minimum and value < limit:
+            messages.append(f"{key} {_num(value)}{unit} is below the minimum {_num(limit)}{unit}")
+        elif not is_minimum and value > limit:
+            messages.append(f"{key} {_num(value)}{unit} is above the maximum {_num(limit)}{unit}")
+    return messages
+
+
+def table_row(configuration: str, judgement: Judgement) -> dict[str, str]:
+    """One row of format_table for a judgement."""
+    unit = _METRICS[judgement.metric].unit
+    return {
+        "configuration": configuration,
+        "metric": judgement.metric,
+        "baseline": f"{_num(judgement.baseline)}{unit}",
+        "current": f"{_num(judgement.current)}{unit}",
+        "change": _pct(judgement.change),
+        "tolerance": _tol(judgement.tolerance),
+        "verdict": judgement.verdict.value + (" (improved)" if judgement.improved else ""),
+    }
+
+
+def format_table(rows: Sequence[Mapping[str, str]]) -> str:
+    """A left-aligned text table of the columns in TABLE_COLUMNS (missing cells are blank)."""
+    cells = [list(TABLE_COLUMNS)] + [[str(row.get(c, "")) for c in TABLE_COLUMNS] for row in rows]
+    widths = [max(len(line[k]) for line in cells) for k in range(len(TABLE_COLUMNS))]
+    lines = ["  ".join(text.ljust(w) for text, w in zip(line, widths, strict=True)).rstrip() for line in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
