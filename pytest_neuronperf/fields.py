@@ -89,3 +89,15 @@ MATRIX_KEYS: Final[tuple[str, ...]] = ("n_models", "workers_per_model", "pipelin
 STATUS_OK: Final = "finished"
 STATUS_SKIPPED: Final = "skipped"
 STATUS_ERROR: Final = "error"
+
+# Added beside a report's fields when a whole pytest run is written out (CSV rows, summaries).
+RUN_KEYS: Final[tuple[str, ...]] = (
+    "test",
+    "measurement",
+    "verdict",
+    "baseline_throughput",
+    "throughput_change",
+    "baseline_p99_ms",
+    "p99_change",
+)
+CSV_RUN_COLS: Final[tuple[str, ...]] = RUN_KEYS + CSV_COLS

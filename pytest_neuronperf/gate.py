@@ -36,6 +36,7 @@ TABLE_COLUMNS: tuple[str, ...] = (
     "current",
     "change",
     "tolerance",
+    "limit",
     "verdict",
 )
 

@@ -31,7 +31,7 @@ def _check_cols(cols: Sequence[str] | None, default: Sequence[str]) -> list[str]
         return list(default)
     if isinstance(cols, str):
         cols = [cols]
-    unknown = [c for c in cols if c not in fields.ALL_KEYS]
+    unknown = [c for c in cols if c not in fields.ALL_KEYS and c not in fields.RUN_KEYS]
     if unknown:
         raise ValueError(f"cols: unknown report field(s) {unknown}; valid fields: {', '.join(fields.ALL_KEYS)}")
     return list(cols)
@@ -129,8 +129,13 @@ def _finite(obj: Any) -> Any:
     return obj
 
 
+def json_text(obj: Any) -> str:
+    """Indented JSON with NaN/infinity as null and numpy scalars as numbers."""
+    return json.dumps(_finite(obj), indent=2, default=_json_default, allow_nan=False) + "\n"
+
+
 def reports_to_json(reports: Sequence[Mapping[str, Any]]) -> str:
-    return json.dumps(_finite(list(reports)), indent=2, default=_json_default, allow_nan=False) + "\n"
+    return json_text(list(reports))
 
 
 def write_json(reports: Sequence[Mapping[str, Any]], filename: str | None = None) -> str:

@@ -1,0 +1,248 @@
+"""The ``npf_bench`` fixture object: runs one measurement through the shared runner and gates it."""
+
+from __future__ import annotations
+
+import inspect
+import os
+import tempfile
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from pytest_neuronperf import evaluation as ev
+from pytest_neuronperf.measurement import Measurement
+from pytest_neuronperf.session import NpfSession
+from pytest_neuronperf.settings import Settings, SettingsError, Tolerance, parse_tolerance
+
+# Marker/fixture keywords that belong to the gate, not to the runner.
+GATE_KEYWORDS: tuple[str, ...] = ("name", "tolerance", "min_throughput", "max_p50_ms", "max_p99_ms", "compile",
+                                  "compiler_args")
+DEFAULT_NAME = "default"
+
+
+class NeuronPerfWarning(UserWarning):
+    """A measurement that could not be judged (inconclusive) or compared (no baseline)."""
+
+
+def runner_keywords() -> list[str]:
+    from pytest_neuronperf.api import benchmark
+
+    return list(inspect.signature(benchmark).parameters)
+
+
+def valid_keywords() -> list[str]:
+    return runner_keywords() + list(GATE_KEYWORDS)
+
+
+def check_keywords(kwargs: Mapping[str, Any], where: str) -> None:
+    unknown = sorted(set(kwargs) - set(valid_keywords()))
+    if unknown:
+        raise TypeError(
+            f"{where}: unknown keyword(s) {', '.join(unknown)}; valid keywords are the runner's parameters "
+            f"({', '.join(runner_keywords())}) and the gate's ({', '.join(GATE_KEYWORDS)})"
+        )
+
+
+def benchmark_lock_path() -> str:
+    """One lock per machine and user: benchmarks never share cores, across xdist workers or sessions."""
+    uid = os.getuid() if hasattr(os, "getuid") else 0
+    return os.path.join(tempfile.gettempdir(), f"pytest-neuronperf-{uid}.lock")
+
+
+@dataclass
+class BenchResult:
+    """What ``npf_bench(...)`` returns: the reports, the verdicts and helpers to assert on them."""
+
+    name: str
+    reports: list[dict[str, Any]]
+    outcomes: list[ev.ConfigOutcome]
+    verdict: str
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return self.verdict != ev.FAIL
+
+    @property
+    def verdicts(self) -> dict[str, str]:
+        """Configuration key ("b1-n2-w1-p1") -> verdict."""
+        return {o.key: o.verdict for o in self.outcomes}
+
+    def finished(self) -> list[dict[str, Any]]:
+        return [r for r in self.reports if r.get("status") == "finished"]
+
+    def best(self, metric: str) -> float:
+        """The best value of ``metric`` over the finished configurations (highest throughput, lowest latency)."""
+        values = [r[metric] for r in self.finished() if isinstance(r.get(metric), (int, float))]
+        if not values:
+            known = sorted(k for k, v in (self.finished() or [{}])[0].items() if isinstance(v, (int, float)))
+            raise KeyError(f"best: no finished configuration has a numeric {metric!r}; numeric fields: {known}")
+        return float(max(values) if metric.startswith("throughput") else min(values))
+
+    def config(self, **match: Any) -> dict[str, Any]:
+        """The one report whose fields equal ``match``, e.g. ``config(n_models=2, workers_per_model=1)``."""
+        found = [r for r in self.reports if all(r.get(k) == v for k, v in match.items())]
+        if len(found) != 1:
+            raise LookupError(f"config: {len(found)} reports match {match}; give more fields to pick one")
+        return found[0]
+
+
+class NpfBench:
+    """Callable fixture object; marker keywords are its defaults, call keywords override them."""
+
+    def __init__(self, item: pytest.Item, session: NpfSession, settings: Settings) -> None:
+        self.item = item
+        self.session = session
+        self.settings = settings
+        marker = item.get_closest_marker("neuron_benchmark")
+        self.defaults: dict[str, Any] = dict(marker.kwargs) if marker is not None else {}
+        self.names: list[str] = []
+
+    @property
+    def called(self) -> bool:
+        return bool(self.names)
+
+    def __call__(self, model: Any = None, inputs: Any = None, **kwargs: Any) -> BenchResult:
+        check_keywords(kwargs, "npf_bench")
+        params: dict[str, Any] = {**self.defaults, **kwargs}
+        if model is not None:
+            params["model"] = model
+        if inputs is not None:
+            params["inputs"] = inputs
+        name = str(params.pop("name", None) or DEFAULT_NAME)
+        if name in self.names:
+            raise ValueError(
+                f"npf_bench: this test already measured {name!r}; give each measurement in one test its own "
+                "name, e.g. npf_bench(..., name='batch8'), so their baselines stay apart"
+            )
+        for required in ("model", "inputs"):
+            if params.get(required) is None:
+                raise TypeError(f"npf_bench: no {required!r} given (pass it to npf_bench or to the marker)")
+        self.names.append(name)
+        return self._measure(name, params)
+
+    def _gate_params(self, params: dict[str, Any]) -> tuple[Tolerance, ev.Limits]:
+        tol = params.pop("tolerance", None)
+        if tol is None:
+            tolerance = self.settings.tolerance
+        elif isinstance(tol, Tolerance):
+            tolerance = tol
+        else:
+            try:
+                tolerance = parse_tolerance(str(tol) if not isinstance(tol, float) else repr(tol), "tolerance")
+            except SettingsError as exc:
+                raise ValueError(str(exc)) from None
+        limits = ev.Limits(params.pop("min_throughput", None), params.pop("max_p50_ms", None),
+                           params.pop("max_p99_ms", None))
+        return tolerance, limits
+
+    def _runner_params(self, params: dict[str, Any]) -> dict[str, Any]:
+        s = self.settings
+        if s.duration is not None:
+            params["duration"] = s.duration
+        if s.device is not None:
+            params["device_type"] = s.device
+        if s.n_models is not None:
+            params["n_models"] = ["max" if n == -1 else n for n in s.n_models]
+        if s.workers is not None:
+            params["workers_per_model"] = list(s.workers)
+        if s.timeout is not None:
+            params["timeout"] = s.timeout
+        if s.verbosity is not None:
+            params["verbosity"] = s.verbosity
+        params.setdefault("rounds", s.rounds)
+        params.setdefault("model_name", None)
+        params.pop("return_timers", None)
+        return params
+
+    def _measure(self, name: str, params: dict[str, Any]) -> BenchResult:
+        from pytest_neuronperf import baseline
+        from pytest_neuronperf.backends.registry import get_backend
+        from pytest_neuronperf.filelock import FileLock
+
+        tolerance, limits = self._gate_params(params)
+        params.pop("compile", None)
+        params.pop("compiler_args", None)
+        params = self._runner_params(params)
+        device = params.get("device_type", "cpu")
+        backend = get_backend(device)
+        reason = backend.unavailable_reason()
+        if reason is not None:
+            pytest.skip(f"device_type={device!r} is not available here: {reason}")
+        fingerprint = baseline.fingerprint(backend.name)
+        from pytest_neuronperf.api import benchmark
+
+        with FileLock(benchmark_lock_path()):
+            reports: list[dict[str, Any]] = benchmark(**params)  # type: ignore[assignment]
+        compare = self.settings.compare
+        store = baseline.BaselineStore(self.session.baseline_root)
+        module, test_name = baseline.split_nodeid(self.item.nodeid)
+
+        def lookups() -> dict[str, baseline.Lookup | None]:
+            if not compare:
+                return {}
+            try:
+                return {baseline.config_key(r): store.lookup(module, baseline.entry_key(test_name, name, r),
+                                                             fingerprint, self.settings.fingerprint_keys)
+                        for r in reports if r.get("status") == "finished"}
+            except baseline.BaselineFileError as exc:
+                pytest.fail(str(exc), pytrace=False)
+
+        found = lookups()
+        outcomes = ev.evaluate(reports, found, tolerance=tolerance, limits=limits, compare=compare)
+        unsure = ev.needs_confirmation(outcomes)
+        if unsure and self.settings.confirm > 0:
+            self._confirm(params, reports, unsure)
+            outcomes = ev.evaluate(reports, found, tolerance=tolerance, limits=limits, compare=compare)
+        verdict = ev.test_verdict(outcomes, strict=self.settings.strict,
+                                  require_baseline=self.settings.require_baseline)
+        notes = [f"{ev.describe_config(o.report)}: {o.note}" for o in outcomes if o.note]
+        self.session.add(Measurement(
+            nodeid=self.item.nodeid, name=name, device_type=backend.name, fingerprint=fingerprint, verdict=verdict,
+            reports=reports, outcomes=[o.to_dict() for o in outcomes], notes=notes,
+        ))
+        self._record_properties(name, outcomes)
+        result = BenchResult(name, reports, outcomes, verdict, notes)
+        if verdict == ev.FAIL and not self.settings.save_baseline:
+            pytest.fail(ev.failure_message(name, outcomes, limits, strict=self.settings.strict,
+                                           require_baseline=self.settings.require_baseline), pytrace=False)
+        if verdict == ev.INCONCLUSIVE:
+            warnings.warn(NeuronPerfWarning(
+                f"{self.item.nodeid} [{name}]: inconclusive after confirmation rounds; "
+                + "; ".join(j.message for o in outcomes for j in o.judgements if j.verdict.value == ev.INCONCLUSIVE)
+            ), stacklevel=2)
+        return result
+
+    def _confirm(self, params: dict[str, Any], reports: list[dict[str, Any]],
+                 unsure: list[ev.ConfigOutcome]) -> None:
+        """Measure the doubtful configurations again in extra rounds; all rounds are then judged together."""
+        from pytest_neuronperf.api import benchmark
+        from pytest_neuronperf.baseline import config_key
+        from pytest_neuronperf.filelock import FileLock
+
+        rounds = int(params.get("rounds", 1))
+        per_round = float(params.get("duration", 60.0)) / rounds
+        extra = dict(params)
+        extra.update(rounds=self.settings.confirm, duration=per_round * self.settings.confirm,
+                     n_models=sorted({o.report["n_models"] for o in unsure}),
+                     workers_per_model=sorted({o.report["workers_per_model"] for o in unsure}))
+        wanted = {o.key for o in unsure}
+        with FileLock(benchmark_lock_path()):
+            more: list[dict[str, Any]] = benchmark(**extra)  # type: ignore[assignment]
+        by_key = {config_key(r): r for r in more if r.get("status") == "finished"}
+        for report in reports:
+            key = config_key(report)
+            if key in wanted and key in by_key:
+                report["rounds"] = list(report["rounds"]) + list(by_key[key]["rounds"])
+
+    def _record_properties(self, name: str, outcomes: list[ev.ConfigOutcome]) -> None:
+        for o in outcomes:
+            if o.report.get("status") != "finished":
+                continue
+            prefix = f"npf:{name}:{o.key}"
+            for metric in ("throughput_avg", "latency_ms_p50", "latency_ms_p99"):
+                self.item.user_properties.append((f"{prefix}:{metric}", o.report.get(metric)))
+            self.item.user_properties.append((f"{prefix}:verdict", o.verdict))

@@ -1,0 +1,128 @@
+"""pytest hooks of pytest-neuronperf (loaded by every pytest run: keep module-level imports light).
+
+State lives in a :class:`~pytest_neuronperf.session.NpfSession` kept under a
+StashKey on the config; runner, statistics and torch load only when a
+benchmark test runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from pytest_neuronperf.session import NpfSession
+from pytest_neuronperf.settings import OPTIONS, Settings, SettingsError
+
+if TYPE_CHECKING:
+    from pytest_neuronperf.fixture import NpfBench
+
+MARKER = "neuron_benchmark"
+SESSION_KEY = pytest.StashKey[NpfSession]()
+BENCH_KEY = pytest.StashKey["NpfBench"]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("neuronperf", "inference performance tests (pytest-neuronperf)")
+    for option in OPTIONS:
+        if option.is_flag:
+            group.addoption(option.flag, action="store_true", dest=option.dest, default=None,
+                            help=option.help_with_default)
+            if option.negative_flag:
+                group.addoption(option.negative_flag, action="store_false", dest=option.dest, default=None,
+                                help=option.negative_help)
+        else:
+            group.addoption(option.flag, dest=option.dest, default=None, metavar=option.metavar,
+                            help=option.help_with_default)
+        # Read as text so an unset key stays "not given" and the command line can win.
+        parser.addini(option.ini, help=f"{option.help} (same as {option.flag})", default="")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        f"{MARKER}(model=..., inputs=..., **params): benchmark a model over the configuration matrix and "
+        "gate throughput / latency against baselines and limits (see pytest-neuronperf's README)",
+    )
+    cli = {option.field: config.getoption(option.dest) for option in OPTIONS}
+    ini = {option.field: config.getini(option.ini) for option in OPTIONS}
+    try:
+        settings = Settings.from_sources(cli, ini)
+    except SettingsError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    session = NpfSession(config, settings)
+    config.stash[SESSION_KEY] = session
+    config.pluginmanager.register(session, "neuronperf-session")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    session = config.stash.get(SESSION_KEY, None)
+    if session is not None:
+        config.pluginmanager.unregister(session)
+        del config.stash[SESSION_KEY]
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: object) -> Generator[None, Any, Any]:
+    result = yield
+    items = result if isinstance(result, list) else [result]
+    for item in items:
+        marker = item.get_closest_marker(MARKER) if isinstance(item, pytest.Function) else None
+        if marker is None:
+            continue
+        if marker.args:
+            raise collector.CollectError(f"{item.nodeid}: @pytest.mark.{MARKER} takes keyword arguments only")
+        from pytest_neuronperf.fixture import check_keywords
+
+        try:
+            check_keywords(marker.kwargs, f"{item.nodeid}: @pytest.mark.{MARKER}")
+        except TypeError as exc:
+            raise collector.CollectError(str(exc)) from None
+    return result
+
+
+def _is_benchmark(item: pytest.Item) -> bool:
+    return item.get_closest_marker(MARKER) is not None or "npf_bench" in getattr(item, "fixturenames", ())
+
+
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    settings = config.stash[SESSION_KEY].settings
+    if settings.skip:
+        skip = pytest.mark.skip(reason="performance tests skipped (--npf-skip)")
+        for item in items:
+            if _is_benchmark(item):
+                item.add_marker(skip)
+    elif settings.only:
+        keep = [item for item in items if _is_benchmark(item)]
+        dropped = [item for item in items if not _is_benchmark(item)]
+        if dropped:
+            config.hook.pytest_deselected(items=dropped)
+            items[:] = keep
+
+
+def _bench(item: pytest.Item) -> NpfBench:
+    from pytest_neuronperf.fixture import NpfBench
+
+    bench = item.stash.get(BENCH_KEY, None)
+    if bench is None:
+        session = item.config.stash[SESSION_KEY]
+        bench = NpfBench(item, session, session.settings)
+        item.stash[BENCH_KEY] = bench
+    return bench
+
+
+@pytest.fixture
+def npf_bench(request: pytest.FixtureRequest) -> NpfBench:
+    """Benchmark a model: ``npf_bench(model, inputs, **params)`` runs the configuration matrix, compares it
+    with the stored baseline and fails the test on a regression; returns a result with the reports."""
+    return _bench(request.node)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, Any, Any]:
+    result = yield
+    # A declarative test: the marker alone describes the benchmark; run it after the (usually empty) body.
+    if item.get_closest_marker(MARKER) is not None and not _bench(item).called:
+        _bench(item)()
+    return result

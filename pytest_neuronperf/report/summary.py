@@ -1,0 +1,49 @@
+"""The terminal summary: the guide's table per configuration, with baseline and change columns."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+from pytest_neuronperf.measurement import Measurement
+from pytest_neuronperf.report.text import format_value
+
+COLUMNS = ("test", "throughput_avg", "latency_ms_p50", "latency_ms_p99", "n_models", "pipeline_size",
+           "workers_per_model", "batch_size", "model_filename", "baseline_throughput", "throughput_change",
+           "p99_change", "verdict")
+VERBOSE_EXTRA = ("latency_ms_p90", "infer_ms_p50", "load_avg_ms", "warmup_avg_ms", "stable", "latency_samples")
+
+
+def _cell(key: str, value: Any) -> str:
+    if key.endswith("_change") and isinstance(value, float):
+        return f"{value * 100:+.1f}%"
+    return format_value(value)
+
+
+def table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> list[str]:
+    cells = [list(columns)] + [[_cell(c, r.get(c)) for c in columns] for r in rows]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
+    return [" ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)).rstrip() for line in cells]
+
+
+def counts_line(measurements: Sequence[Measurement]) -> str:
+    verdicts = Counter(o["verdict"] for m in measurements for o in m.outcomes)
+    parts = [f"{n} {v}" for v, n in sorted(verdicts.items())]
+    return f"neuronperf: {len(measurements)} measurement(s), configurations: " + (", ".join(parts) or "none")
+
+
+def summary_lines(measurements: Sequence[Measurement], *, verbose: bool) -> list[str]:
+    if not measurements:
+        return []
+    rows = []
+    for m in measurements:
+        for row in m.flat_rows():
+            label = m.nodeid if m.name == "default" else f"{m.nodeid}[{m.name}]"
+            rows.append({**row, "test": label})
+    columns = COLUMNS + VERBOSE_EXTRA if verbose else COLUMNS
+    lines = table(rows, columns)
+    for m in measurements:
+        lines.extend(f"note: {m.nodeid}: {note}" for note in m.notes)
+    lines.append(counts_line(measurements))
+    return lines

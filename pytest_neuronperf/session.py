@@ -1,0 +1,153 @@
+"""The plugin's session object: collects measurements, brings them home from xdist workers,
+saves baselines, writes result files and prints the summary."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_neuronperf.measurement import BASELINE_REPORT_KEYS, Measurement
+from pytest_neuronperf.settings import Settings
+
+WORKEROUTPUT_KEY = "neuronperf_measurements"
+RESULTS_SCHEMA_VERSION = 1
+
+
+class NpfSession:
+    def __init__(self, config: pytest.Config, settings: Settings) -> None:
+        self.config = config
+        self.settings = settings
+        self.is_worker = hasattr(config, "workerinput")
+        self.measurements: list[Measurement] = []
+        self.saved: list[str] = []
+        self.errors: list[str] = []
+        self.written: list[str] = []
+
+    @property
+    def baseline_root(self) -> Path:
+        return Path(self.config.rootpath) / self.settings.baseline_dir
+
+    def add(self, measurement: Measurement) -> None:
+        self.measurements.append(measurement)
+
+    # -- xdist: workers send their measurements to the controller -----------------------------
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        payload = getattr(node, "workeroutput", {}).get(WORKEROUTPUT_KEY)
+        if payload:
+            self.measurements.extend(Measurement.from_json(m) for m in json.loads(payload))
+
+    # -- the end of the run -----------------------------------------------------------------------
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtestloop(self, session: pytest.Session) -> Any:
+        # Runs after every test (and, on the xdist controller, after every worker is down), and
+        # only when the loop was not interrupted: an interrupted run saves no baseline.
+        result = yield
+        if self.is_worker:
+            workeroutput: dict[str, Any] = self.config.workeroutput  # type: ignore[attr-defined]
+            workeroutput[WORKEROUTPUT_KEY] = json.dumps([m.to_json() for m in self.measurements])
+            return result
+        self.measurements.sort(key=lambda m: (m.nodeid, m.name))
+        if self.settings.save_baseline:
+            self._save_baselines()
+        self._write_files()
+        if self.errors:
+            session.testsfailed += 1
+        return result
+
+    def _save_baselines(self) -> None:
+        from pytest_neuronperf.baseline import BaselineFileError, BaselineRecord, BaselineStore, entry_key
+
+        store = BaselineStore(self.baseline_root)
+        by_module: dict[str, tuple[dict[str, BaselineRecord], dict[str, bool]]] = {}
+        for m in self.measurements:
+            updates, accumulate = by_module.setdefault(m.module_path, ({}, {}))
+            for report, outcome in zip(m.reports, m.outcomes, strict=True):
+                if report.get("status") != "finished" or not report.get("rounds"):
+                    continue
+                key = entry_key(m.test_name, m.name, report)
+                updates[key] = BaselineRecord(
+                    fingerprint=m.fingerprint,
+                    config={k: report.get(k) for k in ("model_name", "device_type", "batch_size", "n_models",
+                                                        "workers_per_model", "pipeline_size")},
+                    rounds=report["rounds"],
+                    report={k: report.get(k) for k in BASELINE_REPORT_KEYS},
+                )
+                # Rounds accumulate only while performance is unchanged; a changed normal replaces them.
+                accumulate[key] = outcome["verdict"] == "pass" and bool(outcome["judgements"])
+        for module, (updates, accumulate) in sorted(by_module.items()):
+            if not updates:
+                continue
+            try:
+                result = store.save(module, updates, self.settings.fingerprint_keys, accumulate,
+                                    overwrite_corrupt=self.settings.overwrite_corrupt)
+            except (BaselineFileError, OSError) as exc:
+                self.errors.append(f"baseline not saved for {module}: {exc}")
+                continue
+            self.saved.append(_relative(result.path, self.config.rootpath))
+            if result.moved_aside is not None:
+                kept = _relative(result.moved_aside, self.config.rootpath)
+                self.saved.append(f"(unreadable old file kept as {kept})")
+
+    def _write_files(self) -> None:
+        from pytest_neuronperf import baseline, fields
+        from pytest_neuronperf.report.text import json_text, write_csv
+
+        if self.settings.json_path:
+            doc = {
+                "schema_version": RESULTS_SCHEMA_VERSION,
+                "environment": baseline.fingerprint(self.settings.device or "cpu"),
+                "measurements": [m.to_json() for m in self.measurements],
+            }
+            self._write(self.settings.json_path, "--npf-json",
+                        lambda path: baseline.write_atomic(path, json_text(doc).encode()))
+        if self.settings.csv_path:
+            rows = [row for m in self.measurements for row in m.flat_rows()]
+            self._write(self.settings.csv_path, "--npf-csv",
+                        lambda path: write_csv(rows, path, cols=fields.CSV_RUN_COLS))
+
+    def _write(self, path: str, option: str, write: Any) -> None:
+        target = str(Path(self.config.invocation_params.dir) / path)
+        try:
+            write(target)
+        except OSError as exc:
+            self.errors.append(f"{option}: could not write {path}: {exc}")
+        else:
+            self.written.append(path)
+
+    # -- terminal output --------------------------------------------------------------------------
+
+    def pytest_terminal_summary(self, terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+        if self.is_worker:
+            return
+        from pytest_neuronperf.report.summary import summary_lines
+
+        verbosity = config.get_verbosity()
+        lines = summary_lines(self.measurements, verbose=verbosity > 0)
+        if verbosity < 0:
+            lines = lines[-1:] if lines else []
+        for error in self.errors:
+            lines.append(f"ERROR: {error}")
+        if self.saved:
+            lines.append("baselines saved: " + ", ".join(self.saved))
+        if self.written:
+            lines.append("results written: " + ", ".join(self.written))
+        if not lines:
+            return
+        if verbosity >= 0:
+            terminalreporter.write_sep("-", "neuronperf")
+        for line in lines:
+            terminalreporter.write_line(line)
+
+
+def _relative(path: Path, root: Path | str) -> str:
+    try:
+        return os.path.relpath(path, root)
+    except ValueError:
+        return str(path)
