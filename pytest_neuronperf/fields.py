@@ -66,8 +66,16 @@ STATUS_KEYS: Final[tuple[str, ...]] = ("status", "reason")
 
 # Per-round run-level summaries (a list of dicts; JSON only, not a CSV column).
 ROUNDS_KEY: Final = "rounds"
+# The end-to-end latency distribution: [[percentile, ms], ...] at CDF_PERCENTILES (JSON only).
+CDF_KEY: Final = "latency_cdf_ms"
+CDF_PERCENTILES: Final[tuple[float, ...]] = (
+    *(float(p) for p in range(0, 100, 5)), 97.5, 99.0, 99.5, 99.9, 100.0,
+)
+# Throughput over time: [[seconds since the round's window opened, inferences/s], ...] per round (JSON only).
+TIMELINE_KEY: Final = "throughput_timeline"
+LIST_KEYS: Final[tuple[str, ...]] = (ROUNDS_KEY, CDF_KEY, TIMELINE_KEY)
 
-ALL_KEYS: Final[tuple[str, ...]] = CONFIG_KEYS + METRIC_KEYS + STATUS_KEYS + (ROUNDS_KEY,)
+ALL_KEYS: Final[tuple[str, ...]] = CONFIG_KEYS + METRIC_KEYS + STATUS_KEYS + LIST_KEYS
 
 # The columns of the guide's table, in its order.
 PRINT_COLS: Final[tuple[str, ...]] = (

@@ -10,7 +10,7 @@ from pytest_neuronperf import fields
 # The report fields kept in a baseline file: enough for people reading a diff, not every detail.
 BASELINE_REPORT_KEYS: tuple[str, ...] = (
     "model_name", "device_type", "batch_size", "n_models", "workers_per_model", "pipeline_size",
-    "throughput_avg", "throughput_peak", *fields.LATENCY_KEYS, "latency_samples", "duration",
+    "throughput_avg", "throughput_peak", *fields.LATENCY_KEYS, "latency_samples", "duration", fields.CDF_KEY,
 )
 
 
@@ -60,6 +60,6 @@ class Measurement:
                 "throughput_change": throughput["change"] if throughput else None,
                 "baseline_p99_ms": p99["baseline"] if p99 else None,
                 "p99_change": p99["change"] if p99 else None,
-                **{k: v for k, v in report.items() if k != fields.ROUNDS_KEY},
+                **{k: v for k, v in report.items() if k not in fields.LIST_KEYS},
             })
         return rows

@@ -124,6 +124,12 @@ def build_report(result: ConfigResult) -> dict[str, Any]:
         report["e2e_avg_ms"] = _ms(stats.e2e.mean_ns())
     report["latency_samples"] = count
     report["latency_exact"] = stats.e2e.complete and sum(t.size for t in stats.e2e.traces) == count
+    cdf = stats.e2e.percentiles_ns(fields.CDF_PERCENTILES)
+    report[fields.CDF_KEY] = [[p, _ms(v)] for p, v in zip(fields.CDF_PERCENTILES, cdf, strict=True)]
+    report[fields.TIMELINE_KEY] = [
+        [[round((i + 0.5) * r.bin_ns / 1e9, 4), round(float(t), 3)] for i, t in enumerate(window_throughputs(r, bs))]
+        for r in result.rounds
+    ]
     summaries = [round_summary(r, bs) for r in result.rounds]
     report["rounds"] = summaries
     report["stable"] = all(s["stable"] for s in summaries)

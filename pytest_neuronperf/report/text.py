@@ -95,8 +95,9 @@ def write_csv(reports: Sequence[Mapping[str, Any]], filename: str | None = None,
               cols: Sequence[str] | None = None) -> str:
     """Write the chosen columns (default: every scalar field) as CSV; returns the file name."""
     columns = _check_cols(cols, fields.CSV_COLS)
-    if fields.ROUNDS_KEY in columns:
-        raise ValueError(f"cols: {fields.ROUNDS_KEY!r} is a list of round summaries; write it with write_json")
+    lists = [c for c in columns if c in fields.LIST_KEYS]
+    if lists:
+        raise ValueError(f"cols: {lists} hold lists, which CSV cannot; write them with write_json")
     target = filename or _default_name(reports, "csv")
 
     def write(fh: IO[str]) -> None:
