@@ -115,7 +115,7 @@ def evaluate(
             continue
         if o.judgements:
             o.verdict = gate.decide(o.judgements).value
-            if o.improved and o.verdict == PASS:
+            if o.improved and o.verdict != FAIL:
                 o.note = "faster than the baseline beyond the tolerance: the baseline looks stale " \
                          "(record the new normal with --npf-save-baseline)"
         if o.limit_failures:

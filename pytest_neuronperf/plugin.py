@@ -26,15 +26,14 @@ BENCH_KEY = pytest.StashKey["NpfBench"]()
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("neuronperf", "inference performance tests (pytest-neuronperf)")
     for option in OPTIONS:
+        help_text = option.help_with_default.replace("%", "%%")  # argparse formats help with %
         if option.is_flag:
-            group.addoption(option.flag, action="store_true", dest=option.dest, default=None,
-                            help=option.help_with_default)
+            group.addoption(option.flag, action="store_true", dest=option.dest, default=None, help=help_text)
             if option.negative_flag:
                 group.addoption(option.negative_flag, action="store_false", dest=option.dest, default=None,
-                                help=option.negative_help)
+                                help=(option.negative_help or "").replace("%", "%%"))
         else:
-            group.addoption(option.flag, dest=option.dest, default=None, metavar=option.metavar,
-                            help=option.help_with_default)
+            group.addoption(option.flag, dest=option.dest, default=None, metavar=option.metavar, help=help_text)
         # Read as text so an unset key stays "not given" and the command line can win.
         parser.addini(option.ini, help=f"{option.help} (same as {option.flag})", default="")
 

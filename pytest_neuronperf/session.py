@@ -111,11 +111,34 @@ class NpfSession:
             rows = [row for m in self.measurements for row in m.flat_rows()]
             self._write(self.settings.csv_path, "--npf-csv",
                         lambda path: write_csv(rows, path, cols=fields.CSV_RUN_COLS))
+        if self.settings.md_path:
+            from pytest_neuronperf.report.markdown import write_markdown
+
+            self._write(self.settings.md_path, "--npf-md", lambda path: write_markdown(self.measurements, path))
+        if self.settings.html_path:
+            from pytest_neuronperf.report.html import ReportDependencyError, write_html
+
+            try:
+                self._write(self.settings.html_path, "--npf-html", lambda path: write_html(self.measurements, path))
+            except ReportDependencyError as exc:
+                self.errors.append(f"--npf-html: {exc}")
+        step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
+        if step_summary and self.measurements:
+            # GitHub Actions shows this file on the run's page; other steps append to it too.
+            from pytest_neuronperf.report.markdown import append_markdown
+
+            try:
+                append_markdown(self.measurements, step_summary)
+            except OSError as exc:
+                self.errors.append(f"GITHUB_STEP_SUMMARY: could not append to {step_summary}: {exc}")
+            else:
+                self.written.append("GitHub step summary")
 
     def _write(self, path: str, option: str, write: Any) -> None:
-        target = str(Path(self.config.invocation_params.dir) / path)
+        target = Path(self.config.invocation_params.dir) / path
         try:
-            write(target)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            write(str(target))
         except OSError as exc:
             self.errors.append(f"{option}: could not write {path}: {exc}")
         else:

@@ -353,10 +353,13 @@ def _bool(data: Mapping[str, object], name: str) -> bool:
 def _pair(data: Mapping[str, object], name: str) -> tuple[float, float]:
     value = _field(data, name)
     if isinstance(value, (list, tuple)) and len(value) == 2:
+        # JSON has no NaN: an interval that could not be bounded is stored as [null, null].
+        if value[0] is None and value[1] is None:
+            return math.nan, math.nan
         lo, hi = value
         if _is_number(lo) and _is_number(hi):
             return float(lo), float(hi)
-    raise ValueError(f"round summary field {name!r} must be a pair of numbers, got {value!r}")
+    raise ValueError(f"round summary field {name!r} must be a pair of numbers or [null, null], got {value!r}")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,34 @@
+"""Performance tests for the example models, in both styles.
+
+    pytest examples/ --npf-duration=5                       # measure, compare with the baselines
+    pytest examples/ --npf-duration=5 --npf-save-baseline   # record the new normal
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from models import SmallConv, TinyMLP, TwoTower
+
+
+# Declarative: the marker describes the benchmark and its limits; the plugin runs it.
+@pytest.mark.neuron_benchmark(model=TinyMLP, inputs=torch.randn(1, 64), device_type="cpu", n_models=[1, 2],
+                              workers_per_model=1, duration=5, max_p99_ms=50.0, min_throughput=100)
+def test_tiny_mlp() -> None:
+    pass
+
+
+# Imperative: call the fixture, get the result back, assert on it.
+def test_small_conv(npf_bench) -> None:  # type: ignore[no-untyped-def]
+    result = npf_bench(SmallConv, torch.randn(4, 3, 32, 32), batch_sizes=4, n_models=1, workers_per_model=[1, 2],
+                       duration=5)
+    assert result.best("throughput_avg") > 10
+    assert result.config(workers_per_model=1)["latency_ms_p99"] < 1000
+
+
+def test_two_tower_two_batch_sizes(npf_bench) -> None:  # type: ignore[no-untyped-def]
+    small = npf_bench(TwoTower, (torch.randn(1, 32), torch.randn(1, 48)), n_models=1, workers_per_model=1,
+                      duration=5, name="batch1")
+    large = npf_bench(TwoTower, (torch.randn(16, 32), torch.randn(16, 48)), n_models=1, workers_per_model=1,
+                      duration=5, name="batch16")
+    assert large.best("throughput_avg") > small.best("throughput_avg") / 4

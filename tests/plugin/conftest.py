@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+MODELS = '''
+import os, time
+import torch
+
+class BusyWait(torch.nn.Module):
+    """Service time from NPF_SERVICE_US (microseconds), read when the copy builds the model."""
+    def __init__(self):
+        super().__init__()
+        self.ns = int(float(os.environ.get("NPF_SERVICE_US", "200")) * 1000)
+    def forward(self, x):
+        end = time.perf_counter_ns() + self.ns
+        while time.perf_counter_ns() < end:
+            pass
+        return x
+
+class Tiny(torch.nn.Module):
+    def forward(self, x):
+        return x * 2
+'''
+
+
+@pytest.fixture
+def perf_project(pytester: pytest.Pytester) -> pytest.Pytester:
+    """A project with a model module the model copies can import, and quick default settings."""
+    pytester.makepyfile(npf_models=MODELS)
+    pytester.makeini("[pytest]\nnpf_rounds = 3\nnpf_confirm = 1\n")
+    return pytester
+
+
+@pytest.fixture
+def baseline_files(pytester: pytest.Pytester) -> Callable[[], dict[str, Any]]:
+    def read() -> dict[str, Any]:
+        root = Path(pytester.path) / ".neuronperf" / "baselines"
+        return {str(p.relative_to(root)): json.loads(p.read_text()) for p in sorted(root.rglob("*.json"))}
+
+    return read
