@@ -14,14 +14,15 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import torch  # noqa: E402
-from bench_models import MLP8x256, BusyWait, Identity, single_thread, watch_rss  # noqa: E402
+import torch
+from bench_models import BusyWait, Identity, MLP8x256, single_thread, watch_rss
 
-import pytest_neuronperf as npf  # noqa: E402
+import pytest_neuronperf as npf
 
 
 def bare_loop(model: torch.nn.Module, x: torch.Tensor, duration: float) -> float:
@@ -128,7 +129,7 @@ def memory(durations: list[float]) -> None:
             os.environ["NPF_RSS_LOG"] = log.name
             (rep,) = npf.benchmark(Identity, torch.randn(1, 8), n_models=1, workers_per_model=1, duration=d,
                                    setup_fn=watch_rss)
-            start, peak = map(int, open(log.name).read().split())
+            start, peak = map(int, Path(log.name).read_text().split())
         growth.append((peak - start) / 1024)
         print(f"memory {d:.0f} s Identity run ({rep['latency_samples']} inferences): copy RSS grew "
               f"{growth[-1]:.1f} MiB (target <= 64 MiB)")

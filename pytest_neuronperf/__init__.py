@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from pytest_neuronperf.errors import BenchmarkError, DeviceUnavailableError
     from pytest_neuronperf.log import set_verbosity
     from pytest_neuronperf.report.build import get_reports
+    from pytest_neuronperf.report.html import write_html
     from pytest_neuronperf.report.text import print_reports, write_csv, write_json
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "set_verbosity",
     "torch",
     "write_csv",
+    "write_html",
     "write_json",
 ]
 
@@ -39,6 +41,7 @@ _LAZY = {
     "print_reports": "pytest_neuronperf.report.text",
     "write_csv": "pytest_neuronperf.report.text",
     "write_json": "pytest_neuronperf.report.text",
+    "write_html": "pytest_neuronperf.report.html",
 }
 
 

@@ -439,6 +439,23 @@ def write_atomic(path: str | os.PathLike[str], data: bytes) -> None:
 _write_atomic = write_atomic  # for callers that import the private name
 
 
+def _remove_stale_temp_files(path: Path) -> None:
+    """Delete temp files that writers of ``path`` killed mid-save left behind (call with its lock held).
+
+    Every writer of a baseline file holds its lock while its temp file exists, so
+    under the lock any temp file of ``path`` is a leftover; without this, each
+    killed save would leave a full copy of the file in the (committed) folder.
+    The pattern is write_atomic's exact temp name, so other files' temp files
+    never match.
+    """
+    stale = re.compile(rf"\.{re.escape(path.name)}\.[a-z0-9_]{{8}}\.tmp")
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(path.parent):
+            if stale.fullmatch(entry.name) and entry.is_file(follow_symlinks=False):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(entry.path)
+
+
 def _move_aside(path: Path) -> Path:
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     target = path.with_name(f"{path.name}.corrupt-{stamp}")
@@ -605,6 +622,7 @@ class BaselineStore:
             entries = dict(current.entries)
             for key, record in updates.items():
                 entries[key] = _merge(entries.get(key, ()), record, keys, accumulate.get(key, False), max_rounds)
+            _remove_stale_temp_files(path)
             write_atomic(path, BaselineFile(path, entries).dumps())
         return SaveResult(path, moved)
 

@@ -232,6 +232,7 @@ class _Compilation:
         self.spec = spec
         self.index_path = index_path
         self.done: dict[int, dict[str, Any]] = {}
+        self.artifacts: dict[int, str] = {}
         self.interrupted = False
 
     def run(self) -> str:
@@ -263,25 +264,45 @@ class _Compilation:
         receiver, sender = ctx.Pipe(duplex=False)
         process = ctx.Process(target=_compile_main, args=(sender, spec), name="npf-compile")
         try:
-            process.start()
-        except (pickle.PicklingError, AttributeError, TypeError) as exc:
-            raise ValueError(
-                f"model: {type(self.spec.model).__name__} could not be sent to the compile process "
-                f"({type(exc).__name__}: {exc}); define the model class at the top level of an importable "
-                "module, or pass the class itself"
-            ) from exc
+            try:
+                process.start()
+            except (pickle.PicklingError, AttributeError, TypeError) as exc:
+                raise ValueError(
+                    f"model: {type(self.spec.model).__name__} could not be sent to the compile process "
+                    f"({type(exc).__name__}: {exc}); define the model class at the top level of an "
+                    "importable module, or pass the class itself"
+                ) from exc
+            finally:
+                sender.close()
+            current = self._receive(receiver)
         finally:
-            sender.close()
+            if process.pid is not None:
+                _stop(process, grace_s=2.0 if self.interrupted else 30.0)
+            receiver.close()
+        if self.interrupted:
+            return
+        if current is not None:
+            self._record(self.spec.jobs[current], {"filename": self.artifacts.get(current), "error": (
+                f"the compile process ended (exit code {process.exitcode}) while compiling this configuration"
+            )})
+        elif not any(i in self.done for i in pending):
+            for i in pending:
+                self._record(self.spec.jobs[i], {"error": (
+                    f"the compile process ended (exit code {process.exitcode}) before compiling this configuration"
+                )})
+
+    def _receive(self, receiver: Connection) -> int | None:
+        """Handle the child's reports until it ends; returns the job it was compiling when it ended, if any."""
         current: int | None = None
         try:
             while True:
                 try:
                     message = receiver.recv()
                 except EOFError:
-                    break
+                    return current
                 current = self._handle(message, current)
                 if message[0] in ("end", "interrupted"):
-                    break
+                    return current
         except KeyboardInterrupt:
             self.interrupted = True
             # Keep what the child finished before the interrupt; the stream may end mid-message.
@@ -292,26 +313,13 @@ class _Compilation:
                     current = self._handle(receiver.recv(), current)
                 except (Exception, KeyboardInterrupt):
                     break
-        finally:
-            _stop(process, grace_s=2.0 if self.interrupted else 30.0)
-            receiver.close()
-        if self.interrupted:
-            return
-        if current is not None:
-            job = self.spec.jobs[current]
-            self._record(job, {"error": (
-                f"the compile process ended (exit code {process.exitcode}) while compiling this configuration"
-            )})
-        elif not any(i in self.done for i in pending):
-            for i in pending:
-                self._record(self.spec.jobs[i], {"error": (
-                    f"the compile process ended (exit code {process.exitcode}) before compiling this configuration"
-                )})
+            return current
 
     def _handle(self, message: tuple[Any, ...], current: int | None) -> int | None:
         kind = message[0]
         if kind == "start":
             job = self.spec.jobs[message[1]]
+            self.artifacts[job.index] = message[2]
             logger.info(
                 "compiling %s for batch_size=%d pipeline_size=%d", self.spec.model_name, job.batch_size,
                 job.pipeline_size,
@@ -445,7 +453,7 @@ class _Context:
             hit = cache_lookup(spec.models_dir, key)
             if hit is not None:
                 return ("done", job.index, {**hit, "cached": True})
-        conn.send(("start", job.index))
+        conn.send(("start", job.index, artifact))
         started = time.perf_counter()
         try:
             compiled = self.compile_fn(

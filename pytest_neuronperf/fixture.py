@@ -164,8 +164,8 @@ class NpfBench:
         from pytest_neuronperf.filelock import FileLock
 
         tolerance, limits = self._gate_params(params)
-        params.pop("compile", None)
-        params.pop("compiler_args", None)
+        compile_first = bool(params.pop("compile", False))
+        compiler_args = params.pop("compiler_args", None)
         params = self._runner_params(params)
         device = params.get("device_type", "cpu")
         backend = get_backend(device)
@@ -174,6 +174,9 @@ class NpfBench:
             pytest.skip(f"device_type={device!r} is not available here: {reason}")
         fingerprint = baseline.fingerprint(backend.name)
         from pytest_neuronperf.api import benchmark
+
+        if compile_first:
+            params["model"] = self._compile(params, compiler_args)
 
         with FileLock(benchmark_lock_path()):
             reports: list[dict[str, Any]] = benchmark(**params)  # type: ignore[assignment]
@@ -215,6 +218,19 @@ class NpfBench:
                 + "; ".join(j.message for o in outcomes for j in o.judgements if j.verdict.value == ev.INCONCLUSIVE)
             ), stacklevel=2)
         return result
+
+    def _compile(self, params: dict[str, Any], compiler_args: Any) -> str:
+        """Compile the module for the device (cached across runs) and return the model index to benchmark."""
+        from pytest_neuronperf.compile import compile as compile_model
+
+        name = params.get("model_name") or getattr(params["model"], "__name__", None) or type(params["model"]).__name__
+        models_dir = self.session.baseline_root.parent / "compiled"
+        return compile_model(
+            params["model"], params["inputs"], batch_sizes=params.get("batch_sizes") or 1,
+            pipeline_sizes=params.get("pipeline_sizes") or 1, models_dir=str(models_dir), model_name=str(name),
+            compiler_args=compiler_args, recompile=self.settings.recompile,
+            verbosity=1 if params.get("verbosity") is None else int(params["verbosity"]),
+        )
 
     def _confirm(self, params: dict[str, Any], reports: list[dict[str, Any]],
                  unsure: list[ev.ConfigOutcome]) -> None:

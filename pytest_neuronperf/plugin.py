@@ -7,8 +7,11 @@ benchmark test runs.
 
 from __future__ import annotations
 
-from collections.abc import Generator
-from typing import TYPE_CHECKING, Any
+import signal
+import threading
+from collections.abc import Callable, Generator
+from types import FrameType
+from typing import TYPE_CHECKING, Any, Union
 
 import pytest
 
@@ -21,6 +24,8 @@ if TYPE_CHECKING:
 MARKER = "neuron_benchmark"
 SESSION_KEY = pytest.StashKey[NpfSession]()
 BENCH_KEY = pytest.StashKey["NpfBench"]()
+_SignalHandler = Union[Callable[[int, Union[FrameType, None]], Any], int, signal.Handlers, None]
+SIGTERM_KEY = pytest.StashKey[_SignalHandler]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -50,16 +55,54 @@ def pytest_configure(config: pytest.Config) -> None:
         settings = Settings.from_sources(cli, ini)
     except SettingsError as exc:
         raise pytest.UsageError(str(exc)) from None
+    if settings.html_path:
+        from pytest_neuronperf.report.html import ReportDependencyError, require_matplotlib
+
+        try:
+            require_matplotlib()
+        except ReportDependencyError as exc:
+            raise pytest.UsageError(f"--npf-html: {exc}") from None
     session = NpfSession(config, settings)
     config.stash[SESSION_KEY] = session
     config.pluginmanager.register(session, "neuronperf-session")
+    _install_sigterm_handler(config)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
+    _restore_sigterm_handler(config)
     session = config.stash.get(SESSION_KEY, None)
     if session is not None:
         config.pluginmanager.unregister(session)
         del config.stash[SESSION_KEY]
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"terminated by {signal.Signals(signum).name}")
+
+
+def _install_sigterm_handler(config: pytest.Config) -> None:
+    """Make SIGTERM interrupt the run the way Ctrl-C does.
+
+    By default SIGTERM ends pytest on the spot: model copies are not stopped, and
+    nothing reports what happened. As a KeyboardInterrupt it takes pytest's normal
+    path: teardown stops the copies, the interruption is reported, no baseline is
+    saved. Only the default action is replaced; a handler someone else installed (or
+    SIG_IGN) is theirs to keep.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return  # signal handlers can only be set from the main thread
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return
+    config.stash[SIGTERM_KEY] = signal.signal(signal.SIGTERM, _interrupt)
+
+
+def _restore_sigterm_handler(config: pytest.Config) -> None:
+    previous = config.stash.get(SIGTERM_KEY, None)
+    if previous is None or threading.current_thread() is not threading.main_thread():
+        return
+    del config.stash[SIGTERM_KEY]
+    if signal.getsignal(signal.SIGTERM) is _interrupt:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @pytest.hookimpl(wrapper=True)

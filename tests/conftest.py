@@ -22,3 +22,6 @@ def no_leftover_children() -> Iterator[None]:
             break
         time.sleep(0.05)
     assert not extra, f"processes left running: {sorted(extra)}"
+
+
+from tests.standins.fixtures import fake_neuron  # noqa: E402, F401  (stand-ins for the Neuron software)

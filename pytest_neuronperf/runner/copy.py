@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import select
 import threading
 import time
 import traceback
@@ -92,8 +93,19 @@ class _Phase:
         self.name = "starting"
 
 
-def run_copy(conn: Connection, job: CopyJob) -> None:
-    """Entry point of a model copy (process target, or thread target in-process)."""
+# The exit status of a copy that ended itself because its orchestrator was gone.
+ORPHANED_EXIT_CODE = 70
+_POLL_S = 0.2
+
+
+def run_copy(conn: Connection, job: CopyJob, orchestrator_pid: int | None = None) -> None:
+    """Entry point of a model copy (process target, or thread target in-process).
+
+    ``orchestrator_pid``: the process that started this copy; a process copy ends itself
+    as soon as that process is gone (see :func:`watch_orchestrator`).
+    """
+    if orchestrator_pid is not None and not job.in_process:
+        watch_orchestrator(orchestrator_pid)
     phase = _Phase()
     try:
         _run_copy(conn, job, phase)
@@ -113,6 +125,50 @@ def run_copy(conn: Connection, job: CopyJob) -> None:
     finally:
         with contextlib.suppress(Exception):
             conn.close()
+
+
+def watch_orchestrator(pid: int) -> threading.Thread:
+    """Start a daemon thread that ends this process (``os._exit``) once process ``pid`` has exited.
+
+    A copy must not outlive the benchmark that started it, however that benchmark ended
+    (SIGKILL, the OOM killer, a crash). Nothing else tells it reliably: a copy's parent is
+    the forkserver, which stays up while any copy holds its pipe, so neither a parent-death
+    signal nor a change of parent fires; and a copy in its timed window (or stuck in the
+    model) is not reading the pipe to the orchestrator. The thread blocks on a pidfd, which
+    costs nothing while the benchmark runs, and polls where pidfds are unavailable.
+    """
+    thread = threading.Thread(target=_wait_for_exit, args=(pid,), name="npf-orchestrator-watchdog",
+                              daemon=True)
+    thread.start()
+    return thread
+
+
+def _wait_for_exit(pid: int) -> None:
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        os._exit(ORPHANED_EXIT_CODE)
+    except (AttributeError, OSError):  # no pidfd_open here (old kernel, other OS, seccomp)
+        while _is_running(pid):
+            time.sleep(_POLL_S)
+        os._exit(ORPHANED_EXIT_CODE)
+    select.select([fd], [], [])  # a pidfd becomes readable when its process exits
+    os._exit(ORPHANED_EXIT_CODE)
+
+
+def _is_running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            # A killed orchestrator stays a zombie until its own parent reaps it.
+            return fh.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return True
 
 
 def _run_copy(conn: Connection, job: CopyJob, phase: _Phase) -> None:

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing as mp
+import os
+import signal
 import threading
 import time
 from collections.abc import Sequence
@@ -29,6 +31,8 @@ from pytest_neuronperf.runner.copy import CopyFailure, CopyJob, CopyResult, Read
 from pytest_neuronperf.runner.resources import ResourceSampler
 
 START_MARGIN_NS = 20_000_000
+# How long stopped copies get to exit on SIGTERM before they are killed.
+STOP_GRACE_S = 1.0
 _PRELOAD = ["pytest_neuronperf.runner.copy", "numpy", "torch"]
 
 
@@ -55,17 +59,51 @@ class _Handle:
     def sentinel(self) -> Any:
         return self.process.sentinel if self.process is not None else None
 
-    def stop(self) -> None:
+
+def stop_all(handles: Sequence[_Handle], grace_s: float = STOP_GRACE_S) -> None:
+    """Stop every copy at once: SIGTERM to all, one shared grace period, then SIGKILL to the rest.
+
+    Signalling all copies before waiting on any keeps teardown within ``grace_s`` however
+    many copies there are. An interruption while waiting (a second Ctrl-C, SIGTERM) kills
+    the remaining copies at once before it propagates.
+    """
+    for h in handles:
         with contextlib.suppress(Exception):
-            self.conn.close()
-        if self.process is None:
-            return
-        if self.process.is_alive():
-            self.process.terminate()
-            self.process.join(1.0)
-        if self.process.is_alive():
-            self.process.kill()
-        self.process.join(1.0)
+            h.conn.close()
+    processes = [h.process for h in handles if h.process is not None]
+    try:
+        for p in processes:
+            with contextlib.suppress(Exception):
+                if p.is_alive():
+                    p.terminate()
+        deadline = time.monotonic() + grace_s
+        for p in processes:
+            with contextlib.suppress(Exception):
+                p.join(max(0.0, deadline - time.monotonic()))
+    finally:
+        for p in processes:
+            with contextlib.suppress(Exception):
+                if p.is_alive():
+                    p.kill()
+        for p in processes:
+            with contextlib.suppress(Exception):
+                p.join(1.0)
+
+
+def _signal_note(signum: int) -> str:
+    """The signal's name, and what usually sends it, for a copy that died of it."""
+    try:
+        name = signal.Signals(signum).name
+    except ValueError:
+        return ""
+    crash = ", a crash in native code such as the model's runtime or an extension"
+    hints = {
+        "SIGKILL": "; the out-of-memory killer sends this too",
+        "SIGSEGV": crash,
+        "SIGBUS": crash,
+        "SIGABRT": ", native code aborted",
+    }
+    return f" ({name}{hints.get(name, '')})"
 
 
 def _describe(config: dict[str, Any]) -> str:
@@ -84,30 +122,44 @@ class CopyGroup:
         self.config = jobs[0].config if jobs else {}
 
     def __enter__(self) -> CopyGroup:
-        for job in self.jobs:
-            if self.ctx is None:
-                a, b = mp.Pipe()
-                t = threading.Thread(target=run_copy, args=(b, job), daemon=True,
-                                     name=f"npf-copy{job.placement.copy_index}")
-                self.handles.append(_Handle(job.placement, a, thread=t))
-                t.start()
-            else:
-                a, b = self.ctx.Pipe()
-                p = self.ctx.Process(target=run_copy, args=(b, job), daemon=True,  # type: ignore[attr-defined]
-                                     name=f"npf-copy{job.placement.copy_index}")
-                handle = _Handle(job.placement, a, process=p)
-                self.handles.append(handle)
-                p.start()
-                b.close()
-            logger.debug("Model copy %d started (%s).", job.placement.copy_index, job.placement.describe())
+        try:
+            for job in self.jobs:
+                self._start(job)
+        except BaseException:
+            # __exit__ does not run when __enter__ fails: stop the copies already started here.
+            stop_all(self.handles)
+            raise
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        for h in self.handles:
-            h.stop()
+    def _start(self, job: CopyJob) -> None:
+        if self.ctx is None:
+            a, b = mp.Pipe()
+            t = threading.Thread(target=run_copy, args=(b, job), daemon=True,
+                                 name=f"npf-copy{job.placement.copy_index}")
+            self.handles.append(_Handle(job.placement, a, thread=t))
+            t.start()
+        else:
+            a, b = self.ctx.Pipe()
+            p = self.ctx.Process(target=run_copy, args=(b, job, os.getpid()),  # type: ignore[attr-defined]
+                                 daemon=True, name=f"npf-copy{job.placement.copy_index}")
+            try:
+                p.start()
+            except BaseException:
+                a.close()
+                raise
+            finally:
+                b.close()
+            self.handles.append(_Handle(job.placement, a, process=p))
+        logger.debug("Model copy %d started (%s).", job.placement.copy_index, job.placement.describe())
 
-    def collect(self, expected: str, deadline_ns: int, what: str) -> dict[int, Any]:
-        """Wait for one ``expected`` message from every copy; raise on an error, a death or the deadline."""
+    def __exit__(self, *exc: object) -> None:
+        stop_all(self.handles)
+
+    def collect(self, expected: str, deadline_ns: int, what: str, limit: str = "in time") -> dict[int, Any]:
+        """Wait for one ``expected`` message from every copy; raise on an error, a death or the deadline.
+
+        ``limit`` says in the timeout message what the deadline was (``within timeout=2s``).
+        """
         pending = {id(h.conn): h for h in self.handles}
         out: dict[int, Any] = {}
         while pending:
@@ -115,7 +167,7 @@ class CopyGroup:
             if remaining <= 0:
                 idle = ", ".join(str(h.index) for h in pending.values())
                 raise BenchmarkError(
-                    f"model copies {idle} did not finish {what} in time (configuration: "
+                    f"model copies {idle} did not finish {what} {limit} (configuration: "
                     f"{_describe(self.config)}); they were stopped. Raise `timeout` if the model "
                     "legitimately needs longer.",
                     self.config,
@@ -151,8 +203,12 @@ class CopyGroup:
             code = handle.process.exitcode
         else:
             code = None
-        how = f"exited with code {code}" if code is not None and code >= 0 else f"was killed by signal {-code}" \
-            if code is not None else "stopped"
+        if code is None:
+            how = "stopped"
+        elif code >= 0:
+            how = f"exited with code {code}"
+        else:
+            how = f"was killed by signal {-code}{_signal_note(-code)}"
         raise BenchmarkError(
             f"model copy {handle.index} ({handle.placement.describe()}) {how} while {what} "
             f"(configuration: {_describe(self.config)}); no result was produced",
@@ -180,12 +236,14 @@ def run_config(jobs: Sequence[CopyJob], backend: Backend, *, ctx: BaseContext | 
                                                                  dict[str, float | None]]:
     """Run one configuration: load + warm up every copy, then one shared window [start, start + duration]."""
     with CopyGroup(jobs, backend, ctx) as group:
-        ready = group.collect("ready", clock() + int(timeout_s * 1e9), "loading and warming up")
+        ready = group.collect("ready", clock() + int(timeout_s * 1e9), "loading and warming up",
+                              f"within timeout={timeout_s:g}s")
         start_ns = clock() + START_MARGIN_NS
         stop_ns = start_ns + int(duration_s * 1e9)
         group.broadcast(("start", start_ns, stop_ns))
         with ResourceSampler(min(stats_interval, max(duration_s / 4, 0.05))) as sampler:
-            done = group.collect("done", stop_ns + int(timeout_s * 1e9), "running the timed window")
+            done = group.collect("done", stop_ns + int(timeout_s * 1e9), "running the timed window",
+                                 f"within timeout={timeout_s:g}s after the {duration_s:g}s window closed")
         for h in group.handles:
             if h.process is not None:
                 h.process.join(5.0)

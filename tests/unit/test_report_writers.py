@@ -49,7 +49,7 @@ def test_table_columns_and_sorting() -> None:
 
 def test_write_csv(tmp_path: Path) -> None:
     name = npf.write_csv(REPORTS, str(tmp_path / "r.csv"), cols=["n_models", "throughput_avg", "reason"])
-    rows = list(csv.reader(open(name, encoding="utf-8")))
+    rows = list(csv.reader(Path(name).read_text(encoding="utf-8").splitlines()))
     assert rows == [["n_models", "throughput_avg", "reason"], ["1", "307.25", ""], ["16", "2746.0", ""]]
 
 
@@ -57,7 +57,7 @@ def test_write_csv_default_name_and_all_scalar_columns(tmp_path: Path, monkeypat
     monkeypatch.chdir(tmp_path)
     name = npf.write_csv(REPORTS)
     assert name.startswith("m.results-") and name.endswith(".csv")
-    header = next(csv.reader(open(name, encoding="utf-8")))
+    header = next(csv.reader(Path(name).read_text(encoding="utf-8").splitlines()))
     assert header == list(fields.CSV_COLS) and "rounds" not in header
 
 

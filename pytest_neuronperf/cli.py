@@ -1,0 +1,440 @@
+"""``npf``: compare saved results with baselines, show what is stored, write reports, run a benchmark.
+
+Exit status: 0 fine, 1 a regression (``compare``) or a failed benchmark (``run``), 2 bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import IO, Any, Final
+
+EXIT_OK: Final = 0
+EXIT_REGRESSION: Final = 1
+EXIT_BAD_INPUT: Final = 2
+
+DEFAULT_BASELINE_DIR: Final = ".neuronperf/baselines"
+
+
+class InputError(Exception):
+    """Bad input for a subcommand: the message is shown as it is and the exit status is 2."""
+
+
+# --- compare ------------------------------------------------------------------------------------------
+
+COMPARE_EXAMPLES: Final = """\
+examples:
+  npf compare .neuronperf/baselines results.json
+  npf compare .neuronperf/baselines/tests/test_mlp.json results.json --tolerance throughput=5%,p99=15%
+  npf compare baselines-from-main/ results.json --fingerprint-keys device_type,instance_type --strict
+
+RESULTS is the file written by pytest --npf-json=results.json. Each measurement is judged
+against the baseline entries of the same test, measurement and configuration, with the
+gate the plugin uses. Exit status: 0 no regression, 1 a regression, 2 bad input.
+"""
+
+
+def _store_for(baseline: Path) -> Callable[[str], Any]:
+    """A function from a test module path to the BaselineStore to look it up in."""
+    from pytest_neuronperf.baseline import BaselineStore
+
+    if baseline.is_dir():
+        store = BaselineStore(baseline)
+        return lambda module: store
+
+    class SingleFileStore(BaselineStore):
+        def path_for(self, module_path: str) -> Path:
+            return baseline
+
+    single = SingleFileStore(baseline.parent)
+    return lambda module: single
+
+
+def _module_matches_file(module: str, baseline: Path) -> bool:
+    from pytest_neuronperf.baseline import baseline_relpath
+
+    return baseline_relpath(module).name == baseline.name
+
+
+def cmd_compare(args: argparse.Namespace, out: IO[str]) -> int:
+    from pytest_neuronperf import baseline as bl
+    from pytest_neuronperf import evaluation as ev
+    from pytest_neuronperf.measurement import Measurement
+    from pytest_neuronperf.report.markdown import ResultsFileError, as_measurements, load_results
+    from pytest_neuronperf.report.summary import summary_lines
+
+    base = Path(args.baseline)
+    if not base.exists():
+        raise InputError(f"baseline {base} does not exist; give the baseline folder "
+                         f"(default {DEFAULT_BASELINE_DIR}) or one baseline file")
+    if base.is_file():
+        # Read it now so that a corrupt file is reported once, before any comparison.
+        bl.read_baseline(base)
+    try:
+        measurements = as_measurements(load_results(args.new, allow_reports=False))
+    except ResultsFileError as exc:
+        raise InputError(str(exc)) from None
+    store_for = _store_for(base)
+    only_matching = base.is_file() and any(_module_matches_file(m.module_path, base) for m in measurements)
+    judged: list[Measurement] = []
+    failures: list[str] = []
+    unsure: list[str] = []
+    for m in measurements:
+        try:
+            module, test_name = bl.split_nodeid(m.nodeid)
+        except ValueError:
+            module, test_name = m.nodeid, m.nodeid
+        if only_matching and not _module_matches_file(module, base):
+            continue
+        store = store_for(module)
+        lookups = {
+            bl.config_key(r): store.lookup(module, bl.entry_key(test_name, m.name, r), m.fingerprint,
+                                           args.fingerprint_keys)
+            for r in m.reports if r.get("status") == "finished"
+        }
+        outcomes = ev.evaluate(m.reports, lookups, tolerance=args.tolerance, limits=ev.Limits(), compare=True)
+        verdict = ev.test_verdict(outcomes, strict=args.strict, require_baseline=False)
+        notes = [f"{ev.describe_config(o.report)}: {o.note}" for o in outcomes if o.note]
+        judged.append(Measurement(m.nodeid, m.name, m.device_type, m.fingerprint, verdict, m.reports,
+                                  [o.to_dict() for o in outcomes], notes))
+        label = m.nodeid if m.name == "default" else f"{m.nodeid}[{m.name}]"
+        if verdict == ev.FAIL:
+            message = ev.failure_message(m.name, outcomes, ev.Limits(), strict=args.strict, require_baseline=False)
+            failures.append(f"{label}: {message}")
+        elif verdict == ev.INCONCLUSIVE:
+            unsure += [f"{label}: {ev.describe_config(o.report)}: {j.message}" + (f" ({j.hint})" if j.hint else "")
+                       for o in outcomes for j in o.judgements if j.verdict.value == ev.INCONCLUSIVE]
+    if not judged:
+        print(f"no measurements to compare in {args.new}", file=out)
+        return EXIT_OK
+    for line in summary_lines(judged, verbose=False):
+        print(line, file=out)
+    for line in unsure:
+        print(f"inconclusive: {line}", file=out)
+    for failure in failures:
+        print("", file=out)
+        print(f"FAILED {failure}", file=out)
+    return EXIT_REGRESSION if failures else EXIT_OK
+
+
+# --- show ---------------------------------------------------------------------------------------------
+
+SHOW_EXAMPLES: Final = """\
+examples:
+  npf show
+  npf show path/to/baselines
+
+Lists every stored baseline: test, measurement, configuration, throughput and p99, the
+environment it was measured in (env1, env2, ... explained below the table) and its age.
+"""
+
+
+def _split_entry(key: str) -> tuple[str, str, str]:
+    parts = key.rsplit("::", 2)
+    return (parts[0], parts[1], parts[2]) if len(parts) == 3 else (key, "", "")
+
+
+def cmd_show(args: argparse.Namespace, out: IO[str]) -> int:
+    from datetime import datetime, timezone
+
+    from pytest_neuronperf.baseline import FINGERPRINT_FIELDS, BaselineFileError, iter_baselines
+    from pytest_neuronperf.report.markdown import age_text, format_number
+    from pytest_neuronperf.report.summary import table
+
+    root = Path(args.baseline_dir)
+    if not root.is_dir():
+        raise InputError(f"baseline folder {root} does not exist"
+                         + ("" if root.exists() else " (record baselines with pytest --npf-save-baseline)"))
+    errors: list[BaselineFileError] = []
+    envs: dict[tuple[tuple[str, str], ...], str] = {}
+    rows: list[dict[str, Any]] = []
+    now = datetime.now(timezone.utc)
+    for module, contents in iter_baselines(root, on_error=errors.append):
+        for key in sorted(contents.entries):
+            test, measurement, config = _split_entry(key)
+            for record in contents.entries[key]:
+                fp = tuple(sorted(record.fingerprint.items()))
+                env = envs.setdefault(fp, f"env{len(envs) + 1}")
+                report = record.report
+                rows.append({
+                    "test": f"{module}::{test}", "measurement": measurement, "configuration": config,
+                    "throughput": format_number(report.get("throughput_avg")),
+                    "p99_ms": format_number(report.get("latency_ms_p99")),
+                    "rounds": str(len(record.rounds)), "environment": env,
+                    "saved": age_text(record.saved_at, now),
+                })
+    if rows:
+        for line in table(rows, ("test", "measurement", "configuration", "throughput", "p99_ms", "rounds",
+                                 "environment", "saved")):
+            print(line, file=out)
+        print("", file=out)
+        for fp, name in envs.items():
+            values = dict(fp)
+            known = [f"{k}={values[k]}" for k in FINGERPRINT_FIELDS if k in values]
+            extra = [f"{k}={v}" for k, v in fp if k not in FINGERPRINT_FIELDS]
+            print(f"{name}: {', '.join(known + extra)}", file=out)
+    elif not errors:
+        print(f"no baselines stored in {root}", file=out)
+    for exc in errors:
+        print(f"error: {exc}", file=sys.stderr)
+    return EXIT_BAD_INPUT if errors else EXIT_OK
+
+
+# --- report -------------------------------------------------------------------------------------------
+
+REPORT_EXAMPLES: Final = """\
+examples:
+  npf report results.json --html report.html
+  npf report results.json --md summary.md
+  npf report results.json --html report.html --md summary.md
+
+RESULTS is the file written by pytest --npf-json=results.json (or npf run --json).
+The HTML report needs matplotlib: pip install "pytest-neuronperf[report]".
+"""
+
+
+def cmd_report(args: argparse.Namespace, out: IO[str]) -> int:
+    from pytest_neuronperf.report.markdown import ResultsFileError, load_results, write_markdown
+
+    if not args.html and not args.md:
+        raise InputError("npf report: nothing to write; give --html FILE and/or --md FILE")
+    if args.html:
+        from pytest_neuronperf.report.html import ReportDependencyError, require_matplotlib
+
+        try:
+            require_matplotlib()
+        except ReportDependencyError as exc:
+            raise InputError(str(exc)) from None
+    try:
+        doc = load_results(args.results)
+    except ResultsFileError as exc:
+        raise InputError(str(exc)) from None
+    if args.md:
+        print(f"wrote {write_markdown(doc, args.md)}", file=out)
+    if args.html:
+        from pytest_neuronperf.report.html import write_html
+
+        print(f"wrote {write_html(doc, args.html)}", file=out)
+    return EXIT_OK
+
+
+# --- run ----------------------------------------------------------------------------------------------
+
+RUN_EXAMPLES: Final = """\
+examples:
+  npf run examples.models:TinyMLP --inputs 1x64 --duration 10
+  npf run examples.models:TinyMLP --inputs 1x64,8x64 --batch-sizes 1,8 --n-models 1,2 --workers 1,2
+  npf run mypkg.models:TwoTower --inputs "1x64;1x16" --duration 5s --json out.json --csv out.csv
+  npf run path/to/models.py:Net --inputs 4x3x224x224 --device cpu
+
+MODEL is MODULE:CLASS (a module importable from here, or a .py file) naming a model class or
+zero-argument factory defined at the module's top level. Each SHAPE such as 1x64 becomes
+torch.randn(1, 64); shapes joined by ';' are the inputs of a multi-input model; shapes
+separated by ',' are one input per batch size.
+"""
+
+
+def parse_shape(text: str) -> tuple[int, ...]:
+    words = [w.strip() for w in text.strip().lower().split("x")]
+    if not words or not all(w.isdigit() and int(w) > 0 for w in words):
+        raise InputError(f"--inputs: expected a shape such as 1x64 (positive sizes joined by x), got {text!r}")
+    return tuple(int(w) for w in words)
+
+
+def parse_inputs(text: str) -> list[tuple[tuple[int, ...], ...]]:
+    """``1x64`` -> [((1, 64),)]; ``1x64;1x8,4x64;4x8`` -> two multi-input items."""
+    items = [item for item in text.split(",") if item.strip()]
+    if not items:
+        raise InputError("--inputs: expected at least one shape such as 1x64")
+    return [tuple(parse_shape(shape) for shape in item.split(";") if shape.strip()) for item in items]
+
+
+def make_inputs(shapes: list[tuple[tuple[int, ...], ...]]) -> Any:
+    import torch
+
+    tensors = [tuple(torch.randn(*shape) for shape in item) for item in shapes]
+    items = [t[0] if len(t) == 1 else t for t in tensors]
+    return items[0] if len(items) == 1 else items
+
+
+def load_model(spec: str) -> Any:
+    import importlib
+    import importlib.util
+
+    module_name, sep, attr = spec.rpartition(":")
+    if not sep or not module_name or not attr:
+        raise InputError(f"MODEL: expected MODULE:CLASS such as examples.models:TinyMLP, got {spec!r}")
+    if module_name.endswith(".py") or os.sep in module_name or "/" in module_name:
+        path = Path(module_name).resolve()
+        if not path.is_file():
+            raise InputError(f"MODEL: no such file {module_name!r}")
+        # Model copies import the class again by module name, so its folder has to be on the path.
+        sys.path.insert(0, str(path.parent))
+        module_name = path.stem
+    elif "" not in sys.path and os.getcwd() not in sys.path:
+        # The console script does not put the current folder on the path, as `python -m` does.
+        sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise InputError(f"MODEL: cannot import module {module_name!r}: {exc}") from None
+    obj: Any = module
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise InputError(f"MODEL: module {module_name!r} has no attribute {attr!r}")
+        obj = getattr(obj, part)
+    if not callable(obj):
+        raise InputError(f"MODEL: {spec!r} is not a class or factory")
+    return obj
+
+
+def _int_list(option: str, allow_max: bool = False) -> Callable[[str], list[int | str]]:
+    from pytest_neuronperf.settings import MAX, SettingsError, parse_int_list
+
+    def parse(text: str) -> list[int | str]:
+        try:
+            values = parse_int_list(text, option, allow_max=allow_max)
+        except SettingsError as exc:
+            raise argparse.ArgumentTypeError(exc.message) from None
+        return ["max" if v == MAX else v for v in values]
+
+    return parse
+
+
+def cmd_run(args: argparse.Namespace, out: IO[str]) -> int:
+    import pytest_neuronperf as npf
+    from pytest_neuronperf.errors import BenchmarkError, DeviceUnavailableError
+
+    shapes = parse_inputs(args.inputs)
+    model = load_model(args.model)
+    inputs = make_inputs(shapes)
+    params: dict[str, Any] = {"duration": args.duration, "device_type": args.device, "rounds": args.rounds}
+    for name, value in (("batch_sizes", args.batch_sizes), ("n_models", args.n_models),
+                        ("workers_per_model", args.workers), ("model_name", args.model_name),
+                        ("verbosity", args.verbosity)):
+        if value is not None:
+            params[name] = value
+    try:
+        reports: list[dict[str, Any]] = npf.benchmark(model, inputs, **params)  # type: ignore[assignment]
+    except (ValueError, TypeError, FileNotFoundError) as exc:
+        raise InputError(str(exc)) from None
+    except (BenchmarkError, DeviceUnavailableError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_REGRESSION
+    npf.print_reports(reports, file=out)
+    if args.json:
+        print(f"wrote {npf.write_json(reports, args.json)}", file=out)
+    if args.csv:
+        print(f"wrote {npf.write_csv(reports, args.csv)}", file=out)
+    failed = [r for r in reports if r.get("status") == "error"]
+    return EXIT_REGRESSION if failed else EXIT_OK
+
+
+# --- the parser ---------------------------------------------------------------------------------------
+
+
+def _checked(parse: Callable[[str, str], Any], option: str) -> Callable[[str], Any]:
+    """An argparse type from a settings parser: its message becomes argparse's error (exit 2)."""
+    from pytest_neuronperf.settings import SettingsError
+
+    def convert(text: str) -> Any:
+        try:
+            return parse(text, option)
+        except SettingsError as exc:
+            raise argparse.ArgumentTypeError(exc.message) from None
+
+    return convert
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from pytest_neuronperf.baseline import DEFAULT_FINGERPRINT_KEYS
+    from pytest_neuronperf.settings import Tolerance, parse_duration, parse_fingerprint_keys, parse_tolerance
+
+    raw = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(
+        prog="npf", formatter_class=raw,
+        description="pytest-neuronperf from the shell: compare results with baselines, show baselines, "
+                    "write reports, run a benchmark.",
+        epilog="run 'npf COMMAND --help' for each command's options and examples",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    compare = sub.add_parser("compare", help="judge a results file against stored baselines",
+                             description="Judge saved results against stored baselines with the plugin's gate.",
+                             epilog=COMPARE_EXAMPLES, formatter_class=raw)
+    compare.add_argument("baseline", metavar="BASELINE", help="baseline folder, or one baseline file")
+    compare.add_argument("new", metavar="RESULTS", help="results file written by pytest --npf-json")
+    compare.add_argument("--tolerance", type=_checked(parse_tolerance, "--tolerance"), default=Tolerance(),
+                         help="allowed change: 10%% or 0.1 for all metrics, or throughput=5%%,p99=10%% "
+                              "(default: 10%%)")
+    compare.add_argument("--strict", action="store_true",
+                         help="fail on inconclusive comparisons too, not only on clear regressions")
+    compare.add_argument("--fingerprint-keys", type=_checked(parse_fingerprint_keys, "--fingerprint-keys"),
+                         default=DEFAULT_FINGERPRINT_KEYS, metavar="FIELDS",
+                         help="environment fields that must match for a baseline to apply, or none "
+                              f"(default: {','.join(DEFAULT_FINGERPRINT_KEYS)})")
+    compare.set_defaults(handler=cmd_compare)
+
+    show = sub.add_parser("show", help="list the stored baselines", description="List the stored baselines.",
+                          epilog=SHOW_EXAMPLES, formatter_class=raw)
+    show.add_argument("baseline_dir", metavar="BASELINE_DIR", nargs="?", default=DEFAULT_BASELINE_DIR,
+                      help=f"baseline folder (default: {DEFAULT_BASELINE_DIR})")
+    show.set_defaults(handler=cmd_show)
+
+    report = sub.add_parser("report", help="write HTML / Markdown reports from a results file",
+                            description="Write the HTML report and/or the Markdown summary of saved results.",
+                            epilog=REPORT_EXAMPLES, formatter_class=raw)
+    report.add_argument("results", metavar="RESULTS", help="results file written by pytest --npf-json")
+    report.add_argument("--html", metavar="FILE", help="write the HTML report (with plots) here")
+    report.add_argument("--md", metavar="FILE", help="write the Markdown summary here")
+    report.set_defaults(handler=cmd_report)
+
+    run = sub.add_parser("run", help="benchmark a model and print the report table",
+                         description="Benchmark a model over the configuration matrix and print the table.",
+                         epilog=RUN_EXAMPLES, formatter_class=raw)
+    run.add_argument("model", metavar="MODEL", help="MODULE:CLASS, e.g. examples.models:TinyMLP")
+    run.add_argument("--inputs", required=True, metavar="SHAPES",
+                     help="input shapes: 1x64; 'AxB;CxD' for a multi-input model; ',' between batch sizes")
+    run.add_argument("--duration", type=_checked(parse_duration, "--duration"), default=10.0, metavar="S",
+                     help="seconds measured per configuration, such as 10, 10s or 2m (default: 10)")
+    run.add_argument("--batch-sizes", type=_int_list("--batch-sizes"), metavar="LIST",
+                     help="batch size of each input, paired by position (default: each input's first dimension)")
+    run.add_argument("--n-models", type=_int_list("--n-models", allow_max=True), metavar="LIST",
+                     help="model copies to sweep, such as 1,2 or 1,max")
+    run.add_argument("--workers", type=_int_list("--workers"), metavar="LIST",
+                     help="worker threads per model copy to sweep, such as 1,2")
+    run.add_argument("--rounds", type=int, default=1, metavar="N",
+                     help="rounds per configuration, the duration split between them (default: 1)")
+    run.add_argument("--device", default="cpu", help="device type: cpu, cuda, neuron, ... (default: cpu)")
+    run.add_argument("--model-name", help="name shown in the reports (default: the class name)")
+    run.add_argument("--verbosity", type=int, choices=(0, 1, 2), help="runner log level: 0, 1 or 2")
+    run.add_argument("--json", metavar="FILE", help="also write the reports as JSON")
+    run.add_argument("--csv", metavar="FILE", help="also write the reports as CSV")
+    run.set_defaults(handler=cmd_run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from pytest_neuronperf.baseline import BaselineFileError
+
+    parser = build_parser()
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    if not arguments:
+        parser.print_help(sys.stderr)
+        return EXIT_BAD_INPUT
+    args = parser.parse_args(arguments)
+    handler: Callable[[argparse.Namespace, IO[str]], int] = args.handler
+    try:
+        return handler(args, sys.stdout)
+    except (InputError, BaselineFileError) as exc:
+        print(f"npf {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except OSError as exc:
+        print(f"npf {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print(f"npf {args.command}: interrupted", file=sys.stderr)
+        return 130

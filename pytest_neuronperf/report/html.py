@@ -1,0 +1,508 @@
+"""The HTML report: one self-contained file with the verdicts, tables and plots of a run.
+
+The file references nothing outside itself (CSS inline, plots as inline SVG),
+so it can be attached to a CI run and opened anywhere. Plots come from
+matplotlib, an optional dependency imported only while a report is written.
+"""
+
+from __future__ import annotations
+
+import html
+import importlib.util
+import io
+import math
+import os
+import re
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timezone
+from typing import Any, Final
+
+from pytest_neuronperf import fields
+from pytest_neuronperf.measurement import Measurement
+from pytest_neuronperf.report.markdown import (
+    VERDICT_ORDER,
+    Results,
+    age_text,
+    as_measurements,
+    config_label,
+    environment_of,
+    explanations,
+    format_change,
+    format_number,
+    judgement,
+    measurement_label,
+    verdict_counts,
+)
+
+INSTALL_HINT: Final = 'pip install "pytest-neuronperf[report]"'
+
+_VERDICT_TITLES: Final[Mapping[str, str]] = {
+    "pass": "passed", "fail": "regressed (fail)", "inconclusive": "inconclusive", "no baseline": "without baseline",
+    "measured": "measured only", "skipped": "skipped",
+}
+_VERDICT_SYMBOLS: Final[Mapping[str, str]] = {
+    "pass": "✓", "fail": "✗", "inconclusive": "?", "no baseline": "○", "measured": "·", "skipped": "»",
+}
+CURRENT_COLOUR: Final = "#2563eb"
+BASELINE_COLOUR: Final = "#6b7280"
+# Colour-blind-safe series colours (Okabe-Ito) for several configurations in one plot.
+_SERIES: Final[tuple[str, ...]] = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442",
+                                   "#000000")
+
+
+class ReportDependencyError(ImportError):
+    """A report needs an optional package that is not installed."""
+
+
+def require_matplotlib() -> None:
+    """Raise ReportDependencyError (with the install command) when matplotlib is missing.
+
+    Cheap: it looks the package up without importing it, so the plugin can call
+    it while configuring a run that asked for ``--npf-html``.
+    """
+    if importlib.util.find_spec("matplotlib") is None:
+        raise ReportDependencyError(f"the HTML report draws its plots with matplotlib, which is not installed; "
+                                    f"install it with: {INSTALL_HINT}")
+
+
+# --- SVG plots --------------------------------------------------------------------------------------
+
+
+class _Plots:
+    """Draws figures and turns them into inline SVG with ids unique within the page."""
+
+    def __init__(self) -> None:
+        require_matplotlib()
+        import sys
+
+        import matplotlib
+
+        # Agg never opens a window; leave an already chosen pyplot backend of the user's alone.
+        if "matplotlib.pyplot" not in sys.modules:
+            matplotlib.use("Agg")
+        self.count = 0
+        self.rc: dict[str, Any] = {
+            "svg.fonttype": "none", "font.size": 9, "font.family": "sans-serif",
+            "font.sans-serif": ["DejaVu Sans", "Helvetica", "Arial"], "axes.spines.top": False,
+            "axes.spines.right": False, "axes.edgecolor": "#9ca3af", "axes.grid": True, "grid.color": "#e5e7eb",
+            "grid.linewidth": 0.8, "axes.axisbelow": True, "axes.titlesize": 10, "axes.titleweight": "bold",
+            "legend.frameon": False, "legend.fontsize": 8, "xtick.color": "#374151", "ytick.color": "#374151",
+            "text.usetex": False, "path.simplify": True,
+        }
+
+    def render(self, size: tuple[float, float], draw: Callable[[Any], None], label: str) -> str:
+        import matplotlib
+        from matplotlib.figure import Figure
+
+        self.count += 1
+        prefix = f"npf{self.count}-"
+        # A fixed salt keeps the report byte-for-byte reproducible; the prefix keeps ids apart between plots.
+        rc: Any = {**self.rc, "svg.hashsalt": prefix}
+        with matplotlib.rc_context(rc):
+            fig = Figure(figsize=size, layout="constrained")
+            draw(fig)
+            buf = io.StringIO()
+            fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None})
+        return _inline_svg(buf.getvalue(), prefix, label)
+
+
+def _inline_svg(text: str, prefix: str, label: str) -> str:
+    text = text[text.index("<svg"):]
+    text = re.sub(r"<metadata>.*?</metadata>\s*", "", text, flags=re.S)
+    # Inline SVG in HTML needs no namespace declarations, and SVG 2 reads a plain href.
+    text = re.sub(r'\s+xmlns(:\w+)?="[^"]*"', "", text)
+    text = text.replace("xlink:href=", "href=")
+    # Several plots share one page: give every id (and every reference to it) the plot's prefix.
+    text = re.sub(r'\bid="([^"]+)"', lambda m: f'id="{prefix}{m.group(1)}"', text)
+    text = re.sub(r'href="#([^"]+)"', lambda m: f'href="#{prefix}{m.group(1)}"', text)
+    text = re.sub(r"url\(#([^)]+)\)", lambda m: f"url(#{prefix}{m.group(1)})", text)
+    # The page's CSS sizes the plot; the viewBox keeps its proportions.
+    head_end = text.index(">")
+    width = re.search(r'\swidth="([\d.]+)pt"', text[:head_end])
+    head = re.sub(r'\s(width|height)="[^"]*"', "", text[:head_end])
+    # Shrink to fit a narrow column, but never grow past the drawn size (text would grow with it).
+    style = f' style="max-width: {float(width.group(1)) * 4 / 3:.0f}px"' if width else ""
+    return head + f' class="plot" role="img" aria-label="{_esc(label)}"{style}' + text[head_end:]
+
+
+def _short_label(report: Mapping[str, Any], batches: bool) -> str:
+    text = f"{report.get('n_models')}x{report.get('workers_per_model')}"
+    if batches:
+        text += f" b{report.get('batch_size')}"
+    if report.get("pipeline_size") not in (None, 1):
+        text += f" p{report.get('pipeline_size')}"
+    return text
+
+
+def _cdf_points(cdf: Any) -> tuple[list[float], list[float]]:
+    points = [(float(p), float(v)) for p, v in (cdf or []) if isinstance(v, (int, float)) and v > 0]
+    return [v for _, v in points], [p for p, _ in points]
+
+
+# Percentile axis stretched towards the tail, so p99 and p99.9 get as much room as p0..p90.
+_TAIL_CAP: Final = 99.95
+_PERCENTILE_TICKS: Final = (0.0, 50.0, 90.0, 99.0, 99.9, _TAIL_CAP)
+
+
+def _tail_forward(p: Any) -> Any:
+    import numpy as np
+
+    return -np.log10(1.0 - np.clip(p, 0.0, _TAIL_CAP) / 100.0)
+
+
+def _tail_inverse(y: Any) -> Any:
+    import numpy as np
+
+    return 100.0 * (1.0 - np.power(10.0, -np.asarray(y)))
+
+
+def _cdf_plot(plots: _Plots, report: Mapping[str, Any], baseline: Mapping[str, Any] | None,
+              saved: str) -> str | None:
+    cur_x, cur_p = _cdf_points(report.get(fields.CDF_KEY))
+    base_x, base_p = _cdf_points((baseline or {}).get(fields.CDF_KEY))
+    if not cur_x:
+        return None
+    every = cur_x + base_x
+    # A log axis only helps when the latencies span more than one order of magnitude (tails, outliers).
+    log_x = max(every) / min(every) > 10.0
+
+    def draw(fig: Any) -> None:
+        ax = fig.add_subplot()
+        if base_x:
+            label = "baseline" + (f" ({saved})" if saved else "")
+            ax.plot(base_x, [min(p, _TAIL_CAP) for p in base_p], color=BASELINE_COLOUR, linestyle="--",
+                    linewidth=1.6, marker="o", markersize=2.5, label=label)
+        ax.plot(cur_x, [min(p, _TAIL_CAP) for p in cur_p], color=CURRENT_COLOUR, linewidth=1.8, marker="o",
+                markersize=2.5, label="this run")
+        ax.set_yscale("function", functions=(_tail_forward, _tail_inverse))
+        ax.set_yticks(list(_PERCENTILE_TICKS))
+        ax.set_yticklabels(["0", "50", "90", "99", "99.9", "max"])
+        ax.set_ylim(0.0, _TAIL_CAP)
+        if log_x:
+            from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+            ax.set_xscale("log")
+            # 1-2-5 ticks as plain numbers read better than powers of ten for milliseconds.
+            decades = math.log10(max(every) / min(every))
+            ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0) if decades <= 2.5 else (1.0,)))
+            ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+            ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_xlabel("latency (ms" + (", log scale)" if log_x else ")"))
+        ax.set_ylabel("percentile")
+        ax.set_title(config_label(report), loc="left")
+        ax.legend(loc="lower right")
+
+    return plots.render((4.0, 3.0), draw, f"latency CDF of {config_label(report)}, this run and baseline")
+
+
+def _throughput_bars(plots: _Plots, m: Measurement) -> str | None:
+    rows = [(r, o) for r, o in zip(m.reports, m.outcomes, strict=True)
+            if isinstance(r.get("throughput_avg"), (int, float))]
+    if not rows:
+        return None
+    batches = len({r.get("batch_size") for r, _ in rows}) > 1
+    labels = [_short_label(r, batches) for r, _ in rows]
+    current = [float(r["throughput_avg"]) for r, _ in rows]
+    base = [_baseline_value(o, "throughput_avg") for _, o in rows]
+    has_base = any(b is not None for b in base)
+
+    def draw(fig: Any) -> None:
+        ax = fig.add_subplot()
+        xs = list(range(len(rows)))
+        width = 0.38 if has_base else 0.6
+        if has_base:
+            ax.bar([x - width / 2 for x in xs], [b or 0.0 for b in base], width, color="#d1d5db",
+                   edgecolor=BASELINE_COLOUR, hatch="//", linewidth=0.6, label="baseline")
+            ax.bar([x + width / 2 for x in xs], current, width, color=CURRENT_COLOUR, label="this run")
+        else:
+            ax.bar(xs, current, width, color=CURRENT_COLOUR, label="this run")
+        ax.set_xticks(xs)
+        ax.set_xticklabels(labels, rotation=30 if len(rows) > 6 else 0)
+        ax.set_xlabel("configuration (model copies x workers per copy" + (", batch size)" if batches else ")"))
+        ax.set_ylabel("throughput (inferences/s)")
+        ax.set_title("Throughput by configuration", loc="left")
+        ax.grid(axis="x", visible=False)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
+
+    return plots.render((max(4.6, min(11.0, 1.6 + 0.75 * len(rows))), 3.2), draw,
+                        "throughput by configuration, this run and baseline")
+
+
+def _throughput_timeline(plots: _Plots, m: Measurement) -> str | None:
+    series: list[tuple[dict[str, Any], list[Any]]] = [
+        (r, list(r[fields.TIMELINE_KEY])) for r in m.reports
+        if isinstance(r.get(fields.TIMELINE_KEY), list) and any(r[fields.TIMELINE_KEY])
+    ]
+    if not series:
+        return None
+    batches = len({r.get("batch_size") for r, _ in series}) > 1
+    n_rounds = max(len(t) for _, t in series)
+
+    def draw(fig: Any) -> None:
+        ax = fig.add_subplot()
+        boundaries: list[float] = []
+        for i, (report, timeline) in enumerate(series):
+            xs: list[float] = []
+            ys: list[float] = []
+            offset = 0.0
+            for k, rnd in enumerate(timeline):
+                points = [(float(t), float(v)) for t, v in rnd]
+                if points:
+                    xs += [offset + t for t, _ in points] + [float("nan")]
+                    ys += [v for _, v in points] + [float("nan")]
+                    # Points sit at the middle of equal sub-windows, so the round ends half a window after the last.
+                    offset += points[-1][0] + points[0][0]
+                if i == 0 and k < len(timeline) - 1:
+                    boundaries.append(offset)
+            ax.plot(xs, ys, color=_SERIES[i % len(_SERIES)], linewidth=1.5, marker="o", markersize=2.5,
+                    label=_short_label(report, batches))
+        for b in boundaries:
+            ax.axvline(b, color="#9ca3af", linewidth=0.8, linestyle=":")
+        ax.set_ylim(bottom=0)
+        ax.set_xlabel("seconds in the timed window" + (f" ({n_rounds} rounds end to end)" if n_rounds > 1 else ""))
+        ax.set_ylabel("throughput (inferences/s)")
+        ax.set_title("Throughput over time", loc="left")
+        ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), title="copies x\nworkers")
+
+    return plots.render((max(4.6, min(11.0, 1.6 + 0.75 * len(m.reports))), 3.2), draw,
+                        "throughput over time within the timed window")
+
+
+def _baseline_value(outcome: Mapping[str, Any], key: str) -> float | None:
+    baseline = outcome.get("baseline")
+    value = baseline.get(key) if isinstance(baseline, Mapping) else None
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+# --- HTML -------------------------------------------------------------------------------------------------
+
+_CSS: Final = """
+:root { --fg: #111827; --muted: #6b7280; --line: #e5e7eb; --bg: #ffffff; --panel: #f9fafb; }
+* { box-sizing: border-box; }
+body { margin: 0; background: var(--bg); color: var(--fg);
+  font: 14px/1.45 -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, "DejaVu Sans", sans-serif; }
+main { max-width: 1180px; margin: 0 auto; padding: 24px 28px 48px; }
+h1 { font-size: 22px; margin: 0 0 4px; }
+h2 { font-size: 17px; margin: 0; word-break: break-all; }
+h3 { font-size: 14px; margin: 18px 0 8px; color: #374151; }
+.muted { color: var(--muted); }
+.summary { margin: 18px 0 8px; padding: 16px 18px; border: 1px solid var(--line); border-radius: 10px;
+  background: var(--panel); }
+.summary p { margin: 0 0 12px; font-size: 15px; }
+.tiles { display: flex; flex-wrap: wrap; gap: 8px; }
+.tiles + .tiles { margin-top: 8px; }
+.tile { min-width: 118px; padding: 8px 12px; border-radius: 8px; border: 1px solid; }
+.tile b { display: block; font-size: 22px; line-height: 1.1; }
+.tile span { font-size: 12px; }
+.tiles .what { align-self: center; width: 120px; font-weight: 600; color: #374151; }
+.badge { display: inline-block; padding: 1px 8px; border-radius: 999px; border: 1px solid; font-size: 12px;
+  font-weight: 600; white-space: nowrap; }
+.v-pass { background: #dcfce7; color: #166534; border-color: #86efac; }
+.v-fail { background: #fee2e2; color: #991b1b; border-color: #fca5a5; }
+.v-inconclusive { background: #fef3c7; color: #92400e; border-color: #fcd34d; }
+.v-no-baseline { background: #e0e7ff; color: #3730a3; border-color: #a5b4fc; }
+.v-measured, .v-skipped, .v-other { background: #f3f4f6; color: #374151; border-color: #d1d5db; }
+nav ul { margin: 6px 0 0; padding-left: 18px; }
+nav li { margin: 2px 0; }
+nav a { color: var(--fg); }
+section.test { margin-top: 28px; padding-top: 18px; border-top: 2px solid var(--line); }
+.test-head { display: flex; gap: 10px; align-items: baseline; flex-wrap: wrap; }
+table { border-collapse: collapse; width: 100%; margin: 8px 0; font-size: 13px; }
+th, td { padding: 5px 8px; border-bottom: 1px solid var(--line); text-align: left; vertical-align: top; }
+th { background: var(--panel); font-weight: 600; white-space: nowrap; }
+td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+tbody tr:nth-child(even) td { background: #fcfcfd; }
+.ci { color: var(--muted); font-size: 11px; }
+.worse { color: #b91c1c; font-weight: 600; }
+.better { color: #15803d; font-weight: 600; }
+ul.why { margin: 6px 0; padding-left: 18px; font-size: 13px; }
+ul.why li { margin: 3px 0; }
+.plots { display: grid; grid-template-columns: repeat(auto-fill, minmax(340px, 1fr)); gap: 12px; }
+.plots.wide { grid-template-columns: repeat(auto-fit, minmax(460px, 1fr)); }
+figure { margin: 0; padding: 8px; border: 1px solid var(--line); border-radius: 8px; background: #fff; }
+svg.plot { display: block; width: 100%; height: auto; margin: 0 auto; }
+details.env { margin-top: 10px; }
+details.env table { width: auto; }
+footer { margin-top: 36px; color: var(--muted); font-size: 12px; }
+"""
+
+
+def _esc(value: object) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _verdict_class(verdict: str) -> str:
+    return "v-" + verdict.replace(" ", "-") if verdict in VERDICT_ORDER else "v-other"
+
+
+def _badge(verdict: str) -> str:
+    symbol = _VERDICT_SYMBOLS.get(verdict, "")
+    text = f"{symbol} {verdict}" if symbol else verdict
+    return f'<span class="badge {_verdict_class(verdict)}">{_esc(text)}</span>'
+
+
+def _kind(kind: str) -> str:
+    return _badge(kind) if kind in VERDICT_ORDER else f'<span class="badge v-other">{_esc(kind)}</span>'
+
+
+def _tiles(what: str, counts: Mapping[str, int], total: int) -> str:
+    parts = [f'<div class="tiles"><div class="what">{_esc(what)}<br><span class="muted">{total} in all</span></div>']
+    for verdict in VERDICT_ORDER:
+        n = counts.get(verdict, 0)
+        if n or verdict in ("pass", "fail", "inconclusive", "no baseline"):
+            parts.append(f'<div class="tile {_verdict_class(verdict)}"><b>{n}</b>'
+                         f"<span>{_esc(_VERDICT_TITLES[verdict])}</span></div>")
+    for verdict, n in sorted(counts.items()):
+        if verdict not in VERDICT_ORDER and n:
+            parts.append(f'<div class="tile v-other"><b>{n}</b><span>{_esc(verdict)}</span></div>')
+    parts.append("</div>")
+    return "".join(parts)
+
+
+def _summary(ms: Sequence[Measurement]) -> str:
+    by_m, by_c = verdict_counts(ms)
+    n_c = sum(by_c.values())
+    regressed = by_c.get("fail", 0)
+    if not ms:
+        headline = "No performance measurements."
+    elif regressed:
+        headline = f"{regressed} of {n_c} configuration{'' if n_c == 1 else 's'} regressed."
+    elif by_c.get("inconclusive", 0):
+        headline = f"No regression found; {by_c['inconclusive']} configuration(s) could not be judged."
+    elif by_c.get("pass", 0):
+        headline = "No regression: every compared configuration passed."
+    else:
+        headline = "Nothing was compared with a baseline."
+    tone = "worse" if regressed else ""
+    return (f'<section class="summary" id="summary"><p><strong class="{tone}">{_esc(headline)}</strong></p>'
+            f"{_tiles('Measurements', by_m, len(ms))}{_tiles('Configurations', by_c, n_c)}</section>")
+
+
+def _change_cell(j: Mapping[str, Any] | None, higher_is_better: bool) -> str:
+    if j is None:
+        return '<td class="num">—</td>'
+    change = j.get("change")
+    css = ""
+    if isinstance(change, (int, float)) and abs(change) >= float(j.get("tolerance") or 0.0) > 0:
+        css = "better" if (change > 0) == higher_is_better else "worse"
+    ci = j.get("change_ci")
+    ci_text = ""
+    if isinstance(ci, list) and len(ci) == 2 and all(isinstance(v, (int, float)) for v in ci):
+        ci_text = f'<br><span class="ci">CI {_esc(format_change(ci[0]))} .. {_esc(format_change(ci[1]))}</span>'
+    return f'<td class="num"><span class="{css}">{_esc(format_change(change))}</span>{ci_text}</td>'
+
+
+def _config_table(m: Measurement) -> str:
+    head = ("<thead><tr><th>Configuration</th><th class=\"num\">Throughput /s</th><th class=\"num\">Baseline</th>"
+            "<th class=\"num\">Change</th><th class=\"num\">p50 ms</th><th class=\"num\">p99 ms</th>"
+            "<th class=\"num\">Baseline p99</th><th class=\"num\">Change</th><th>Verdict</th></tr></thead>")
+    rows = []
+    for report, outcome in zip(m.reports, m.outcomes, strict=True):
+        verdict = str(outcome.get("verdict"))
+        tput, p99 = judgement(outcome, "throughput"), judgement(outcome, "p99")
+        base_tput = tput["baseline"] if tput else _baseline_value(outcome, "throughput_avg")
+        base_p99 = p99["baseline"] if p99 else _baseline_value(outcome, "latency_ms_p99")
+        key = outcome.get("config_key") or ""
+        reason = "" if report.get("status") == fields.STATUS_OK else str(report.get("reason") or "")
+        label = (f"{_esc(config_label(report))}<br><span class=\"ci\">{_esc(key)}"
+                 + (f" · {_esc(reason)}" if reason else "") + "</span>")
+        rows.append(
+            f"<tr><td>{label}</td>"
+            f'<td class="num">{_esc(format_number(report.get("throughput_avg")))}</td>'
+            f'<td class="num">{_esc(format_number(base_tput))}</td>{_change_cell(tput, True)}'
+            f'<td class="num">{_esc(format_number(report.get("latency_ms_p50")))}</td>'
+            f'<td class="num">{_esc(format_number(report.get("latency_ms_p99")))}</td>'
+            f'<td class="num">{_esc(format_number(base_p99))}</td>{_change_cell(p99, False)}'
+            f"<td>{_badge(verdict)}</td></tr>"
+        )
+    return f'<table class="configs">{head}<tbody>{"".join(rows)}</tbody></table>'
+
+
+def _anchor(index: int) -> str:
+    return f"m{index}"
+
+
+def _age(saved_at: Any, now: datetime) -> str:
+    return age_text(saved_at, now) if isinstance(saved_at, str) else ""
+
+
+def _measurement_section(plots: _Plots, m: Measurement, index: int, now: datetime) -> str:
+    out = [f'<section class="test" id="{_anchor(index)}"><div class="test-head">'
+           f"<h2>{_esc(measurement_label(m))}</h2>{_badge(m.verdict)}</div>"]
+    model = next((str(r["model_name"]) for r in m.reports if r.get("model_name")), "")
+    meta = [f"model {model}" if model else "", f"device {m.device_type}" if m.device_type else "",
+            f"measurement {m.name!r}" if m.name != "default" else "",
+            f"{len(m.reports)} configuration{'' if len(m.reports) == 1 else 's'}"]
+    out.append(f'<p class="muted">{_esc(" · ".join(p for p in meta if p))}</p>')
+    out.append(_config_table(m))
+    why = explanations(m)
+    if why:
+        out.append('<ul class="why">' + "".join(
+            f"<li><strong>{_esc(cfg)}</strong> {_kind(kind)} {_esc(text)}</li>" for cfg, kind, text in why) + "</ul>")
+    out.extend(f'<p class="muted">note: {_esc(n)}</p>' for n in m.notes
+               if not any(n.endswith(t) for _, _, t in why))
+    wide = [svg for svg in (_throughput_bars(plots, m), _throughput_timeline(plots, m)) if svg]
+    if wide:
+        out.append('<h3>Throughput</h3><div class="plots wide">'
+                   + "".join(f"<figure>{svg}</figure>" for svg in wide) + "</div>")
+    cdfs = []
+    for report, outcome in zip(m.reports, m.outcomes, strict=True):
+        baseline = outcome.get("baseline") if isinstance(outcome.get("baseline"), Mapping) else None
+        svg = _cdf_plot(plots, report, baseline, _age(outcome.get("baseline_saved_at"), now))
+        if svg:
+            cdfs.append(f"<figure>{svg}</figure>")
+    if cdfs:
+        out.append('<h3>Latency distribution (CDF, this run vs baseline)</h3><div class="plots">'
+                   + "".join(cdfs) + "</div>")
+    out.append("</section>")
+    return "".join(out)
+
+
+def _environment(env: Mapping[str, str]) -> str:
+    if not env:
+        return ""
+    rows = "".join(f"<tr><th>{_esc(k)}</th><td>{_esc(v)}</td></tr>" for k, v in env.items())
+    return f'<details class="env"><summary>Environment</summary><table>{rows}</table></details>'
+
+
+def html_report(data: Results, *, title: str = "neuronperf report") -> str:
+    """The report as one HTML document (see :func:`write_html`)."""
+    ms = as_measurements(data)
+    env = environment_of(data)
+    plots = _Plots()
+    now = datetime.now(timezone.utc)
+    nav = ""
+    if len(ms) > 1:
+        nav = ("<nav><h3>Tests</h3><ul>" + "".join(
+            f'<li><a href="#{_anchor(i)}">{_esc(measurement_label(m))}</a> {_badge(m.verdict)}</li>'
+            for i, m in enumerate(ms)) + "</ul></nav>")
+    sections = "".join(_measurement_section(plots, m, i, now) for i, m in enumerate(ms))
+    stamp = now.strftime("%Y-%m-%d %H:%M UTC")
+    return (
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{_esc(title)}</title><style>{_CSS}</style></head><body><main>"
+        f'<h1>{_esc(title)}</h1><p class="muted">Generated {_esc(stamp)} by pytest-neuronperf. '
+        "Verdicts compare this run with the stored baselines: throughput regresses when it falls, latency "
+        "percentiles when they rise, beyond the tolerance with statistical evidence.</p>"
+        f"{_summary(ms)}{_environment(env)}{nav}{sections}"
+        "<footer>Plots: dashed grey is the baseline, solid blue this run. Configurations read "
+        "“copies x workers”: model copies times worker threads per copy.</footer>"
+        "</main></body></html>\n"
+    )
+
+
+def write_html(measurements_or_reports: Results, filename: str | os.PathLike[str]) -> str:
+    """Write a self-contained HTML report (summary, per-test tables, latency CDFs against the baseline,
+    throughput by configuration and over time); returns the file name.
+
+    Takes the measurements of a pytest run, a ``--npf-json`` results document, or the report dicts
+    ``benchmark()`` returns. Needs matplotlib (``pip install "pytest-neuronperf[report]"``).
+    """
+    from pytest_neuronperf.baseline import write_atomic
+
+    text = html_report(measurements_or_reports)
+    name = os.fspath(filename)
+    os.makedirs(os.path.dirname(os.path.abspath(name)), exist_ok=True)
+    write_atomic(name, text.encode("utf-8"))
+    return name

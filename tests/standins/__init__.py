@@ -1,0 +1,1 @@
+"""Stand-ins for the Neuron software (``torch_neuronx``, ``neuron-ls``) and the fixtures that install them."""
