@@ -32,3 +32,10 @@ def test_two_tower_two_batch_sizes(npf_bench) -> None:  # type: ignore[no-untype
     large = npf_bench(TwoTower, (torch.randn(16, 32), torch.randn(16, 48)), n_models=1, workers_per_model=1,
                       duration=5, name="batch16")
     assert large.best("throughput_avg") > small.best("throughput_avg") / 4
+
+
+# On NeuronCores: compile the module (cached), benchmark the artifacts, gate them. Skipped without NeuronCores.
+@pytest.mark.neuron_benchmark(model=TinyMLP, inputs=torch.randn(1, 64), device_type="neuron", compile=True,
+                              duration=10, max_p99_ms=2.0)
+def test_tiny_mlp_on_neuron() -> None:
+    pass

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
+import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -14,6 +16,7 @@ from pytest_neuronperf.errors import DeviceUnavailableError
 from pytest_neuronperf.log import level_for, logger
 from pytest_neuronperf.report.build import get_reports
 from pytest_neuronperf.runner import params as P
+from pytest_neuronperf.runner import progress
 from pytest_neuronperf.runner.copy import CopyJob
 from pytest_neuronperf.runner.inputs import ModelInput, pair_inputs
 from pytest_neuronperf.runner.matrix import ModelConfig, RunConfig, build_matrix
@@ -108,11 +111,16 @@ def benchmark(
         for i, run in enumerate(matrix.runs):
             remaining = (len(matrix.runs) - i) * duration_s
             logger.info("Benchmarking '%s', ~%d seconds remaining.", name, round(remaining))
+            described = (f"n_models={run.n_models} workers={run.workers_per_model} "
+                         f"batch={run.model.batch_size} pipeline={run.model.pipeline_size}")
             config = {**run.as_dict(), "instance_type": backend.instance_type(),
                       "start_dts": wall_clock_stamp(), "duration": duration_s}
             logger.debug("Running model config: %s", config)
             result = ConfigResult(config=config, status=fields.STATUS_OK, cost_per_hour=cost)
-            for _ in range(rounds):
+            for round_index in range(rounds):
+                left = per_round * (rounds - round_index) + duration_s * (len(matrix.runs) - i - 1)
+                tell = functools.partial(_tell, name, i, len(matrix.runs), described, round_index, rounds, left)
+                tell("loading")
                 jobs = [
                     CopyJob(
                         backend_name=backend.name, placement=placement, run=run, config=config,
@@ -126,18 +134,26 @@ def benchmark(
                 ]
                 _, done, start_ns, stop_ns, resources = run_config(
                     jobs, backend, ctx=ctx, duration_s=per_round, timeout_s=timeout_s,
-                    stats_interval=stats_interval)
+                    stats_interval=stats_interval, on_window=functools.partial(tell, "running"))
                 result.rounds.append(RoundResult(start_ns, stop_ns, jobs[0].bin_ns, done, resources))
                 for c in done:
                     for w, n in enumerate(c.worker_counts):
                         logger.debug("Model copy %d, worker %d finished after %d inferences.",
                                      c.copy_index, w, n)
             config["stop_dts"] = wall_clock_stamp()
+            _tell(name, i, len(matrix.runs), described, rounds - 1, rounds,
+                  duration_s * (len(matrix.runs) - i - 1), "finished")
             _warn_if_short(result, run)
             results.append(result)
         if return_timers:
             return results
         return get_reports(results)
+
+
+def _tell(name: str, index: int, total: int, described: str, round_index: int, rounds: int, left_s: float,
+          phase: str) -> None:
+    progress.emit(progress.Progress(name, index, total, described, phase, round_index, rounds,
+                                    time.monotonic() + left_s))
 
 
 def _bin_ns(duration_s: float, stats_interval: float) -> int:

@@ -19,7 +19,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from multiprocessing.connection import wait
 from multiprocessing.context import BaseContext
 from typing import Any, NoReturn
@@ -232,8 +232,8 @@ class CopyGroup:
 
 
 def run_config(jobs: Sequence[CopyJob], backend: Backend, *, ctx: BaseContext | None, duration_s: float,
-               timeout_s: float, stats_interval: float) -> tuple[list[ReadyInfo], list[CopyResult], int, int,
-                                                                 dict[str, float | None]]:
+               timeout_s: float, stats_interval: float, on_window: Callable[[], None] | None = None,
+               ) -> tuple[list[ReadyInfo], list[CopyResult], int, int, dict[str, float | None]]:
     """Run one configuration: load + warm up every copy, then one shared window [start, start + duration]."""
     with CopyGroup(jobs, backend, ctx) as group:
         ready = group.collect("ready", clock() + int(timeout_s * 1e9), "loading and warming up",
@@ -241,6 +241,8 @@ def run_config(jobs: Sequence[CopyJob], backend: Backend, *, ctx: BaseContext | 
         start_ns = clock() + START_MARGIN_NS
         stop_ns = start_ns + int(duration_s * 1e9)
         group.broadcast(("start", start_ns, stop_ns))
+        if on_window is not None:
+            on_window()
         with ResourceSampler(min(stats_interval, max(duration_s / 4, 0.05))) as sampler:
             done = group.collect("done", stop_ns + int(timeout_s * 1e9), "running the timed window",
                                  f"within timeout={timeout_s:g}s after the {duration_s:g}s window closed")
