@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import os
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from pytest_neuronperf import fields
 from pytest_neuronperf.backends.registry import get_backend
 from pytest_neuronperf.errors import DeviceUnavailableError
-from pytest_neuronperf.log import level_for, logger
+from pytest_neuronperf.log import logger
+from pytest_neuronperf.log import verbosity as log_verbosity
 from pytest_neuronperf.report.build import get_reports
 from pytest_neuronperf.runner import params as P
 from pytest_neuronperf.runner import progress
@@ -89,7 +89,7 @@ def benchmark(
     setup = P.optional_callable("setup_fn", setup_fn, must_pickle=not in_process)
     backend = get_backend(device_type)
 
-    with _verbosity(level):
+    with log_verbosity(level):
         models, model_inputs, name = _resolve_model(model, inputs, sizes, pipelines, model_name, in_process)
         reason = backend.unavailable_reason()
         if reason is not None:
@@ -170,19 +170,6 @@ def _warn_if_short(result: ConfigResult, run: RunConfig) -> None:
             run.n_models, run.workers_per_model, count, MIN_SAMPLES_P99,
             -(-MIN_SAMPLES_P99 // max(count, 1)),
         )
-
-
-@contextlib.contextmanager
-def _verbosity(level: int | None) -> Iterator[None]:
-    if level is None:
-        yield
-        return
-    old = logger.level
-    logger.setLevel(level_for(level))
-    try:
-        yield
-    finally:
-        logger.setLevel(old)
 
 
 def _resolve_model(model: Any, inputs: Any, batch_sizes: list[int] | None, pipeline_sizes: list[int] | None,

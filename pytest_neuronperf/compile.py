@@ -53,8 +53,9 @@ from pathlib import Path
 from typing import Any
 
 from pytest_neuronperf import model_index
-from pytest_neuronperf.baseline import _write_atomic as write_atomic
-from pytest_neuronperf.log import level_for, logger
+from pytest_neuronperf.baseline import write_atomic
+from pytest_neuronperf.log import logger
+from pytest_neuronperf.log import verbosity as log_level
 from pytest_neuronperf.runner import params
 from pytest_neuronperf.runner.inputs import pair_inputs
 from pytest_neuronperf.runner.model_source import ModelSource
@@ -151,16 +152,12 @@ def compile(
     ``{models_dir}/{model_name}.json``) is rewritten after every attempt; on
     KeyboardInterrupt the index of what finished so far is returned.
     """
-    old_level = logger.level
-    logger.setLevel(level_for(verbosity))
-    try:
+    with log_level(verbosity):
         spec, index_path = _plan(
             model, inputs, batch_sizes, pipeline_sizes, models_dir, model_name, compiler_args, filename,
             compile_fn, recompile,
         )
         return _Compilation(spec, index_path).run()
-    finally:
-        logger.setLevel(old_level)
 
 
 def _plan(

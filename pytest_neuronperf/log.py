@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 
 LOGGER_NAME = "pytest_neuronperf"
 logger = logging.getLogger(LOGGER_NAME)
@@ -30,3 +32,17 @@ def set_verbosity(verbosity: int) -> None:
         _handler.setFormatter(logging.Formatter("%(levelname)s:%(name)s - %(message)s"))
         logger.addHandler(_handler)
         logger.propagate = False
+
+
+@contextlib.contextmanager
+def verbosity(level: int | None) -> Iterator[None]:
+    """The logger at ``level`` (0/1/2) for the duration of a call; None leaves it as it is."""
+    if level is None:
+        yield
+        return
+    old = logger.level
+    logger.setLevel(level_for(level))
+    try:
+        yield
+    finally:
+        logger.setLevel(old)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import csv
+import io
 import json
 import math
 import os
 import sys
-import tempfile
 from collections.abc import Mapping, Sequence
 from typing import IO, Any
 
@@ -72,25 +71,6 @@ def _default_name(reports: Sequence[Mapping[str, Any]], suffix: str) -> str:
     return f"{safe}.results-{wall_clock_stamp()}.{suffix}"
 
 
-def _atomic_write(filename: str, write: Any) -> str:
-    directory = os.path.dirname(os.path.abspath(filename))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".npf-", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
-            write(fh)
-        os.replace(tmp, filename)
-    except BaseException:
-        with_suppressed_unlink(tmp)
-        raise
-    return filename
-
-
-def with_suppressed_unlink(path: str) -> None:
-    with contextlib.suppress(OSError):
-        os.unlink(path)
-
-
 def write_csv(reports: Sequence[Mapping[str, Any]], filename: str | None = None,
               cols: Sequence[str] | None = None) -> str:
     """Write the chosen columns (default: every scalar field) as CSV; returns the file name."""
@@ -99,14 +79,20 @@ def write_csv(reports: Sequence[Mapping[str, Any]], filename: str | None = None,
     if lists:
         raise ValueError(f"cols: {lists} hold lists, which CSV cannot; write them with write_json")
     target = filename or _default_name(reports, "csv")
+    buffer = io.StringIO(newline="")
+    w = csv.writer(buffer)
+    w.writerow(columns)
+    for r in reports:
+        w.writerow(["" if r.get(c) is None else r.get(c) for c in columns])
+    return _write(target, buffer.getvalue())
 
-    def write(fh: IO[str]) -> None:
-        w = csv.writer(fh)
-        w.writerow(columns)
-        for r in reports:
-            w.writerow(["" if r.get(c) is None else r.get(c) for c in columns])
 
-    return _atomic_write(target, write)
+def _write(filename: str, text: str) -> str:
+    from pytest_neuronperf.baseline import write_atomic
+
+    os.makedirs(os.path.dirname(os.path.abspath(filename)), exist_ok=True)
+    write_atomic(filename, text.encode("utf-8"))
+    return filename
 
 
 def _json_default(obj: object) -> Any:
@@ -142,5 +128,4 @@ def reports_to_json(reports: Sequence[Mapping[str, Any]]) -> str:
 def write_json(reports: Sequence[Mapping[str, Any]], filename: str | None = None) -> str:
     """Write every field of every report as JSON; returns the file name."""
     target = filename or _default_name(reports, "json")
-    text = reports_to_json(reports)
-    return _atomic_write(target, lambda fh: fh.write(text))
+    return _write(target, reports_to_json(reports))
