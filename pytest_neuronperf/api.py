@@ -21,8 +21,9 @@ from pytest_neuronperf.runner.copy import CopyJob
 from pytest_neuronperf.runner.inputs import ModelInput, pair_inputs
 from pytest_neuronperf.runner.matrix import ModelConfig, RunConfig, build_matrix
 from pytest_neuronperf.runner.model_source import ModelSource
-from pytest_neuronperf.runner.orchestrator import run_config, start_context, wall_clock_stamp
+from pytest_neuronperf.runner.orchestrator import run_config, start_context
 from pytest_neuronperf.runner.results import ConfigResult, RoundResult
+from pytest_neuronperf.stamps import wall_clock_stamp
 
 DEFAULT_DURATION = 60.0
 DEFAULT_TIMEOUT = 120.0

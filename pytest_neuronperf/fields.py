@@ -109,3 +109,17 @@ RUN_KEYS: Final[tuple[str, ...]] = (
     "p99_change",
 )
 CSV_RUN_COLS: Final[tuple[str, ...]] = RUN_KEYS + CSV_COLS
+
+# Everything recorded about where a baseline was measured, in display order.
+FINGERPRINT_FIELDS: Final[tuple[str, ...]] = (
+    "device_type",
+    "instance_type",
+    "cpu_model",
+    "cpu_count",
+    "torch",
+    "torch_neuronx",
+    "python",
+)
+# Python's patch version rarely moves inference speed, and requiring it to
+# match would orphan every baseline on each interpreter update.
+DEFAULT_FINGERPRINT_KEYS: Final[tuple[str, ...]] = tuple(k for k in FINGERPRINT_FIELDS if k != "python")

@@ -178,7 +178,8 @@ class NpfBench:
         if compile_first:
             params["model"] = self._compile(params, compiler_args)
 
-        with FileLock(benchmark_lock_path()):
+        label = self.item.nodeid if name == DEFAULT_NAME else f"{self.item.nodeid}[{name}]"
+        with self.session.progress.showing(label), FileLock(benchmark_lock_path()):
             reports: list[dict[str, Any]] = benchmark(**params)  # type: ignore[assignment]
         compare = self.settings.compare
         store = baseline.BaselineStore(self.session.baseline_root)
@@ -246,7 +247,8 @@ class NpfBench:
                      n_models=sorted({o.report["n_models"] for o in unsure}),
                      workers_per_model=sorted({o.report["workers_per_model"] for o in unsure}))
         wanted = {o.key for o in unsure}
-        with FileLock(benchmark_lock_path()):
+        label = f"{self.item.nodeid} (confirmation rounds)"
+        with self.session.progress.showing(label), FileLock(benchmark_lock_path()):
             more: list[dict[str, Any]] = benchmark(**extra)  # type: ignore[assignment]
         by_key = {config_key(r): r for r in more if r.get("status") == "finished"}
         for report in reports:

@@ -9,11 +9,12 @@ the controller prints what changed, prefixed with the worker's id.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,12 @@ def describe(label: str, event: progress.Progress) -> str:
     rounds = f", round {event.round_index + 1}/{event.rounds}" if event.rounds > 1 else ""
     return (f"neuronperf {label}: configuration {event.index + 1}/{event.total} ({event.description}){rounds}: "
             f"{event.phase}, ~{event.seconds_left():.0f} s left")
+
+
+def _is_tty(terminal: Any) -> bool:
+    # pytest's TerminalReporter.isatty is a callable bool (a method in newer versions).
+    flag = getattr(terminal, "isatty", False)
+    return bool(flag() if callable(flag) else flag)
 
 
 class ProgressView:
@@ -74,13 +81,19 @@ class ProgressView:
         tr = self.terminal
         if self.quiet or tr is None:
             return
-        if getattr(tr, "isatty", False):
-            tr.rewrite(line, erase=True)
+        if _is_tty(tr):
+            self._show(lambda: tr.rewrite(line, erase=True))
             if event.phase == "running" and self._ticker is None:
                 self._ticker = threading.Thread(target=self._tick, name="npf-progress", daemon=True)
                 self._ticker.start()
         elif event.phase != "loading" or event.round_index == 0:
-            tr.write_line(line)
+            self._show(lambda: tr.write_line(line))
+
+    def _show(self, write: Callable[[], None]) -> None:
+        """Write past pytest's output capture, as live logging does: a test is running."""
+        capture = self.config.pluginmanager.get_plugin("capturemanager")
+        with capture.global_and_fixture_disabled() if capture is not None else contextlib.nullcontext():
+            write()
 
     def _tick(self) -> None:
         # Keeps the "~N s left" of the TTY line moving between runner events.
@@ -90,7 +103,7 @@ class ProgressView:
             tr = self.terminal
             if event is None or tr is None:
                 continue
-            tr.rewrite(describe(self._label, event), erase=True)
+            self._show(functools.partial(tr.rewrite, describe(self._label, event), erase=True))
 
     def _finish(self) -> None:
         if self._ticker is not None:
@@ -99,8 +112,8 @@ class ProgressView:
             self._ticker = None
             self._stop.clear()
         tr = self.terminal
-        if self.worker_file is None and not self.quiet and tr is not None and getattr(tr, "isatty", False):
-            tr.rewrite("", erase=True)
+        if self.worker_file is None and not self.quiet and tr is not None and _is_tty(tr):
+            self._show(lambda: tr.rewrite("", erase=True))
         if self.worker_file is not None:
             with contextlib.suppress(OSError):
                 self.worker_file.unlink()

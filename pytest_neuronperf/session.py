@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from pytest_neuronperf.measurement import BASELINE_REPORT_KEYS, Measurement
+from pytest_neuronperf.progress_view import ProgressView
 from pytest_neuronperf.settings import Settings
 
 WORKEROUTPUT_KEY = "neuronperf_measurements"
@@ -26,6 +27,13 @@ class NpfSession:
         self.saved: list[str] = []
         self.errors: list[str] = []
         self.written: list[str] = []
+        self.progress = ProgressView(config)
+        config.pluginmanager.register(self.progress, "neuronperf-progress")
+
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        self.progress.close()
+        if config.pluginmanager.is_registered(self.progress):
+            config.pluginmanager.unregister(self.progress)
 
     @property
     def baseline_root(self) -> Path:
@@ -147,7 +155,7 @@ class NpfSession:
     # -- terminal output --------------------------------------------------------------------------
 
     def pytest_terminal_summary(self, terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
-        if self.is_worker:
+        if self.is_worker or not (self.measurements or self.errors or self.saved or self.written):
             return
         from pytest_neuronperf.report.summary import summary_lines
 

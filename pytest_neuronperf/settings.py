@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from pytest_neuronperf.baseline import DEFAULT_FINGERPRINT_KEYS, FINGERPRINT_FIELDS
+from pytest_neuronperf.fields import DEFAULT_FINGERPRINT_KEYS, FINGERPRINT_FIELDS
 
 
 class SettingsError(ValueError):

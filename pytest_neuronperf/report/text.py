@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import IO, Any
 
 from pytest_neuronperf import fields
-from pytest_neuronperf.runner.orchestrator import wall_clock_stamp
+from pytest_neuronperf.stamps import wall_clock_stamp
 
 
 def format_value(value: Any) -> str:

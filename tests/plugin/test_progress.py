@@ -1,0 +1,58 @@
+"""Live progress: plain lines when not on a TTY, nothing with -q, the workers' progress under xdist."""
+
+from __future__ import annotations
+
+import pytest
+
+from pytest_neuronperf.progress_view import _is_tty, describe
+from pytest_neuronperf.runner.progress import Progress
+
+TEST = """
+import torch
+from npf_models import Tiny
+
+def test_tiny(npf_bench):
+    npf_bench(Tiny, torch.zeros(1, 4), n_models=1, workers_per_model=[1, 2], duration=0.2)
+"""
+
+
+def test_plain_lines_name_the_test_and_configuration(perf_project: pytest.Pytester) -> None:
+    perf_project.makepyfile(test_p=TEST)
+    result = perf_project.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines([
+        "*neuronperf test_p.py::test_tiny: configuration 1/2 (n_models=1 workers=1 batch=1 pipeline=1)*"
+        "running, ~* s left",
+        "*configuration 2/2 (n_models=1 workers=2 batch=1 pipeline=1)*finished*",
+    ])
+
+
+def test_quiet_shows_no_progress(perf_project: pytest.Pytester) -> None:
+    perf_project.makepyfile(test_p=TEST)
+    result = perf_project.runpytest_subprocess("-p", "no:cacheprovider", "-q")
+    result.assert_outcomes(passed=1)
+    assert "configuration 1/2" not in result.stdout.str()
+
+
+def test_xdist_controller_prints_worker_progress(perf_project: pytest.Pytester) -> None:
+    perf_project.makepyfile(test_p=TEST)
+    result = perf_project.runpytest_subprocess("-p", "no:cacheprovider", "-n", "1")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["[[]gw0[]] neuronperf test_p.py::test_tiny: configuration */2*"])
+
+
+def test_describe_and_tty_detection() -> None:
+    event = Progress("m", 0, 4, "n_models=1 workers=1 batch=1 pipeline=1", "running", 1, 3, 0.0)
+    assert describe("t.py::t", event) == (
+        "neuronperf t.py::t: configuration 1/4 (n_models=1 workers=1 batch=1 pipeline=1), round 2/3: "
+        "running, ~0 s left"
+    )
+
+    class Method:
+        def isatty(self) -> bool:
+            return True
+
+    class Flag:
+        isatty = False
+
+    assert _is_tty(Method()) and not _is_tty(Flag())
