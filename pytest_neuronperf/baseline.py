@@ -35,24 +35,12 @@ from pathlib import Path, PurePosixPath
 from typing import Final
 
 from pytest_neuronperf import machine
+from pytest_neuronperf.fields import DEFAULT_FINGERPRINT_KEYS as DEFAULT_FINGERPRINT_KEYS
+from pytest_neuronperf.fields import FINGERPRINT_FIELDS as FINGERPRINT_FIELDS
 from pytest_neuronperf.fields import MATRIX_KEYS
 from pytest_neuronperf.filelock import FileLock
 
 SCHEMA_VERSION: Final = 1
-
-# Everything recorded about where a baseline was measured, in display order.
-FINGERPRINT_FIELDS: Final[tuple[str, ...]] = (
-    "device_type",
-    "instance_type",
-    "cpu_model",
-    "cpu_count",
-    "torch",
-    "torch_neuronx",
-    "python",
-)
-# Python's patch version rarely moves inference speed, and requiring it to
-# match would orphan every baseline on each interpreter update.
-DEFAULT_FINGERPRINT_KEYS: Final[tuple[str, ...]] = tuple(k for k in FINGERPRINT_FIELDS if k != "python")
 
 NOT_INSTALLED: Final = "not installed"
 DEFAULT_MAX_ROUNDS: Final = 30

@@ -155,10 +155,10 @@ class CopyGroup:
     def __exit__(self, *exc: object) -> None:
         stop_all(self.handles)
 
-    def collect(self, expected: str, deadline_ns: int, what: str, limit: str = "in time") -> dict[int, Any]:
+    def collect(self, expected: str, deadline_ns: int, what: str, limit: str = "") -> dict[int, Any]:
         """Wait for one ``expected`` message from every copy; raise on an error, a death or the deadline.
 
-        ``limit`` says in the timeout message what the deadline was (``within timeout=2s``).
+        ``limit`` says in the timeout message what the deadline was (``timeout=2s``).
         """
         pending = {id(h.conn): h for h in self.handles}
         out: dict[int, Any] = {}
@@ -166,8 +166,9 @@ class CopyGroup:
             remaining = (deadline_ns - clock()) / 1e9
             if remaining <= 0:
                 idle = ", ".join(str(h.index) for h in pending.values())
+                bound = f"{limit}; " if limit else ""
                 raise BenchmarkError(
-                    f"model copies {idle} did not finish {what} {limit} (configuration: "
+                    f"model copies {idle} did not finish {what} in time ({bound}configuration: "
                     f"{_describe(self.config)}); they were stopped. Raise `timeout` if the model "
                     "legitimately needs longer.",
                     self.config,
@@ -237,7 +238,7 @@ def run_config(jobs: Sequence[CopyJob], backend: Backend, *, ctx: BaseContext | 
     """Run one configuration: load + warm up every copy, then one shared window [start, start + duration]."""
     with CopyGroup(jobs, backend, ctx) as group:
         ready = group.collect("ready", clock() + int(timeout_s * 1e9), "loading and warming up",
-                              f"within timeout={timeout_s:g}s")
+                              f"timeout={timeout_s:g}s")
         start_ns = clock() + START_MARGIN_NS
         stop_ns = start_ns + int(duration_s * 1e9)
         group.broadcast(("start", start_ns, stop_ns))
@@ -245,14 +246,10 @@ def run_config(jobs: Sequence[CopyJob], backend: Backend, *, ctx: BaseContext | 
             on_window()
         with ResourceSampler(min(stats_interval, max(duration_s / 4, 0.05))) as sampler:
             done = group.collect("done", stop_ns + int(timeout_s * 1e9), "running the timed window",
-                                 f"within timeout={timeout_s:g}s after the {duration_s:g}s window closed")
+                                 f"timeout={timeout_s:g}s after the {duration_s:g}s window closed")
         for h in group.handles:
             if h.process is not None:
                 h.process.join(5.0)
             logger.debug("Model copy %d finished.", h.index)
     order = sorted(done)
     return [ready[i] for i in order], [done[i] for i in order], start_ns, stop_ns, sampler.summary()
-
-
-def wall_clock_stamp(t: float | None = None) -> str:
-    return time.strftime("%Y%m%d-%H%M%S", time.localtime(t))
