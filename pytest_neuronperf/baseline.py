@@ -522,6 +522,19 @@ class SaveResult:
     moved_aside: Path | None = None
 
 
+def lock_path(path: Path) -> Path:
+    """The lock guarding one baseline file's read-merge-write.
+
+    It lives in the temporary folder, keyed by the file's absolute path, so the
+    committed baseline folder holds nothing but baselines; every saver on this
+    machine computes the same name.
+    """
+    digest = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:24]
+    folder = Path(tempfile.gettempdir()) / "pytest-neuronperf-locks"
+    folder.mkdir(exist_ok=True)
+    return folder / f"{digest}.lock"
+
+
 class BaselineStore:
     """Baseline files under ``root``, one per test module."""
 
@@ -599,7 +612,7 @@ class BaselineStore:
             return SaveResult(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         moved: Path | None = None
-        with FileLock(path.with_name(path.name + ".lock"), timeout=LOCK_TIMEOUT_S):
+        with FileLock(lock_path(path), timeout=LOCK_TIMEOUT_S):
             try:
                 current = read_baseline(path)
             except BaselineFileError:

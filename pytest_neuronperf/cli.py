@@ -83,10 +83,7 @@ def cmd_compare(args: argparse.Namespace, out: IO[str]) -> int:
     failures: list[str] = []
     unsure: list[str] = []
     for m in measurements:
-        try:
-            module, test_name = bl.split_nodeid(m.nodeid)
-        except ValueError:
-            module, test_name = m.nodeid, m.nodeid
+        module, test_name = m.module_path, m.test_name
         if only_matching and not _module_matches_file(module, base):
             continue
         store = store_for(module)

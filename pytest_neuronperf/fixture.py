@@ -150,7 +150,7 @@ class NpfBench:
         if s.workers is not None:
             params["workers_per_model"] = list(s.workers)
         if s.timeout is not None:
-            params["timeout"] = s.timeout
+            params.setdefault("timeout", s.timeout)  # a test's own timeout knows its model best
         if s.verbosity is not None:
             params["verbosity"] = s.verbosity
         params.setdefault("rounds", s.rounds)
@@ -183,7 +183,7 @@ class NpfBench:
             reports: list[dict[str, Any]] = benchmark(**params)  # type: ignore[assignment]
         compare = self.settings.compare
         store = baseline.BaselineStore(self.session.baseline_root)
-        module, test_name = baseline.split_nodeid(self.item.nodeid)
+        module, test_name = self._node_parts()
 
         def lookups() -> dict[str, baseline.Lookup | None]:
             if not compare:
@@ -193,9 +193,10 @@ class NpfBench:
                                                              fingerprint, self.settings.fingerprint_keys)
                         for r in reports if r.get("status") == "finished"}
             except baseline.BaselineFileError as exc:
-                pytest.fail(str(exc), pytrace=False)
+                problem = str(exc)
+            pytest.fail(problem, pytrace=False)
 
-        found = lookups()
+        found = lookups() if not (self.settings.save_baseline and self.settings.overwrite_corrupt) else {}
         outcomes = ev.evaluate(reports, found, tolerance=tolerance, limits=limits, compare=compare)
         unsure = ev.needs_confirmation(outcomes)
         if unsure and self.settings.confirm > 0:
@@ -206,7 +207,8 @@ class NpfBench:
         notes = [f"{ev.describe_config(o.report)}: {o.note}" for o in outcomes if o.note]
         self.session.add(Measurement(
             nodeid=self.item.nodeid, name=name, device_type=backend.name, fingerprint=fingerprint, verdict=verdict,
-            reports=reports, outcomes=[o.to_dict() for o in outcomes], notes=notes,
+            reports=reports, outcomes=[o.to_dict() for o in outcomes], notes=notes, module_path=module,
+            test_name=test_name,
         ))
         self._record_properties(name, outcomes)
         result = BenchResult(name, reports, outcomes, verdict, notes)
@@ -219,6 +221,13 @@ class NpfBench:
                 + "; ".join(j.message for o in outcomes for j in o.judgements if j.verdict.value == ev.INCONCLUSIVE)
             ), stacklevel=2)
         return result
+
+    def _node_parts(self) -> tuple[str, str]:
+        """(test file relative to the rootdir, test name); a file outside the rootdir has no path in its id."""
+        module, _, test = self.item.nodeid.partition("::")
+        if not module:
+            module = os.path.relpath(self.item.path, self.item.config.rootpath)
+        return module, test or self.item.name
 
     def _compile(self, params: dict[str, Any], compiler_args: Any) -> str:
         """Compile the module for the device (cached across runs) and return the model index to benchmark."""

@@ -24,20 +24,20 @@ class Measurement:
     reports: list[dict[str, Any]]
     outcomes: list[dict[str, Any]]
     notes: list[str] = field(default_factory=list)
+    # Where the baseline lives: the test file's path (relative to the rootdir) and the test's name in it.
+    module_path: str = ""
+    test_name: str = ""
 
-    @property
-    def module_path(self) -> str:
-        return self.nodeid.split("::", 1)[0]
-
-    @property
-    def test_name(self) -> str:
-        return self.nodeid.split("::", 1)[1] if "::" in self.nodeid else self.nodeid
+    def __post_init__(self) -> None:
+        module, _, test = self.nodeid.partition("::")
+        self.module_path = self.module_path or module
+        self.test_name = self.test_name or test or self.nodeid
 
     def to_json(self) -> dict[str, Any]:
         return {
             "test": self.nodeid, "measurement": self.name, "device_type": self.device_type,
             "fingerprint": dict(self.fingerprint), "verdict": self.verdict, "reports": self.reports,
-            "outcomes": self.outcomes, "notes": self.notes,
+            "outcomes": self.outcomes, "notes": self.notes, "module": self.module_path, "test_name": self.test_name,
         }
 
     @classmethod
@@ -46,6 +46,7 @@ class Measurement:
             nodeid=str(data["test"]), name=str(data["measurement"]), device_type=str(data["device_type"]),
             fingerprint=dict(data["fingerprint"]), verdict=str(data["verdict"]), reports=list(data["reports"]),
             outcomes=list(data["outcomes"]), notes=list(data.get("notes") or []),
+            module_path=str(data.get("module") or ""), test_name=str(data.get("test_name") or ""),
         )
 
     def flat_rows(self) -> list[dict[str, Any]]:

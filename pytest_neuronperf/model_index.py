@@ -214,8 +214,9 @@ def load(filename: str | os.PathLike[str]) -> ModelIndex:
             data = json.load(fh)
     except FileNotFoundError:
         raise FileNotFoundError(f"{where}: no such file") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{where}: not valid JSON ({exc})") from exc
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        # ValueError covers JSONDecodeError and integers too long to convert; RecursionError, absurd nesting.
+        raise ValueError(f"{where}: not valid JSON ({type(exc).__name__}: {exc})") from exc
     if not isinstance(data, dict):
         raise ValueError(f"{where}: expected a JSON object, found {type(data).__name__}")
     neuronperf = _check_version(data, where)

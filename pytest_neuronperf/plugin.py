@@ -55,6 +55,13 @@ def pytest_configure(config: pytest.Config) -> None:
         settings = Settings.from_sources(cli, ini)
     except SettingsError as exc:
         raise pytest.UsageError(str(exc)) from None
+    if settings.device is not None:
+        from pytest_neuronperf.backends.registry import canonical_device_type
+
+        try:
+            canonical_device_type(settings.device)
+        except ValueError as exc:
+            raise pytest.UsageError(f"--npf-device: {exc}") from None
     if settings.html_path:
         from pytest_neuronperf.report.html import ReportDependencyError, require_matplotlib
 

@@ -89,7 +89,7 @@ def parse_duration(text: str, option: str = "--npf-duration") -> float:
 
 
 def parse_timeout(text: str, option: str = "--npf-timeout") -> float:
-    """A per-test time limit, written like a duration."""
+    """How long a model copy may take to load and warm up, and to finish after its window closes."""
     return parse_duration(text, option)
 
 
@@ -500,7 +500,8 @@ OPTIONS: Final[tuple[Option, ...]] = (
         "--npf-timeout",
         "timeout",
         parse_timeout,
-        "give up on a performance test after this long, such as 15m",
+        "how long a model copy may take to load and warm up, and to finish after its window closes, such as 2m "
+        "(a test's own timeout= wins)",
         metavar="DURATION",
     ),
     Option(

@@ -35,6 +35,7 @@ def test_no_compare_flag(pytester: pytest.Pytester) -> None:
         (["--npf-tolerance=abc"], "--npf-tolerance: "),
         (["--npf-rounds=0"], "--npf-rounds: "),
         (["--npf-skip", "--npf-only"], "--npf-skip: cannot be combined with --npf-only"),
+        (["--npf-device=tpu"], "--npf-device: device_type='tpu' is unknown; use one of cpu, cuda, gpu, neuron"),
     ],
 )
 def test_invalid_values_are_usage_errors(pytester: pytest.Pytester, args: list[str], message: str) -> None:

@@ -83,11 +83,6 @@ def test_overwrite_corrupt_replaces_the_file_and_keeps_the_old_one_aside(pyteste
     _replaced_and_kept_aside(files, done.output)
 
 
-@pytest.mark.xfail(
-    reason="the npf_bench fixture fails the test on the unreadable baseline before its measurement is "
-    "recorded, so with comparison on (the default) --npf-overwrite-corrupt has nothing to save",
-    strict=False,
-)
 def test_overwrite_corrupt_works_with_comparison_on(pytester: pytest.Pytester) -> None:
     files = _setup(pytester)
     done = harness.run(pytester, "--npf-save-baseline", "--npf-overwrite-corrupt")

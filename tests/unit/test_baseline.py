@@ -30,6 +30,7 @@ from pytest_neuronperf.baseline import (
     fingerprint,
     fingerprint_matches,
     iter_baselines,
+    lock_path,
     parse_baseline,
     split_nodeid,
     write_atomic,
@@ -587,7 +588,7 @@ def test_loading_arbitrary_files_raises_only_baseline_file_error(tmp_path: Path,
 
 
 def leftovers(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.iterdir() if not p.name.endswith((".json", ".lock")))
+    return sorted(p.name for p in folder.iterdir() if not p.name.endswith(".json"))
 
 
 @pytest.mark.parametrize("failing", ["replace", "fsync"])
@@ -663,7 +664,7 @@ def test_concurrent_saves_from_many_processes_keep_every_entry(tmp_path: Path, n
     procs = []
     # Hold the lock while the processes start so that they all queue on it
     # and then race for it together.
-    with FileLock(store.path_for(MODULE).with_name("test_mlp.json.lock")):
+    with FileLock(lock_path(store.path_for(MODULE))):
         for i in range(8):
             updates = {f"test_{i}::m::b1-n1-w1-p{j}": record(float(i), float(j)) for j in range(3)}
             proc = ctx.Process(target=store.save, args=(MODULE, updates, KEYS))
