@@ -87,24 +87,28 @@ class Project:
         (root / "test_ours.py").write_text(OURS)
         (root / "test_theirs.py").write_text(THEIRS)
 
-    def _run(self, service_us: float, *args: str) -> tuple[int, float]:
+    def _run(self, service_us: float, *args: str) -> tuple[int, float, str]:
         env = dict(os.environ, NPF_SERVICE_US=str(service_us))
         t = time.perf_counter()
         proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args],
                               cwd=self.root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         if proc.returncode not in (0, 1):
             raise SystemExit(f"pytest failed to run ({proc.returncode}):\n{proc.stdout[-3000:]}")
-        return proc.returncode, time.perf_counter() - t
+        return proc.returncode, time.perf_counter() - t, proc.stdout
 
     def ours(self, factor: float, *extra: str) -> tuple[str, float]:
         out = self.root / "ours.json"
-        _, wall = self._run(self.service_us * factor, "test_ours.py", "-p", "no:benchmark",
-                            f"--npf-duration={self.duration}", f"--npf-json={out}", *extra)
-        (m,) = json.loads(out.read_text())["measurements"]
-        return str(m["verdict"]), wall
+        out.unlink(missing_ok=True)
+        _, wall, text = self._run(self.service_us * factor, "test_ours.py", "-p", "no:benchmark",
+                                  f"--npf-duration={self.duration}", f"--npf-json={out}", *extra)
+        measurements = json.loads(out.read_text())["measurements"] if out.exists() else []
+        if len(measurements) != 1:
+            print(f"  a run produced no verdict; its output ends:\n{text[-2000:]}", flush=True)
+            return "error", wall
+        return str(measurements[0]["verdict"]), wall
 
     def theirs(self, factor: float, *extra: str) -> tuple[str, float]:
-        code, wall = self._run(self.service_us * factor, "test_theirs.py", "-p", "no:neuronperf",
+        code, wall, _ = self._run(self.service_us * factor, "test_theirs.py", "-p", "no:neuronperf",
                                "--benchmark-storage=file://./pb", f"--benchmark-max-time={self.duration}",
                                "--benchmark-disable-gc", *extra)
         return ("fail" if code == 1 else "pass"), wall
@@ -119,14 +123,17 @@ def main() -> None:
     ap.add_argument("--duration", type=float, default=5.0, help="--npf-duration of every run (default 5)")
     ap.add_argument("--service-us", type=float, default=500.0, help="the model's service time (default 500)")
     ap.add_argument("--rounds", type=int, default=None, help="--npf-rounds (default: the plugin's)")
+    ap.add_argument("--tolerance", default=None, help="--npf-tolerance (default: the plugin's)")
     args = ap.parse_args()
     if args.quick:
         args.aa, args.ab, args.ab_other, args.duration = 10, 5, 5, 2.0
     extra = [f"--npf-rounds={args.rounds}"] if args.rounds else []
+    if args.tolerance:
+        extra.append(f"--npf-tolerance={args.tolerance}")
     with tempfile.TemporaryDirectory(prefix="npf-gate-") as tmp:
         p = Project(Path(tmp), args.duration, args.service_us)
         print(f"# BusyWait {args.service_us:.0f} us, --npf-duration={args.duration}, {os.cpu_count()} CPUs; "
-              f"A/A {args.aa} runs, +10% {args.ab} runs, +5%/+20% {args.ab_other} runs", flush=True)
+              f"A/A {args.aa} runs, +10% {args.ab} runs, +5%/+20% {args.ab_other} runs; {' '.join(extra)}", flush=True)
         p.ours(1.0, "--npf-save-baseline", *extra)
         p.theirs(1.0, "--benchmark-save=base")
         ours_aa, theirs_aa = Tally("A/A neuronperf gate"), Tally("A/A pytest-benchmark mean:5%")
