@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import os
 import tempfile
@@ -179,7 +180,7 @@ class NpfBench:
             params["model"] = self._compile(params, compiler_args)
 
         label = self.item.nodeid if name == DEFAULT_NAME else f"{self.item.nodeid}[{name}]"
-        with self.session.progress.showing(label), FileLock(benchmark_lock_path()):
+        with self._progress(label), FileLock(benchmark_lock_path()):
             reports: list[dict[str, Any]] = benchmark(**params)  # type: ignore[assignment]
         compare = self.settings.compare
         store = baseline.BaselineStore(self.session.baseline_root)
@@ -222,6 +223,10 @@ class NpfBench:
             ), stacklevel=2)
         return result
 
+    def _progress(self, label: str) -> contextlib.AbstractContextManager[None]:
+        view = self.session.progress
+        return view.showing(label) if view is not None else contextlib.nullcontext()
+
     def _node_parts(self) -> tuple[str, str]:
         """(test file relative to the rootdir, test name); a file outside the rootdir has no path in its id."""
         module, _, test = self.item.nodeid.partition("::")
@@ -257,7 +262,7 @@ class NpfBench:
                      workers_per_model=sorted({o.report["workers_per_model"] for o in unsure}))
         wanted = {o.key for o in unsure}
         label = f"{self.item.nodeid} (confirmation rounds)"
-        with self.session.progress.showing(label), FileLock(benchmark_lock_path()):
+        with self._progress(label), FileLock(benchmark_lock_path()):
             more: list[dict[str, Any]] = benchmark(**extra)  # type: ignore[assignment]
         by_key = {config_key(r): r for r in more if r.get("status") == "finished"}
         for report in reports:

@@ -72,6 +72,10 @@ def pytest_configure(config: pytest.Config) -> None:
     session = NpfSession(config, settings)
     config.stash[SESSION_KEY] = session
     config.pluginmanager.register(session, "neuronperf-session")
+    from pytest_neuronperf.progress_view import ProgressView
+
+    session.progress = ProgressView(config)
+    config.pluginmanager.register(session.progress, "neuronperf-progress")
     _install_sigterm_handler(config)
 
 
@@ -79,6 +83,9 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     _restore_sigterm_handler(config)
     session = config.stash.get(SESSION_KEY, None)
     if session is not None:
+        if session.progress is not None:
+            session.progress.close()
+            config.pluginmanager.unregister(session.progress)
         config.pluginmanager.unregister(session)
         del config.stash[SESSION_KEY]
 

@@ -6,13 +6,15 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from pytest_neuronperf.measurement import BASELINE_REPORT_KEYS, Measurement
-from pytest_neuronperf.progress_view import ProgressView
 from pytest_neuronperf.settings import Settings
+
+if TYPE_CHECKING:
+    from pytest_neuronperf.progress_view import ProgressView
 
 WORKEROUTPUT_KEY = "neuronperf_measurements"
 RESULTS_SCHEMA_VERSION = 1
@@ -27,13 +29,7 @@ class NpfSession:
         self.saved: list[str] = []
         self.errors: list[str] = []
         self.written: list[str] = []
-        self.progress = ProgressView(config)
-        config.pluginmanager.register(self.progress, "neuronperf-progress")
-
-    def pytest_unconfigure(self, config: pytest.Config) -> None:
-        self.progress.close()
-        if config.pluginmanager.is_registered(self.progress):
-            config.pluginmanager.unregister(self.progress)
+        self.progress: ProgressView | None = None  # the plugin attaches the terminal view
 
     @property
     def baseline_root(self) -> Path:
