@@ -138,8 +138,8 @@ def test_parse_duration_scales_by_unit(number: Any, unit: tuple[str, float]) -> 
         ("1", Tolerance(1.0, 1.0, 1.0)),
         (" 2.5 % ", Tolerance(0.025, 0.025, 0.025)),
         ("throughput=5%,p99=10%,p50=8%", Tolerance(0.05, 0.08, 0.10)),
-        ("p99=20%", Tolerance(0.10, 0.10, 0.20)),
-        ("Throughput = 0.05 , p50=0.2", Tolerance(0.05, 0.2, 0.10)),
+        ("p99=20%", Tolerance(0.05, 0.05, 0.20)),
+        ("Throughput = 0.05 , p50=0.2", Tolerance(0.05, 0.2, 0.05)),
     ],
 )
 def test_parse_tolerance_accepts(text: str, expected: Tolerance) -> None:
@@ -179,7 +179,7 @@ def test_parse_tolerance_rejects(text: str, message: str) -> None:
 
 def test_tolerance_defaults_to_ten_percent_and_maps_report_fields() -> None:
     tol = Tolerance(throughput=0.05, p50=0.08, p99=0.2)
-    assert Tolerance() == Tolerance(0.1, 0.1, 0.1)
+    assert Tolerance() == Tolerance(0.05, 0.05, 0.05)
     assert tol.for_metric("throughput") == tol.for_metric("throughput_avg") == 0.05
     assert tol.for_metric("p50") == tol.for_metric("latency_ms_p50") == tol.for_metric("infer_ms_p50") == 0.08
     assert tol.for_metric("p99") == tol.for_metric("latency_ms_p99") == tol.for_metric("infer_ms_p99") == 0.2
@@ -188,7 +188,7 @@ def test_tolerance_defaults_to_ten_percent_and_maps_report_fields() -> None:
 
 
 def test_tolerance_prints_as_it_is_written() -> None:
-    assert str(Tolerance()) == "10%"
+    assert str(Tolerance()) == "5%"
     assert str(Tolerance(0.05, 0.08, 0.1)) == "throughput=5%,p50=8%,p99=10%"
     assert parse_tolerance(str(Tolerance(0.05, 0.08, 0.1))) == Tolerance(0.05, 0.08, 0.1)
 
@@ -366,7 +366,7 @@ def test_settings_defaults() -> None:
     assert s.duration is None
     assert s.save_baseline is False
     assert s.baseline_dir == ".neuronperf/baselines"
-    assert s.tolerance == Tolerance(0.1, 0.1, 0.1)
+    assert s.tolerance == Tolerance(0.05, 0.05, 0.05)
     assert s.compare is True
     assert (s.require_baseline, s.skip, s.only, s.strict, s.overwrite_corrupt, s.recompile) == (False,) * 6
     assert (s.device, s.n_models, s.workers, s.verbosity, s.timeout) == (None,) * 5
@@ -569,7 +569,7 @@ def test_each_option_parses_to_its_fields_type(option: Option) -> None:
 def test_help_with_default() -> None:
     by_field = {o.field: o for o in OPTIONS}
     assert by_field["rounds"].help_with_default.endswith("(default: 3)")
-    assert by_field["tolerance"].help_with_default.endswith("(default: 10%)")
+    assert by_field["tolerance"].help_with_default.endswith("(default: 5%)")
     assert by_field["baseline_dir"].help_with_default.endswith("(default: .neuronperf/baselines)")
     assert by_field["fingerprint_keys"].help_with_default.endswith(
         "(default: device_type,instance_type,cpu_model,cpu_count,torch,torch_neuronx)"
