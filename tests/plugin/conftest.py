@@ -11,15 +11,17 @@ MODELS = '''
 import os, time
 import torch
 
-class BusyWait(torch.nn.Module):
-    """Service time from NPF_SERVICE_US (microseconds), read when the copy builds the model."""
+class Service(torch.nn.Module):
+    """Sleeps NPF_SERVICE_US microseconds per call (read when the copy builds the model).
+
+    Sleeping, not spinning: the service time holds while other tests load the CPU, so the plugin
+    tests see the slowdowns they set up and no others.
+    """
     def __init__(self):
         super().__init__()
-        self.ns = int(float(os.environ.get("NPF_SERVICE_US", "200")) * 1000)
+        self.s = float(os.environ.get("NPF_SERVICE_US", "1000")) / 1e6
     def forward(self, x):
-        end = time.perf_counter_ns() + self.ns
-        while time.perf_counter_ns() < end:
-            pass
+        time.sleep(self.s)
         return x
 
 class Tiny(torch.nn.Module):

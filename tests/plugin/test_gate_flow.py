@@ -14,9 +14,9 @@ pytestmark = pytest.mark.usefixtures("no_leftover_children")
 
 DECLARATIVE = """
 import pytest, torch
-from npf_models import BusyWait
+from npf_models import Service
 
-@pytest.mark.neuron_benchmark(model=BusyWait, inputs=torch.zeros(1, 1), n_models=1, workers_per_model=1,
+@pytest.mark.neuron_benchmark(model=Service, inputs=torch.zeros(1, 1), n_models=1, workers_per_model=1,
                               duration=0.6)
 def test_busy():
     pass
@@ -46,7 +46,7 @@ def service(monkeypatch: pytest.MonkeyPatch) -> Callable[[int], None]:
 def test_save_compare_regress_and_accept(perf_project: pytest.Pytester, service: Callable[[int], None],
                                          baseline_files: Callable[[], dict[str, Any]]) -> None:
     perf_project.makepyfile(test_perf=DECLARATIVE)
-    service(200)
+    service(1000)
     first = run(perf_project, "--npf-save-baseline")
     first.assert_outcomes(passed=1)
     stored = baseline_files()
@@ -58,7 +58,7 @@ def test_save_compare_regress_and_accept(perf_project: pytest.Pytester, service:
     same = run(perf_project, "-rw")
     same.assert_outcomes(passed=1)
 
-    service(400)  # twice the service time: throughput halves, latency doubles
+    service(2000)  # twice the service time: throughput halves, latency doubles
     slow = run(perf_project)
     slow.assert_outcomes(failed=1)
     assert slow.ret == pytest.ExitCode.TESTS_FAILED
@@ -101,14 +101,14 @@ def test_missing_baseline_passes_with_a_note_or_fails_when_required(perf_project
 def test_baseline_from_another_environment_is_not_compared(perf_project: pytest.Pytester,
                                                              service: Callable[[int], None]) -> None:
     perf_project.makepyfile(test_perf=DECLARATIVE)
-    service(200)
+    service(1000)
     run(perf_project, "--npf-save-baseline").assert_outcomes(passed=1)
     path = perf_project.path / ".neuronperf" / "baselines" / "test_perf.json"
     doc = json.loads(path.read_text())
     for records in doc["entries"].values():
         records[0]["fingerprint"]["cpu_model"] = "Some Other CPU"
     path.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
-    service(400)  # slower, but the baseline does not apply here
+    service(2000)  # slower, but the baseline does not apply here
     result = run(perf_project)
     result.assert_outcomes(passed=1)
     assert "baseline exists for cpu_model=Some Other CPU, not this machine's" in result.stdout.str()
@@ -120,9 +120,9 @@ def test_baseline_from_another_environment_is_not_compared(perf_project: pytest.
 def test_faster_than_baseline_reports_a_stale_baseline(perf_project: pytest.Pytester,
                                                          service: Callable[[int], None]) -> None:
     perf_project.makepyfile(test_perf=DECLARATIVE)
-    service(400)
+    service(2000)
     run(perf_project, "--npf-save-baseline").assert_outcomes(passed=1)
-    service(200)
+    service(1000)
     result = run(perf_project)
     result.assert_outcomes(passed=1)
     assert "the baseline looks stale" in result.stdout.str()
@@ -131,8 +131,8 @@ def test_faster_than_baseline_reports_a_stale_baseline(perf_project: pytest.Pyte
 def test_absolute_limits_fail_without_a_baseline(perf_project: pytest.Pytester) -> None:
     perf_project.makepyfile(test_lim="""
         import pytest, torch
-        from npf_models import BusyWait
-        @pytest.mark.neuron_benchmark(model=BusyWait, inputs=torch.zeros(1, 1), n_models=1, workers_per_model=1,
+        from npf_models import Service
+        @pytest.mark.neuron_benchmark(model=Service, inputs=torch.zeros(1, 1), n_models=1, workers_per_model=1,
                                       duration=0.3, max_p99_ms=0.01, min_throughput=10**9)
         def test_limits():
             pass
@@ -146,9 +146,9 @@ def test_absolute_limits_fail_without_a_baseline(perf_project: pytest.Pytester) 
 
 def test_no_compare_never_fails_on_baselines(perf_project: pytest.Pytester, service: Callable[[int], None]) -> None:
     perf_project.makepyfile(test_perf=DECLARATIVE)
-    service(200)
+    service(1000)
     run(perf_project, "--npf-save-baseline").assert_outcomes(passed=1)
-    service(400)
+    service(2000)
     run(perf_project, "--npf-no-compare").assert_outcomes(passed=1)
 
 
