@@ -100,10 +100,10 @@ class NpfSession:
                 self.saved.append(f"(unreadable old file kept as {kept})")
 
     def _write_files(self) -> None:
-        from pytest_neuronperf import baseline, fields
-        from pytest_neuronperf.report.text import json_text, write_csv
-
         if self.settings.json_path:
+            from pytest_neuronperf import baseline
+            from pytest_neuronperf.report.text import json_text
+
             doc = {
                 "schema_version": RESULTS_SCHEMA_VERSION,
                 "environment": baseline.fingerprint(self.settings.device or "cpu"),
@@ -112,6 +112,9 @@ class NpfSession:
             self._write(self.settings.json_path, "--npf-json",
                         lambda path: baseline.write_atomic(path, json_text(doc).encode()))
         if self.settings.csv_path:
+            from pytest_neuronperf import fields
+            from pytest_neuronperf.report.text import write_csv
+
             rows = [row for m in self.measurements for row in m.flat_rows()]
             self._write(self.settings.csv_path, "--npf-csv",
                         lambda path: write_csv(rows, path, cols=fields.CSV_RUN_COLS))
