@@ -133,7 +133,7 @@ def benchmark(
                     )
                     for placement in backend.placements(run.n_models, run.model.pipeline_size)
                 ]
-                _, done, start_ns, stop_ns, resources = run_config(
+                done, start_ns, stop_ns, resources = run_config(
                     jobs, backend, ctx=ctx, duration_s=per_round, timeout_s=timeout_s,
                     stats_interval=stats_interval, on_window=functools.partial(tell, "running"))
                 result.rounds.append(RoundResult(start_ns, stop_ns, jobs[0].bin_ns, done, resources))

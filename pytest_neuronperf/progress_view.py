@@ -16,11 +16,13 @@ import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_neuronperf.runner import progress
+if TYPE_CHECKING:
+    from pytest_neuronperf.runner import progress
+
 
 WORKERINPUT_KEY = "neuronperf_progress_dir"
 POLL_S = 1.0
@@ -63,7 +65,10 @@ class ProgressView:
     @contextlib.contextmanager
     def showing(self, label: str) -> Iterator[None]:
         self._label = label
-        with progress.listening(self._on_event):
+        # The runner's event module loads with the first benchmark, not with every pytest run.
+        from pytest_neuronperf.runner.progress import listening
+
+        with listening(self._on_event):
             try:
                 yield
             finally:

@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_neuronperf.measurement import BASELINE_REPORT_KEYS, Measurement
 from pytest_neuronperf.settings import Settings
 
 if TYPE_CHECKING:
+    from pytest_neuronperf.measurement import Measurement
     from pytest_neuronperf.progress_view import ProgressView
 
 WORKEROUTPUT_KEY = "neuronperf_measurements"
@@ -44,6 +44,8 @@ class NpfSession:
     def pytest_testnodedown(self, node: Any, error: Any) -> None:
         payload = getattr(node, "workeroutput", {}).get(WORKEROUTPUT_KEY)
         if payload:
+            from pytest_neuronperf.measurement import Measurement
+
             self.measurements.extend(Measurement.from_json(m) for m in json.loads(payload))
 
     # -- the end of the run -----------------------------------------------------------------------
@@ -67,6 +69,7 @@ class NpfSession:
 
     def _save_baselines(self) -> None:
         from pytest_neuronperf.baseline import BaselineFileError, BaselineRecord, BaselineStore, entry_key
+        from pytest_neuronperf.measurement import BASELINE_REPORT_KEYS
 
         store = BaselineStore(self.baseline_root)
         by_module: dict[str, tuple[dict[str, BaselineRecord], dict[str, bool]]] = {}

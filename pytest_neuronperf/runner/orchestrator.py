@@ -27,7 +27,7 @@ from typing import Any, NoReturn
 from pytest_neuronperf.backends.base import Backend, Placement
 from pytest_neuronperf.errors import BenchmarkError
 from pytest_neuronperf.log import logger
-from pytest_neuronperf.runner.copy import CopyFailure, CopyJob, CopyResult, ReadyInfo, clock, run_copy
+from pytest_neuronperf.runner.copy import CopyFailure, CopyJob, CopyResult, clock, run_copy
 from pytest_neuronperf.runner.resources import ResourceSampler
 
 START_MARGIN_NS = 20_000_000
@@ -234,10 +234,10 @@ class CopyGroup:
 
 def run_config(jobs: Sequence[CopyJob], backend: Backend, *, ctx: BaseContext | None, duration_s: float,
                timeout_s: float, stats_interval: float, on_window: Callable[[], None] | None = None,
-               ) -> tuple[list[ReadyInfo], list[CopyResult], int, int, dict[str, float | None]]:
+               ) -> tuple[list[CopyResult], int, int, dict[str, float | None]]:
     """Run one configuration: load + warm up every copy, then one shared window [start, start + duration]."""
     with CopyGroup(jobs, backend, ctx) as group:
-        ready = group.collect("ready", clock() + int(timeout_s * 1e9), "loading and warming up",
+        group.collect("ready", clock() + int(timeout_s * 1e9), "loading and warming up",
                               f"timeout={timeout_s:g}s")
         start_ns = clock() + START_MARGIN_NS
         stop_ns = start_ns + int(duration_s * 1e9)
@@ -252,4 +252,4 @@ def run_config(jobs: Sequence[CopyJob], backend: Backend, *, ctx: BaseContext | 
                 h.process.join(5.0)
             logger.debug("Model copy %d finished.", h.index)
     order = sorted(done)
-    return [ready[i] for i in order], [done[i] for i in order], start_ns, stop_ns, sampler.summary()
+    return [done[i] for i in order], start_ns, stop_ns, sampler.summary()
