@@ -1,8 +1,12 @@
 """pytest hooks of pytest-neuronperf (loaded by every pytest run: keep module-level imports light).
 
-State lives in a :class:`~pytest_neuronperf.session.NpfSession` kept under a
-StashKey on the config; runner, statistics and torch load only when a
-benchmark test runs.
+Every pytest run in the environment loads this module, so it imports only the
+option table. The state of a run lives in objects kept under StashKeys and
+built on first need: the :class:`~pytest_neuronperf.settings.Settings` when an
+option is given or a benchmark runs, the
+:class:`~pytest_neuronperf.session.NpfSession` and the live progress view when a
+benchmark runs (or a result file is asked for). A run without benchmarks
+never loads them; runner, statistics and torch load only when a benchmark runs.
 """
 
 from __future__ import annotations
@@ -15,14 +19,18 @@ from typing import TYPE_CHECKING, Any, Union
 
 import pytest
 
-from pytest_neuronperf.session import NpfSession
-from pytest_neuronperf.settings import OPTIONS, Settings, SettingsError
+from pytest_neuronperf.options import OPTIONS
 
 if TYPE_CHECKING:
     from pytest_neuronperf.fixture import NpfBench
+    from pytest_neuronperf.progress_view import ProgressView
+    from pytest_neuronperf.session import NpfSession
+    from pytest_neuronperf.settings import Settings
 
 MARKER = "neuron_benchmark"
-SESSION_KEY = pytest.StashKey[NpfSession]()
+SETTINGS_KEY = pytest.StashKey["Settings"]()
+SESSION_KEY = pytest.StashKey["NpfSession"]()
+PROGRESS_KEY = pytest.StashKey["ProgressView"]()
 BENCH_KEY = pytest.StashKey["NpfBench"]()
 _SignalHandler = Union[Callable[[int, Union[FrameType, None]], Any], int, signal.Handlers, None]
 SIGTERM_KEY = pytest.StashKey[_SignalHandler]()
@@ -51,10 +59,29 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     cli = {option.field: config.getoption(option.dest) for option in OPTIONS}
     ini = {option.field: config.getini(option.ini) for option in OPTIONS}
+    given = [field for field in cli if cli[field] is not None or ini[field] not in ("", [], None)]
+    if given:
+        # Anything the user typed is checked now, as a usage error, not when the first benchmark runs.
+        _check_settings(config, _build_settings(config, cli, ini))
+        if any(field.endswith("_path") for field in given):
+            _session(config)  # result files are written even when no benchmark ran
+    _install_sigterm_handler(config)
+
+
+def _build_settings(
+    config: pytest.Config, cli: dict[str, object | None], ini: dict[str, str | list[str] | bool | None]
+) -> Settings:
+    from pytest_neuronperf.settings import Settings, SettingsError
+
     try:
         settings = Settings.from_sources(cli, ini)
     except SettingsError as exc:
         raise pytest.UsageError(str(exc)) from None
+    config.stash[SETTINGS_KEY] = settings
+    return settings
+
+
+def _check_settings(config: pytest.Config, settings: Settings) -> None:
     if settings.device is not None:
         from pytest_neuronperf.backends.registry import canonical_device_type
 
@@ -69,25 +96,84 @@ def pytest_configure(config: pytest.Config) -> None:
             require_matplotlib()
         except ReportDependencyError as exc:
             raise pytest.UsageError(f"--npf-html: {exc}") from None
-    session = NpfSession(config, settings)
-    config.stash[SESSION_KEY] = session
-    config.pluginmanager.register(session, "neuronperf-session")
-    from pytest_neuronperf.progress_view import ProgressView
 
-    session.progress = ProgressView(config)
-    config.pluginmanager.register(session.progress, "neuronperf-progress")
-    _install_sigterm_handler(config)
+
+def get_settings(config: pytest.Config) -> Settings:
+    """This run's resolved options (every default, where none was given)."""
+    settings = config.stash.get(SETTINGS_KEY, None)
+    if settings is None:
+        from pytest_neuronperf.settings import Settings
+
+        settings = config.stash[SETTINGS_KEY] = Settings()
+    return settings
+
+
+def _session(config: pytest.Config) -> NpfSession:
+    session = config.stash.get(SESSION_KEY, None)
+    if session is None:
+        from pytest_neuronperf.session import NpfSession
+
+        session = config.stash[SESSION_KEY] = NpfSession(config, get_settings(config))
+        session.progress = _progress(config)
+    return session
+
+
+def _progress(config: pytest.Config) -> ProgressView:
+    view = config.stash.get(PROGRESS_KEY, None)
+    if view is None:
+        from pytest_neuronperf.progress_view import ProgressView
+
+        view = config.stash[PROGRESS_KEY] = ProgressView(config)
+    return view
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     _restore_sigterm_handler(config)
-    session = config.stash.get(SESSION_KEY, None)
-    if session is not None:
-        if session.progress is not None:
-            session.progress.close()
-            config.pluginmanager.unregister(session.progress)
-        config.pluginmanager.unregister(session)
+    view = config.stash.get(PROGRESS_KEY, None)
+    if view is not None:
+        view.close()
+        del config.stash[PROGRESS_KEY]
+    if SESSION_KEY in config.stash:
         del config.stash[SESSION_KEY]
+    if SETTINGS_KEY in config.stash:
+        del config.stash[SETTINGS_KEY]
+
+
+# -- pytest-xdist ---------------------------------------------------------------------------------
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    _progress(node.config).configure_node(node)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    from pytest_neuronperf.session import WORKEROUTPUT_KEY
+
+    payload = getattr(node, "workeroutput", {}).get(WORKEROUTPUT_KEY)
+    if payload:
+        _session(node.config).receive(payload)
+
+
+# -- the end of the run ---------------------------------------------------------------------------
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtestloop(session: pytest.Session) -> Generator[None, Any, Any]:
+    # Runs after every test (and, on the xdist controller, after every worker is down), and only
+    # when the loop was not interrupted.
+    result = yield
+    npf_session = session.config.stash.get(SESSION_KEY, None)
+    if npf_session is not None:
+        npf_session.finish(session)
+    return result
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    npf_session = config.stash.get(SESSION_KEY, None)
+    if npf_session is not None:
+        npf_session.terminal_summary(terminalreporter, config)
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
@@ -143,7 +229,9 @@ def _is_benchmark(item: pytest.Item) -> bool:
 
 
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
-    settings = config.stash[SESSION_KEY].settings
+    settings = config.stash.get(SETTINGS_KEY, None)
+    if settings is None:
+        return  # nothing given: --npf-skip and --npf-only are off
     if settings.skip:
         skip = pytest.mark.skip(reason="performance tests skipped (--npf-skip)")
         for item in items:
@@ -162,7 +250,7 @@ def _bench(item: pytest.Item) -> NpfBench:
 
     bench = item.stash.get(BENCH_KEY, None)
     if bench is None:
-        session = item.config.stash[SESSION_KEY]
+        session = _session(item.config)
         bench = NpfBench(item, session, session.settings)
         item.stash[BENCH_KEY] = bench
     return bench

@@ -125,8 +125,8 @@ class ProgressView:
 
     # -- the xdist controller -----------------------------------------------------------------------
 
-    @pytest.hookimpl(optionalhook=True)
-    def pytest_configure_node(self, node: Any) -> None:
+    def configure_node(self, node: Any) -> None:
+        """Tell a new xdist worker where to write its progress, and start showing it."""
         if self._controller_dir is None:
             self._controller_dir = tempfile.mkdtemp(prefix="npf-progress-")
         node.workerinput[WORKERINPUT_KEY] = self._controller_dir

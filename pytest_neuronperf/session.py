@@ -1,5 +1,9 @@
 """The plugin's session object: collects measurements, brings them home from xdist workers,
-saves baselines, writes result files and prints the summary."""
+saves baselines, writes result files and prints the summary.
+
+It is not a registered plugin: the plugin's hooks call it, so it is built only in
+a run that benchmarks something (or asked for a result file), not in every run.
+"""
 
 from __future__ import annotations
 
@@ -10,11 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_neuronperf.settings import Settings
-
 if TYPE_CHECKING:
     from pytest_neuronperf.measurement import Measurement
     from pytest_neuronperf.progress_view import ProgressView
+    from pytest_neuronperf.settings import Settings
 
 WORKEROUTPUT_KEY = "neuronperf_measurements"
 RESULTS_SCHEMA_VERSION = 1
@@ -40,32 +43,28 @@ class NpfSession:
 
     # -- xdist: workers send their measurements to the controller -----------------------------
 
-    @pytest.hookimpl(optionalhook=True)
-    def pytest_testnodedown(self, node: Any, error: Any) -> None:
-        payload = getattr(node, "workeroutput", {}).get(WORKEROUTPUT_KEY)
-        if payload:
-            from pytest_neuronperf.measurement import Measurement
+    def receive(self, payload: str) -> None:
+        """Take the measurements a worker sent home (``pytest_testnodedown``)."""
+        from pytest_neuronperf.measurement import Measurement
 
-            self.measurements.extend(Measurement.from_json(m) for m in json.loads(payload))
+        self.measurements.extend(Measurement.from_json(m) for m in json.loads(payload))
 
     # -- the end of the run -----------------------------------------------------------------------
 
-    @pytest.hookimpl(wrapper=True)
-    def pytest_runtestloop(self, session: pytest.Session) -> Any:
-        # Runs after every test (and, on the xdist controller, after every worker is down), and
-        # only when the loop was not interrupted: an interrupted run saves no baseline.
-        result = yield
+    def finish(self, session: pytest.Session) -> None:
+        """After the test loop: a worker sends its measurements home; the controller (or a run
+        without xdist) saves baselines and writes result files. Not called when the loop was
+        interrupted: an interrupted run saves no baseline."""
         if self.is_worker:
             workeroutput: dict[str, Any] = self.config.workeroutput  # type: ignore[attr-defined]
             workeroutput[WORKEROUTPUT_KEY] = json.dumps([m.to_json() for m in self.measurements])
-            return result
+            return
         self.measurements.sort(key=lambda m: (m.nodeid, m.name))
         if self.settings.save_baseline:
             self._save_baselines()
         self._write_files()
         if self.errors:
             session.testsfailed += 1
-        return result
 
     def _save_baselines(self) -> None:
         from pytest_neuronperf.baseline import BaselineFileError, BaselineRecord, BaselineStore, entry_key
@@ -156,7 +155,7 @@ class NpfSession:
 
     # -- terminal output --------------------------------------------------------------------------
 
-    def pytest_terminal_summary(self, terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    def terminal_summary(self, terminalreporter: Any, config: pytest.Config) -> None:
         if self.is_worker or not (self.measurements or self.errors or self.saved or self.written):
             return
         from pytest_neuronperf.report.summary import summary_lines

@@ -1,9 +1,9 @@
-"""Plugin options: their parsers, their one table, and the frozen Settings they produce.
+"""Plugin options: their parsers and the frozen Settings they produce.
 
-Every option is described once, in :data:`OPTIONS`; the plugin generates its
-command-line flags and ini keys from that table. Values come from the command
-line, else the ini file, else the default of the :class:`Settings` field (a
-marker can still override per test, outside this module).
+Every option is described once, in :data:`pytest_neuronperf.options.OPTIONS`;
+this module gives each its parser (:data:`PARSERS`). Values come from the
+command line, else the ini file, else the default of the :class:`Settings`
+field (a marker can still override per test, outside this module).
 
 Parsers take the text and the name to blame (a flag such as
 ``--npf-duration`` or an ini key such as ``npf_duration (ini)``) and raise
@@ -12,7 +12,6 @@ Parsers take the text and the name to blame (a flag such as
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import re
 from collections.abc import Callable, Mapping
@@ -20,6 +19,14 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from pytest_neuronperf.fields import DEFAULT_FINGERPRINT_KEYS, FINGERPRINT_FIELDS
+from pytest_neuronperf.options import (
+    DEFAULT_BASELINE_DIR,
+    DEFAULT_CONFIRM,
+    DEFAULT_ROUNDS,
+    DEFAULT_TOLERANCE,
+    OPTIONS,
+    Option,
+)
 
 
 class SettingsError(ValueError):
@@ -52,8 +59,6 @@ _TRUE: Final = frozenset({"true", "1", "yes", "on"})
 _FALSE: Final = frozenset({"false", "0", "no", "off"})
 _VERBOSITY: Final[Mapping[str, int]] = {"0": 0, "1": 1, "2": 2, "silent": 0, "error": 0, "info": 1, "debug": 2}
 
-# Chosen from benchmarks/gate_quality.py: at 5% a 10% slowdown (throughput -9%) is caught, at 10% it could not be.
-DEFAULT_TOLERANCE: Final = 0.05
 TOLERANCE_METRICS: Final[tuple[str, ...]] = ("throughput", "p50", "p99")
 # Report fields a tolerance applies to, so the gate can ask with the names it holds.
 _METRIC_ALIASES: Final[Mapping[str, str]] = {
@@ -272,7 +277,7 @@ class Settings:
 
     duration: float | None = None
     save_baseline: bool = False
-    baseline_dir: str = ".neuronperf/baselines"
+    baseline_dir: str = DEFAULT_BASELINE_DIR
     tolerance: Tolerance = Tolerance()
     compare: bool = True
     require_baseline: bool = False
@@ -286,8 +291,8 @@ class Settings:
     skip: bool = False
     only: bool = False
     verbosity: int | None = None
-    rounds: int = 3
-    confirm: int = 2
+    rounds: int = DEFAULT_ROUNDS
+    confirm: int = DEFAULT_CONFIRM
     strict: bool = False
     timeout: float | None = None
     overwrite_corrupt: bool = False
@@ -329,208 +334,59 @@ class Settings:
             cli_value = cli.get(option.field)
             ini_value = ini.get(option.field)
             if cli_value is not None:
-                resolved[option.field] = option.convert(cli_value, option.flag)
+                resolved[option.field] = convert(option, cli_value, option.flag)
             elif ini_value is not None and ini_value != "" and ini_value != []:
-                resolved[option.field] = option.convert(ini_value, f"{option.ini} (ini)")
+                resolved[option.field] = convert(option, ini_value, f"{option.ini} (ini)")
         return cls(**resolved)
 
 
-# --- the option table ---------------------------------------------------------------------------
+# --- from option values to Settings fields ------------------------------------------------------
+
+PARSERS: Final[Mapping[str, Callable[[str, str], object]]] = {
+    "duration": parse_duration,
+    "save_baseline": parse_bool,
+    "baseline_dir": parse_path,
+    "tolerance": parse_tolerance,
+    "compare": parse_bool,
+    "require_baseline": parse_bool,
+    "device": parse_device,
+    "n_models": _parse_n_models,
+    "workers": _parse_workers,
+    "json_path": parse_path,
+    "csv_path": parse_path,
+    "md_path": parse_path,
+    "html_path": parse_path,
+    "skip": parse_bool,
+    "only": parse_bool,
+    "verbosity": parse_verbosity,
+    "rounds": parse_rounds,
+    "confirm": parse_confirm,
+    "strict": parse_bool,
+    "timeout": parse_timeout,
+    "overwrite_corrupt": parse_bool,
+    "recompile": parse_bool,
+    "fingerprint_keys": parse_fingerprint_keys,
+}
+"""The parser of each option, by Settings field."""
 
 
-@dataclass(frozen=True)
-class Option:
-    """One plugin option: its flag, ini key, Settings field, parser and help.
-
-    ``is_flag`` options take no value on the command line (``store_true``, or
-    ``store_false`` for ``negative_flag``); in the ini they read as booleans.
-    The ini key and the argparse ``dest`` are both the flag without dashes
-    (``--npf-duration`` -> ``npf_duration``).
-    """
-
-    flag: str
-    field: str
-    parse: Callable[[str, str], object]
-    help: str
-    is_flag: bool = False
-    negative_flag: str | None = None
-    negative_help: str | None = None
-    metavar: str | None = None
-
-    @property
-    def ini(self) -> str:
-        return self.flag.lstrip("-").replace("-", "_")
-
-    @property
-    def dest(self) -> str:
-        return self.ini
-
-    @property
-    def default(self) -> object:
-        return _FIELD_DEFAULTS[self.field]
-
-    @property
-    def help_with_default(self) -> str:
-        """The help text, plus the default where there is one worth showing."""
-        default = self.default
-        if default is None or isinstance(default, bool):
-            return self.help
-        if isinstance(default, tuple):
-            default = ",".join(map(str, default))
-        return f"{self.help} (default: {default})"
-
-    def convert(self, value: object, source: str) -> object:
-        """Turn a command-line or ini value into the field's type; SettingsError naming ``source``."""
-        if isinstance(value, bool):
-            if self.parse is parse_bool:
-                return value
-            raise SettingsError(source, f"expected a value, got {value}")
-        if isinstance(value, Tolerance) and self.parse is parse_tolerance:
+def convert(option: Option, value: object, source: str) -> object:
+    """Turn a command-line or ini value into the field's type; SettingsError naming ``source``."""
+    parse = PARSERS[option.field]
+    if isinstance(value, bool):
+        if parse is parse_bool:
             return value
-        if isinstance(value, (list, tuple)):
-            # An ini "linelist" or a programmatic sequence: one member per item.
-            text = ",".join(str(item).strip() for item in value)
-        elif isinstance(value, (str, int, float)):
-            text = str(value)
-        else:
-            raise SettingsError(source, f"expected text, got {type(value).__name__} {value!r}")
-        return self.parse(text, source)
+        raise SettingsError(source, f"expected a value, got {value}")
+    if isinstance(value, Tolerance) and parse is parse_tolerance:
+        return value
+    if isinstance(value, (list, tuple)):
+        # An ini "linelist" or a programmatic sequence: one member per item.
+        text = ",".join(str(item).strip() for item in value)
+    elif isinstance(value, (str, int, float)):
+        text = str(value)
+    else:
+        raise SettingsError(source, f"expected text, got {type(value).__name__} {value!r}")
+    return parse(text, source)
 
-
-OPTIONS: Final[tuple[Option, ...]] = (
-    Option(
-        "--npf-duration",
-        "duration",
-        parse_duration,
-        "how long each configuration is measured, such as 10s, 2m or 500ms; overrides each test's own",
-        metavar="DURATION",
-    ),
-    Option(
-        "--npf-save-baseline",
-        "save_baseline",
-        parse_bool,
-        "store this run's results as the baselines of the tests that ran",
-        is_flag=True,
-    ),
-    Option(
-        "--npf-baseline-dir",
-        "baseline_dir",
-        parse_path,
-        "folder of the baseline files, relative to the rootdir",
-        metavar="DIR",
-    ),
-    Option(
-        "--npf-tolerance",
-        "tolerance",
-        parse_tolerance,
-        "allowed change against the baseline: 10% or 0.1 for all metrics, or throughput=5%,p50=8%,p99=10%",
-        metavar="TOLERANCE",
-    ),
-    Option(
-        "--npf-compare",
-        "compare",
-        parse_bool,
-        "compare results with the stored baselines (the default)",
-        is_flag=True,
-        negative_flag="--npf-no-compare",
-        negative_help="measure and report only; never fail a test on a baseline comparison",
-    ),
-    Option(
-        "--npf-require-baseline",
-        "require_baseline",
-        parse_bool,
-        "fail a performance test that has no baseline for this environment instead of passing it",
-        is_flag=True,
-    ),
-    Option(
-        "--npf-device",
-        "device",
-        parse_device,
-        "run every performance test on this device type (neuron, cpu, cuda, ...)",
-        metavar="DEVICE",
-    ),
-    Option(
-        "--npf-n-models",
-        "n_models",
-        _parse_n_models,
-        "model copies to sweep, such as 1,2 or 1,max; overrides each test's own",
-        metavar="LIST",
-    ),
-    Option(
-        "--npf-workers",
-        "workers",
-        _parse_workers,
-        "worker threads per model copy to sweep, such as 1,2; overrides each test's own",
-        metavar="LIST",
-    ),
-    Option("--npf-json", "json_path", parse_path, "write every report to this JSON file", metavar="PATH"),
-    Option("--npf-csv", "csv_path", parse_path, "write every report to this CSV file", metavar="PATH"),
-    Option("--npf-md", "md_path", parse_path, "write a Markdown summary to this file", metavar="PATH"),
-    Option("--npf-html", "html_path", parse_path, "write an HTML report with plots to this file", metavar="PATH"),
-    Option("--npf-skip", "skip", parse_bool, "skip every performance test", is_flag=True),
-    Option("--npf-only", "only", parse_bool, "run only the performance tests", is_flag=True),
-    Option(
-        "--npf-verbosity",
-        "verbosity",
-        parse_verbosity,
-        "runner log level: 0 errors only, 1 info, 2 debug",
-        metavar="LEVEL",
-    ),
-    Option(
-        "--npf-rounds",
-        "rounds",
-        parse_rounds,
-        "rounds measured per configuration, spread over the test's duration",
-        metavar="N",
-    ),
-    Option(
-        "--npf-confirm",
-        "confirm",
-        parse_confirm,
-        "extra rounds measured to confirm a suspected regression before failing",
-        metavar="N",
-    ),
-    Option(
-        "--npf-strict",
-        "strict",
-        parse_bool,
-        "fail on inconclusive comparisons and unstable measurements, not only on clear regressions",
-        is_flag=True,
-    ),
-    Option(
-        "--npf-timeout",
-        "timeout",
-        parse_timeout,
-        "how long a model copy may take to load and warm up, and to finish after its window closes, such as 2m "
-        "(a test's own timeout= wins)",
-        metavar="DURATION",
-    ),
-    Option(
-        "--npf-overwrite-corrupt",
-        "overwrite_corrupt",
-        parse_bool,
-        "when saving, replace unreadable baseline files (the old file is kept aside as .corrupt-<time>)",
-        is_flag=True,
-    ),
-    Option(
-        "--npf-recompile",
-        "recompile",
-        parse_bool,
-        "compile models again even where a compiled artifact exists",
-        is_flag=True,
-    ),
-    Option(
-        "--npf-fingerprint-keys",
-        "fingerprint_keys",
-        parse_fingerprint_keys,
-        "environment fields that must match for a baseline to apply: some of "
-        + ", ".join(FINGERPRINT_FIELDS)
-        + ", or none",
-        metavar="FIELDS",
-    ),
-)
 
 _OPTION_FIELDS: Final = frozenset(option.field for option in OPTIONS)
-_FIELD_DEFAULTS: Final[Mapping[str, object]] = {
-    f.name: f.default for f in dataclasses.fields(Settings) if f.default is not dataclasses.MISSING
-}

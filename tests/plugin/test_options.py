@@ -5,26 +5,26 @@ from __future__ import annotations
 import pytest
 
 import pytest_neuronperf.api  # noqa: F401  (numpy loads once here, not inside in-process pytester runs)
-from pytest_neuronperf.plugin import SESSION_KEY
+from pytest_neuronperf.plugin import get_settings
 
 
 def test_ini_values_apply_and_the_command_line_wins(pytester: pytest.Pytester) -> None:
     pytester.makeini("[pytest]\nnpf_duration = 2m\nnpf_tolerance = 5%\nnpf_rounds = 4\n")
     config = pytester.parseconfigure("--npf-duration=10s")
-    settings = config.stash[SESSION_KEY].settings
+    settings = get_settings(config)
     assert settings.duration == 10.0
     assert settings.tolerance.throughput == pytest.approx(0.05)
     assert settings.rounds == 4
 
 
 def test_defaults(pytester: pytest.Pytester) -> None:
-    settings = pytester.parseconfigure().stash[SESSION_KEY].settings
+    settings = get_settings(pytester.parseconfigure())
     assert settings.duration is None and settings.compare is True and settings.save_baseline is False
     assert settings.baseline_dir == ".neuronperf/baselines"
 
 
 def test_no_compare_flag(pytester: pytest.Pytester) -> None:
-    assert pytester.parseconfigure("--npf-no-compare").stash[SESSION_KEY].settings.compare is False
+    assert get_settings(pytester.parseconfigure("--npf-no-compare")).compare is False
 
 
 @pytest.mark.parametrize(

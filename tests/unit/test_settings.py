@@ -15,13 +15,14 @@ from hypothesis import strategies as st
 
 from pytest_neuronperf import settings as settings_module
 from pytest_neuronperf.baseline import DEFAULT_FINGERPRINT_KEYS, FINGERPRINT_FIELDS
+from pytest_neuronperf.options import OPTIONS, Option
 from pytest_neuronperf.settings import (
     MAX,
-    OPTIONS,
-    Option,
+    PARSERS,
     Settings,
     SettingsError,
     Tolerance,
+    convert,
     parse_bool,
     parse_confirm,
     parse_device,
@@ -328,7 +329,7 @@ def test_parse_fingerprint_keys() -> None:
     assert error_text(excinfo) == f"--npf-fingerprint-keys: expected field names from {known}, or none, got ','"
 
 
-PARSERS = [
+ALL_PARSERS = [
     lambda t: parse_duration(t),
     lambda t: parse_timeout(t),
     lambda t: parse_tolerance(t),
@@ -341,7 +342,7 @@ PARSERS = [
     lambda t: parse_device(t),
     lambda t: parse_path(t, "--x"),
     lambda t: parse_fingerprint_keys(t),
-] + [lambda t, o=o: o.parse(t, o.flag) for o in OPTIONS]
+] + [lambda t, o=o: PARSERS[o.field](t, o.flag) for o in OPTIONS]
 
 TEXT = st.one_of(
     st.text(),
@@ -350,7 +351,7 @@ TEXT = st.one_of(
 )
 
 
-@given(st.sampled_from(PARSERS), TEXT)
+@given(st.sampled_from(ALL_PARSERS), TEXT)
 def test_parsers_raise_only_settings_error(parser: Any, text: str) -> None:
     try:
         parser(text)
@@ -551,15 +552,16 @@ def test_flags_ini_keys_and_dests_are_unique_and_derived() -> None:
 
 @pytest.mark.parametrize("option", OPTIONS, ids=lambda o: o.flag)
 def test_each_option_parses_to_its_fields_type(option: Option) -> None:
-    default = option.default
+    default = getattr(Settings(), option.field)
+    parse = PARSERS[option.field]
     if option.is_flag:
         assert isinstance(default, bool)
         assert option.metavar is None
-        assert option.parse("true", option.flag) is True
-        assert option.convert(True, option.flag) is True
+        assert parse("true", option.flag) is True
+        assert convert(option, True, option.flag) is True
         return
     assert option.metavar
-    value = option.parse(SAMPLE_TEXT[option.field], option.flag)
+    value = parse(SAMPLE_TEXT[option.field], option.flag)
     resolved = Settings.from_sources({option.field: SAMPLE_TEXT[option.field]}, {})
     assert getattr(resolved, option.field) == value
     if default is not None:
@@ -576,6 +578,20 @@ def test_help_with_default() -> None:
     )
     assert by_field["duration"].help_with_default == by_field["duration"].help
     assert by_field["strict"].help_with_default == by_field["strict"].help
+
+
+@pytest.mark.parametrize("option", [o for o in OPTIONS if o.shown_default is not None], ids=lambda o: o.flag)
+def test_the_default_shown_in_help_is_the_settings_default(option: Option) -> None:
+    assert option.shown_default is not None
+    assert PARSERS[option.field](option.shown_default, option.flag) == getattr(Settings(), option.field)
+
+
+def test_every_default_worth_showing_is_shown() -> None:
+    # Fields whose default is a real value (not None, not a flag's False) say so in --help.
+    defaults = Settings()
+    for option in OPTIONS:
+        default = getattr(defaults, option.field)
+        assert (option.shown_default is not None) == (default is not None and not isinstance(default, bool)), option
 
 
 def test_importing_settings_is_light() -> None:

@@ -1,0 +1,52 @@
+"""What the plugin loads into every pytest run: only its hooks and option table until an option is
+given or a benchmark runs (benchmarks/startup.py measures what that costs)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+RECORD_MODULES = """
+import json, sys
+
+def pytest_unconfigure(config):
+    loaded = sorted(m for m in sys.modules
+                    if m.split(".")[0] in ("pytest_neuronperf", "torch", "numpy", "matplotlib"))
+    with open("modules.json", "w") as f:
+        json.dump(loaded, f)
+"""
+
+PLAIN_TEST = "def test_plain():\n    assert 1 + 1 == 2\n"
+LIGHT = ["pytest_neuronperf", "pytest_neuronperf.fields", "pytest_neuronperf.options", "pytest_neuronperf.plugin"]
+
+
+def _loaded(pytester: pytest.Pytester, *args: str) -> list[str]:
+    pytester.makeconftest(RECORD_MODULES)
+    pytester.makepyfile(test_plain=PLAIN_TEST)
+    # Autoloaded from its entry point, as in a user's environment.
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", *args)
+    result.assert_outcomes(passed=1)
+    loaded: list[str] = json.loads((Path(pytester.path) / "modules.json").read_text())
+    return loaded
+
+
+def test_a_run_without_benchmarks_loads_only_the_hooks_and_option_table(pytester: pytest.Pytester) -> None:
+    assert _loaded(pytester) == LIGHT
+
+
+def test_an_option_is_checked_at_start_up_without_loading_the_runner(pytester: pytest.Pytester) -> None:
+    loaded = _loaded(pytester, "--npf-duration=2s", "--npf-tolerance=10%")
+    assert "pytest_neuronperf.settings" in loaded
+    assert not [m for m in loaded if m.split(".")[0] in ("torch", "numpy", "matplotlib")]
+    assert not [m for m in loaded if m.startswith(("pytest_neuronperf.runner", "pytest_neuronperf.session"))]
+
+
+def test_a_result_file_is_written_even_when_no_benchmark_ran(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_plain=PLAIN_TEST)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--npf-json=out/r.json")
+    result.assert_outcomes(passed=1)
+    doc = json.loads((Path(pytester.path) / "out" / "r.json").read_text())
+    assert doc["measurements"] == []
+    result.stdout.fnmatch_lines(["*results written: out/r.json*"])
