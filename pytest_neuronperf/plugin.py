@@ -3,10 +3,11 @@
 Every pytest run in the environment loads this module, so it imports only the
 option table. The state of a run lives in objects kept under StashKeys and
 built on first need: the :class:`~pytest_neuronperf.settings.Settings` when an
-option is given or a benchmark runs, the
+option is given or a benchmark runs; the
 :class:`~pytest_neuronperf.session.NpfSession` and the live progress view when a
-benchmark runs (or a result file is asked for). A run without benchmarks
-never loads them; runner, statistics and torch load only when a benchmark runs.
+benchmark runs, a result file is asked for, or (on an xdist controller) a
+worker starts. A run that collects no benchmark test loads none of their
+modules; runner, statistics and torch load only when a benchmark runs.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ if TYPE_CHECKING:
     from pytest_neuronperf.settings import Settings
 
 MARKER = "neuron_benchmark"
+WORKEROUTPUT_KEY = "neuronperf_measurements"
+CONFIGURED_KEY = pytest.StashKey[bool]()
 SETTINGS_KEY = pytest.StashKey["Settings"]()
 SESSION_KEY = pytest.StashKey["NpfSession"]()
 PROGRESS_KEY = pytest.StashKey["ProgressView"]()
@@ -57,6 +60,7 @@ def pytest_configure(config: pytest.Config) -> None:
         f"{MARKER}(model=..., inputs=..., **params): benchmark a model over the configuration matrix and "
         "gate throughput / latency against baselines and limits (see pytest-neuronperf's README)",
     )
+    config.stash[CONFIGURED_KEY] = True
     cli = {option.field: config.getoption(option.dest) for option in OPTIONS}
     ini = {option.field: config.getini(option.ini) for option in OPTIONS}
     given = [field for field in cli if cli[field] is not None or ini[field] not in ("", [], None)]
@@ -102,6 +106,9 @@ def get_settings(config: pytest.Config) -> Settings:
     """This run's resolved options (every default, where none was given)."""
     settings = config.stash.get(SETTINGS_KEY, None)
     if settings is None:
+        if not config.stash.get(CONFIGURED_KEY, False):
+            # Defaults read now would silently ignore the options the user gave.
+            raise RuntimeError("pytest-neuronperf: settings asked for outside pytest_configure/unconfigure")
         from pytest_neuronperf.settings import Settings
 
         settings = config.stash[SETTINGS_KEY] = Settings()
@@ -137,6 +144,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         del config.stash[SESSION_KEY]
     if SETTINGS_KEY in config.stash:
         del config.stash[SETTINGS_KEY]
+    if CONFIGURED_KEY in config.stash:
+        del config.stash[CONFIGURED_KEY]
 
 
 # -- pytest-xdist ---------------------------------------------------------------------------------
@@ -149,8 +158,6 @@ def pytest_configure_node(node: Any) -> None:
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_testnodedown(node: Any, error: Any) -> None:
-    from pytest_neuronperf.session import WORKEROUTPUT_KEY
-
     payload = getattr(node, "workeroutput", {}).get(WORKEROUTPUT_KEY)
     if payload:
         _session(node.config).receive(payload)
@@ -165,7 +172,12 @@ def pytest_runtestloop(session: pytest.Session) -> Generator[None, Any, Any]:
     # when the loop was not interrupted.
     result = yield
     npf_session = session.config.stash.get(SESSION_KEY, None)
-    if npf_session is not None:
+    if npf_session is None:
+        return result
+    workeroutput: dict[str, Any] | None = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:  # an xdist worker: the controller saves and reports
+        workeroutput[WORKEROUTPUT_KEY] = npf_session.payload()
+    else:
         npf_session.finish(session)
     return result
 

@@ -19,7 +19,6 @@ if TYPE_CHECKING:
     from pytest_neuronperf.progress_view import ProgressView
     from pytest_neuronperf.settings import Settings
 
-WORKEROUTPUT_KEY = "neuronperf_measurements"
 RESULTS_SCHEMA_VERSION = 1
 
 
@@ -43,8 +42,12 @@ class NpfSession:
 
     # -- xdist: workers send their measurements to the controller -----------------------------
 
+    def payload(self) -> str:
+        """This xdist worker's measurements, to send home to the controller."""
+        return json.dumps([m.to_json() for m in self.measurements])
+
     def receive(self, payload: str) -> None:
-        """Take the measurements a worker sent home (``pytest_testnodedown``)."""
+        """Take the measurements a worker sent home (the :meth:`payload` of its session)."""
         from pytest_neuronperf.measurement import Measurement
 
         self.measurements.extend(Measurement.from_json(m) for m in json.loads(payload))
@@ -52,13 +55,9 @@ class NpfSession:
     # -- the end of the run -----------------------------------------------------------------------
 
     def finish(self, session: pytest.Session) -> None:
-        """After the test loop: a worker sends its measurements home; the controller (or a run
-        without xdist) saves baselines and writes result files. Not called when the loop was
-        interrupted: an interrupted run saves no baseline."""
-        if self.is_worker:
-            workeroutput: dict[str, Any] = self.config.workeroutput  # type: ignore[attr-defined]
-            workeroutput[WORKEROUTPUT_KEY] = json.dumps([m.to_json() for m in self.measurements])
-            return
+        """After the test loop of the xdist controller, or of a run without xdist: save baselines
+        and write result files. Not called when the loop was interrupted: an interrupted run
+        saves no baseline."""
         self.measurements.sort(key=lambda m: (m.nodeid, m.name))
         if self.settings.save_baseline:
             self._save_baselines()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import pytest_neuronperf.api  # noqa: F401  (numpy loads once here, not inside in-process pytester runs)
-from pytest_neuronperf.plugin import get_settings
+from pytest_neuronperf.plugin import SETTINGS_KEY, get_settings
 
 
 def test_ini_values_apply_and_the_command_line_wins(pytester: pytest.Pytester) -> None:
@@ -18,9 +18,24 @@ def test_ini_values_apply_and_the_command_line_wins(pytester: pytest.Pytester) -
 
 
 def test_defaults(pytester: pytest.Pytester) -> None:
-    settings = get_settings(pytester.parseconfigure())
+    pytester.makeini("[pytest]\nnpf_duration =\n")  # an empty ini value is no value
+    config = pytester.parseconfigure()
+    assert SETTINGS_KEY not in config.stash  # nothing given: built on first need, not at start-up
+    settings = get_settings(config)
     assert settings.duration is None and settings.compare is True and settings.save_baseline is False
     assert settings.baseline_dir == ".neuronperf/baselines"
+
+
+def test_given_options_are_resolved_at_start_up(pytester: pytest.Pytester) -> None:
+    config = pytester.parseconfigure("--npf-no-compare")
+    assert config.stash[SETTINGS_KEY].compare is False
+
+
+def test_settings_are_not_guessed_before_configure(pytester: pytest.Pytester) -> None:
+    # Before pytest_configure the given options are not resolved yet; defaults would silently ignore them.
+    config = pytester.parseconfig("--npf-duration=5s")
+    with pytest.raises(RuntimeError, match="outside pytest_configure"):
+        get_settings(config)
 
 
 def test_no_compare_flag(pytester: pytest.Pytester) -> None:

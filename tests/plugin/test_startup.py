@@ -14,7 +14,8 @@ import json, sys
 def pytest_unconfigure(config):
     loaded = sorted(m for m in sys.modules
                     if m.split(".")[0] in ("pytest_neuronperf", "torch", "numpy", "matplotlib"))
-    with open("modules.json", "w") as f:
+    name = getattr(config, "workerinput", {}).get("workerid", "main")
+    with open(f"modules-{name}.json", "w") as f:
         json.dump(loaded, f)
 """
 
@@ -22,18 +23,24 @@ PLAIN_TEST = "def test_plain():\n    assert 1 + 1 == 2\n"
 LIGHT = ["pytest_neuronperf", "pytest_neuronperf.fields", "pytest_neuronperf.options", "pytest_neuronperf.plugin"]
 
 
-def _loaded(pytester: pytest.Pytester, *args: str) -> list[str]:
+def _loaded(pytester: pytest.Pytester, *args: str, process: str = "main") -> list[str]:
     pytester.makeconftest(RECORD_MODULES)
     pytester.makepyfile(test_plain=PLAIN_TEST)
     # Autoloaded from its entry point, as in a user's environment.
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", *args)
     result.assert_outcomes(passed=1)
-    loaded: list[str] = json.loads((Path(pytester.path) / "modules.json").read_text())
+    loaded: list[str] = json.loads((Path(pytester.path) / f"modules-{process}.json").read_text())
     return loaded
 
 
 def test_a_run_without_benchmarks_loads_only_the_hooks_and_option_table(pytester: pytest.Pytester) -> None:
     assert _loaded(pytester) == LIGHT
+
+
+def test_under_xdist_only_the_controller_adds_the_progress_view(pytester: pytest.Pytester) -> None:
+    # The controller tells each worker where to write its progress; a worker loads what a plain run does.
+    assert _loaded(pytester, "-n", "1") == sorted([*LIGHT, "pytest_neuronperf.progress_view"])
+    assert json.loads((Path(pytester.path) / "modules-gw0.json").read_text()) == LIGHT
 
 
 def test_an_option_is_checked_at_start_up_without_loading_the_runner(pytester: pytest.Pytester) -> None:
