@@ -8,7 +8,7 @@ baselines of one test module::
     {"schema_version": 1,
      "entries": {"<test>::<measurement>::<config key>": [<record>, ...]}}
 
-An entry holds one record per environment (see :func:`fingerprint`), so the
+An entry holds one record per environment (see :func:`pytest_neuronperf.environment.fingerprint`), so the
 same file can carry baselines for several machine types side by side.
 
 Files are only ever replaced whole (temp file, fsync, ``os.replace``) and only
@@ -19,22 +19,21 @@ file as it was.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import math
 import numbers
 import os
-import platform
 import re
 import tempfile
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 from typing import Final
 
-from pytest_neuronperf import machine
+from pytest_neuronperf.atomic_write import remove_stale_temp_files, write_atomic
+from pytest_neuronperf.environment import fingerprint_matches
 from pytest_neuronperf.fields import DEFAULT_FINGERPRINT_KEYS as DEFAULT_FINGERPRINT_KEYS
 from pytest_neuronperf.fields import FINGERPRINT_FIELDS as FINGERPRINT_FIELDS
 from pytest_neuronperf.fields import MATRIX_KEYS
@@ -42,7 +41,6 @@ from pytest_neuronperf.filelock import FileLock
 
 SCHEMA_VERSION: Final = 1
 
-NOT_INSTALLED: Final = "not installed"
 DEFAULT_MAX_ROUNDS: Final = 30
 # Long enough for any sane save by another session, short enough that a
 # stuck process shows up as an error rather than a silent hang.
@@ -91,46 +89,6 @@ class _Malformed(Exception):
 def utc_now() -> str:
     """The current time as ISO-8601 UTC with a ``Z`` suffix, to the second."""
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-# --- environment fingerprint -------------------------------------------------------------------
-
-
-def _dist_version(name: str) -> str:
-    # Read from installed metadata: importing torch just to ask its version
-    # would cost seconds in every pytest run.
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(name)
-    except PackageNotFoundError:
-        return NOT_INSTALLED
-
-
-def fingerprint(device_type: str) -> dict[str, str]:
-    """What identifies this environment for baseline purposes, all values strings.
-
-    ``device_type`` should be the canonical name ("cuda", not "gpu") so that
-    aliases do not split baselines.
-    """
-    return {
-        "device_type": device_type,
-        "instance_type": machine.instance_type(),
-        "cpu_model": machine.cpu_model(),
-        "cpu_count": str(len(machine.usable_cpus())),
-        "torch": _dist_version("torch"),
-        "torch_neuronx": _dist_version("torch-neuronx"),
-        "python": platform.python_version(),
-    }
-
-
-def fingerprint_matches(a: Mapping[str, str], b: Mapping[str, str], keys: Iterable[str]) -> list[str]:
-    """The ``keys`` on which two fingerprints differ; an empty list means they match.
-
-    A key missing from one side differs from any value on the other, so a
-    record written before a field existed does not silently match.
-    """
-    return [key for key in keys if a.get(key) != b.get(key)]
 
 
 # --- entry keys ---------------------------------------------------------------------------------
@@ -390,60 +348,6 @@ def _safe_component(part: str) -> str:
     return name
 
 
-def write_atomic(path: str | os.PathLike[str], data: bytes) -> None:
-    """Replace ``path`` with ``data`` so that readers see the old file or the new one, never a mix.
-
-    The data goes to a temp file in the same folder (``os.replace`` is only
-    atomic within one file system), is fsynced, then renamed over ``path``;
-    on any failure the temp file is removed and ``path`` is untouched. An
-    existing file's permission bits are kept.
-    """
-    path = Path(path)
-    try:
-        mode = path.stat().st_mode & 0o777
-    except FileNotFoundError:
-        mode = 0o644
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    # Make the rename itself durable; not every file system allows it.
-    with contextlib.suppress(OSError):
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-
-
-_write_atomic = write_atomic  # for callers that import the private name
-
-
-def _remove_stale_temp_files(path: Path) -> None:
-    """Delete temp files that writers of ``path`` killed mid-save left behind (call with its lock held).
-
-    Every writer of a baseline file holds its lock while its temp file exists, so
-    under the lock any temp file of ``path`` is a leftover; without this, each
-    killed save would leave a full copy of the file in the (committed) folder.
-    The pattern is write_atomic's exact temp name, so other files' temp files
-    never match.
-    """
-    stale = re.compile(rf"\.{re.escape(path.name)}\.[a-z0-9_]{{8}}\.tmp")
-    with contextlib.suppress(OSError):
-        for entry in os.scandir(path.parent):
-            if stale.fullmatch(entry.name) and entry.is_file(follow_symlinks=False):
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(entry.path)
-
-
 def _move_aside(path: Path) -> Path:
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     target = path.with_name(f"{path.name}.corrupt-{stamp}")
@@ -623,7 +527,7 @@ class BaselineStore:
             entries = dict(current.entries)
             for key, record in updates.items():
                 entries[key] = _merge(entries.get(key, ()), record, keys, accumulate.get(key, False), max_rounds)
-            _remove_stale_temp_files(path)
+            remove_stale_temp_files(path)
             write_atomic(path, BaselineFile(path, entries).dumps())
         return SaveResult(path, moved)
 

@@ -53,7 +53,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_neuronperf import model_index
-from pytest_neuronperf.baseline import write_atomic
+from pytest_neuronperf.atomic_write import write_atomic
 from pytest_neuronperf.log import logger
 from pytest_neuronperf.log import verbosity as log_level
 from pytest_neuronperf.runner import params

@@ -162,6 +162,7 @@ class NpfBench:
     def _measure(self, name: str, params: dict[str, Any]) -> BenchResult:
         from pytest_neuronperf import baseline
         from pytest_neuronperf.backends.registry import get_backend
+        from pytest_neuronperf.environment import fingerprint as environment_fingerprint
         from pytest_neuronperf.filelock import FileLock
 
         tolerance, limits = self._gate_params(params)
@@ -173,7 +174,7 @@ class NpfBench:
         reason = backend.unavailable_reason()
         if reason is not None:
             pytest.skip(f"device_type={device!r} is not available here: {reason}")
-        fingerprint = baseline.fingerprint(backend.name)
+        fingerprint = environment_fingerprint(backend.name)
         from pytest_neuronperf.api import benchmark
 
         if compile_first:

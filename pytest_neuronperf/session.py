@@ -102,16 +102,17 @@ class NpfSession:
 
     def _write_files(self) -> None:
         if self.settings.json_path:
-            from pytest_neuronperf import baseline
+            from pytest_neuronperf.atomic_write import write_atomic
+            from pytest_neuronperf.environment import fingerprint
             from pytest_neuronperf.report.text import json_text
 
             doc = {
                 "schema_version": RESULTS_SCHEMA_VERSION,
-                "environment": baseline.fingerprint(self.settings.device or "cpu"),
+                "environment": fingerprint(self.settings.device or "cpu"),
                 "measurements": [m.to_json() for m in self.measurements],
             }
             self._write(self.settings.json_path, "--npf-json",
-                        lambda path: baseline.write_atomic(path, json_text(doc).encode()))
+                        lambda path: write_atomic(path, json_text(doc).encode()))
         if self.settings.csv_path:
             from pytest_neuronperf import fields
             from pytest_neuronperf.report.text import write_csv

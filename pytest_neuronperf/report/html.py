@@ -499,7 +499,7 @@ def write_html(measurements_or_reports: Results, filename: str | os.PathLike[str
     Takes the measurements of a pytest run, a ``--npf-json`` results document, or the report dicts
     ``benchmark()`` returns. Needs matplotlib (``pip install "pytest-neuronperf[report]"``).
     """
-    from pytest_neuronperf.baseline import write_atomic
+    from pytest_neuronperf.atomic_write import write_atomic
 
     text = html_report(measurements_or_reports)
     name = os.fspath(filename)

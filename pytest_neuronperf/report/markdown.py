@@ -320,7 +320,7 @@ def markdown_summary(measurements: Results, *, title: str = "neuronperf") -> str
 
 def write_markdown(measurements: Results, filename: str | os.PathLike[str]) -> str:
     """Write :func:`markdown_summary` to ``filename`` (replaced atomically); returns the file name."""
-    from pytest_neuronperf.baseline import write_atomic
+    from pytest_neuronperf.atomic_write import write_atomic
 
     name = os.fspath(filename)
     directory = os.path.dirname(os.path.abspath(name))

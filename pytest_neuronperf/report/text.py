@@ -88,7 +88,7 @@ def write_csv(reports: Sequence[Mapping[str, Any]], filename: str | None = None,
 
 
 def _write(filename: str, text: str) -> str:
-    from pytest_neuronperf.baseline import write_atomic
+    from pytest_neuronperf.atomic_write import write_atomic
 
     os.makedirs(os.path.dirname(os.path.abspath(filename)), exist_ok=True)
     write_atomic(filename, text.encode("utf-8"))

@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pytest_neuronperf import baseline as baseline_module
+from pytest_neuronperf.atomic_write import write_atomic
 from pytest_neuronperf.baseline import (
     DEFAULT_FINGERPRINT_KEYS,
     FINGERPRINT_FIELDS,
@@ -27,14 +28,12 @@ from pytest_neuronperf.baseline import (
     baseline_relpath,
     config_key,
     entry_key,
-    fingerprint,
-    fingerprint_matches,
     iter_baselines,
     lock_path,
     parse_baseline,
     split_nodeid,
-    write_atomic,
 )
+from pytest_neuronperf.environment import fingerprint, fingerprint_matches
 from pytest_neuronperf.fields import MATRIX_KEYS
 from pytest_neuronperf.filelock import FileLock, LockTimeoutError
 
@@ -173,7 +172,7 @@ def test_fingerprint_fields_are_strings() -> None:
 def test_fingerprint_reads_versions_without_importing_torch() -> None:
     root = Path(baseline_module.__file__).resolve().parents[1]
     code = (
-        "import sys; from pytest_neuronperf.baseline import fingerprint; fp = fingerprint('cpu'); "
+        "import sys; from pytest_neuronperf.environment import fingerprint; fp = fingerprint('cpu'); "
         "print('torch' in sys.modules, fp['torch'] != '')"
     )
     env = {**os.environ, "PYTHONPATH": str(root)}
