@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from pytest_neuronperf import model_index
-from pytest_neuronperf.compile import _state_digest, cache_key
 from pytest_neuronperf.compile import compile as npf_compile
+from pytest_neuronperf.compile_cache import cache_key, state_digest
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.*deprecated:DeprecationWarning")
 
@@ -109,14 +109,14 @@ def test_cache_key_covers_everything_that_changes_the_artifact():
 def test_state_digest_follows_the_weights():
     torch.manual_seed(1)
     model = torch.nn.Linear(3, 2)
-    digest = _state_digest(model)
-    assert _state_digest(model) == digest
-    assert _state_digest(torch.nn.Linear(3, 2)) != digest
+    digest = state_digest(model)
+    assert state_digest(model) == digest
+    assert state_digest(torch.nn.Linear(3, 2)) != digest
     with torch.no_grad():
         model.weight[0, 0] += 1
-    assert _state_digest(model) != digest
-    assert _state_digest(torch.nn.Linear(3, 2).to(torch.bfloat16)) != ""
-    assert _state_digest(len) == ""
+    assert state_digest(model) != digest
+    assert state_digest(torch.nn.Linear(3, 2).to(torch.bfloat16)) != ""
+    assert state_digest(len) == ""
 
 
 def test_model_class_is_built_in_the_child_with_stable_weights(fake_neuron, tmp_path):
