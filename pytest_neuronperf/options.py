@@ -29,6 +29,11 @@ _SHOWN_DEFAULTS: Final[Mapping[str, str]] = {
 }
 
 
+def ini_is_set(value: object) -> bool:
+    """Whether an ini value was given: pytest reads an unset (or empty) key as ``""`` or ``[]``."""
+    return value is not None and value != "" and value != []
+
+
 class Option:
     """One plugin option.
 

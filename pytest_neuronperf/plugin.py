@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Union
 
 import pytest
 
-from pytest_neuronperf.options import OPTIONS
+from pytest_neuronperf.options import OPTIONS, ini_is_set
 
 if TYPE_CHECKING:
     from pytest_neuronperf.fixture import NpfBench
@@ -63,7 +63,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[CONFIGURED_KEY] = True
     cli = {option.field: config.getoption(option.dest) for option in OPTIONS}
     ini = {option.field: config.getini(option.ini) for option in OPTIONS}
-    given = [field for field in cli if cli[field] is not None or ini[field] not in ("", [], None)]
+    given = [field for field in cli if cli[field] is not None or ini_is_set(ini[field])]
     if given:
         # Anything the user typed is checked now, as a usage error, not when the first benchmark runs.
         _check_settings(config, _build_settings(config, cli, ini))
@@ -174,8 +174,8 @@ def pytest_runtestloop(session: pytest.Session) -> Generator[None, Any, Any]:
     npf_session = session.config.stash.get(SESSION_KEY, None)
     if npf_session is None:
         return result
-    workeroutput: dict[str, Any] | None = getattr(session.config, "workeroutput", None)
-    if workeroutput is not None:  # an xdist worker: the controller saves and reports
+    if npf_session.is_worker:  # the xdist controller saves and reports
+        workeroutput: dict[str, Any] = session.config.workeroutput  # type: ignore[attr-defined]
         workeroutput[WORKEROUTPUT_KEY] = npf_session.payload()
     else:
         npf_session.finish(session)

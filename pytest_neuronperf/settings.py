@@ -26,6 +26,7 @@ from pytest_neuronperf.options import (
     DEFAULT_TOLERANCE,
     OPTIONS,
     Option,
+    ini_is_set,
 )
 
 
@@ -335,7 +336,7 @@ class Settings:
             ini_value = ini.get(option.field)
             if cli_value is not None:
                 resolved[option.field] = convert(option, cli_value, option.flag)
-            elif ini_value is not None and ini_value != "" and ini_value != []:
+            elif ini_is_set(ini_value):
                 resolved[option.field] = convert(option, ini_value, f"{option.ini} (ini)")
         return cls(**resolved)
 
