@@ -10,12 +10,12 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from pytest_neuronperf.api import benchmark
+    from pytest_neuronperf._util.log import set_verbosity
     from pytest_neuronperf.errors import BenchmarkError, DeviceUnavailableError
-    from pytest_neuronperf.log import set_verbosity
-    from pytest_neuronperf.report.build import get_reports
     from pytest_neuronperf.report.html import write_html
     from pytest_neuronperf.report.text import print_reports, write_csv, write_json
+    from pytest_neuronperf.runner.benchmark import benchmark
+    from pytest_neuronperf.runner.reports import get_reports
 
 __all__ = [
     "BenchmarkError",
@@ -33,11 +33,11 @@ __all__ = [
 ]
 
 _LAZY = {
-    "benchmark": "pytest_neuronperf.api",
+    "benchmark": "pytest_neuronperf.runner.benchmark",
     "BenchmarkError": "pytest_neuronperf.errors",
     "DeviceUnavailableError": "pytest_neuronperf.errors",
-    "set_verbosity": "pytest_neuronperf.log",
-    "get_reports": "pytest_neuronperf.report.build",
+    "set_verbosity": "pytest_neuronperf._util.log",
+    "get_reports": "pytest_neuronperf.runner.reports",
     "print_reports": "pytest_neuronperf.report.text",
     "write_csv": "pytest_neuronperf.report.text",
     "write_json": "pytest_neuronperf.report.text",

@@ -39,7 +39,7 @@ gate the plugin uses. Exit status: 0 no regression, 1 a regression, 2 bad input.
 
 def _store_for(baseline: Path) -> Callable[[str], Any]:
     """A function from a test module path to the BaselineStore to look it up in."""
-    from pytest_neuronperf.baseline import BaselineStore
+    from pytest_neuronperf.baselines.store import BaselineStore
 
     if baseline.is_dir():
         store = BaselineStore(baseline)
@@ -54,16 +54,16 @@ def _store_for(baseline: Path) -> Callable[[str], Any]:
 
 
 def _module_matches_file(module: str, baseline: Path) -> bool:
-    from pytest_neuronperf.baseline import baseline_relpath
+    from pytest_neuronperf.baselines.store import baseline_relpath
 
     return baseline_relpath(module).name == baseline.name
 
 
 def cmd_compare(args: argparse.Namespace, out: IO[str]) -> int:
-    from pytest_neuronperf import baseline as bl
-    from pytest_neuronperf import evaluation as ev
-    from pytest_neuronperf.measurement import Measurement
+    from pytest_neuronperf.baselines import store as bl
+    from pytest_neuronperf.gate import evaluate as ev
     from pytest_neuronperf.report.markdown import ResultsFileError, as_measurements, load_results
+    from pytest_neuronperf.report.results_file import Measurement
     from pytest_neuronperf.report.summary import summary_lines
 
     base = Path(args.baseline)
@@ -137,7 +137,7 @@ def _split_entry(key: str) -> tuple[str, str, str]:
 def cmd_show(args: argparse.Namespace, out: IO[str]) -> int:
     from datetime import datetime, timezone
 
-    from pytest_neuronperf.baseline import FINGERPRINT_FIELDS, BaselineFileError, iter_baselines
+    from pytest_neuronperf.baselines.store import FINGERPRINT_FIELDS, BaselineFileError, iter_baselines
     from pytest_neuronperf.report.markdown import age_text, format_number
     from pytest_neuronperf.report.summary import table
 
@@ -289,7 +289,7 @@ def load_model(spec: str) -> Any:
 
 
 def _int_list(option: str, allow_max: bool = False) -> Callable[[str], list[int | str]]:
-    from pytest_neuronperf.settings import MAX, SettingsError, parse_int_list
+    from pytest_neuronperf.config.settings import MAX, SettingsError, parse_int_list
 
     def parse(text: str) -> list[int | str]:
         try:
@@ -335,7 +335,7 @@ def cmd_run(args: argparse.Namespace, out: IO[str]) -> int:
 
 def _checked(parse: Callable[[str, str], Any], option: str) -> Callable[[str], Any]:
     """An argparse type from a settings parser: its message becomes argparse's error (exit 2)."""
-    from pytest_neuronperf.settings import SettingsError
+    from pytest_neuronperf.config.settings import SettingsError
 
     def convert(text: str) -> Any:
         try:
@@ -347,8 +347,8 @@ def _checked(parse: Callable[[str, str], Any], option: str) -> Callable[[str], A
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from pytest_neuronperf.baseline import DEFAULT_FINGERPRINT_KEYS
-    from pytest_neuronperf.settings import Tolerance, parse_duration, parse_fingerprint_keys, parse_tolerance
+    from pytest_neuronperf.baselines.store import DEFAULT_FINGERPRINT_KEYS
+    from pytest_neuronperf.config.settings import Tolerance, parse_duration, parse_fingerprint_keys, parse_tolerance
 
     raw = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(
@@ -415,7 +415,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from pytest_neuronperf.baseline import BaselineFileError
+    from pytest_neuronperf.baselines.store import BaselineFileError
 
     parser = build_parser()
     arguments = sys.argv[1:] if argv is None else list(argv)

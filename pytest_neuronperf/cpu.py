@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pytest_neuronperf.api import benchmark as _benchmark
-from pytest_neuronperf.report.build import get_reports
 from pytest_neuronperf.report.text import print_reports, write_csv, write_json
+from pytest_neuronperf.runner.benchmark import benchmark as _benchmark
+from pytest_neuronperf.runner.reports import get_reports
 
 __all__ = ["benchmark", "get_reports", "print_reports", "write_csv", "write_json"]
 

@@ -41,7 +41,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Union
 
-from pytest_neuronperf.atomic_write import write_atomic
+from pytest_neuronperf._util.atomic_write import write_atomic
 
 SCHEMA_VERSION = 1
 STATUSES = ("finished", "error")

@@ -2,9 +2,9 @@
 
 Every pytest run in the environment loads this module, so it imports only the
 option table. The state of a run lives in objects kept under StashKeys and
-built on first need: the :class:`~pytest_neuronperf.settings.Settings` when an
+built on first need: the :class:`~pytest_neuronperf.config.settings.Settings` when an
 option is given or a benchmark runs; the
-:class:`~pytest_neuronperf.session.NpfSession` and the live progress view when a
+:class:`~pytest_neuronperf.session.session.NpfSession` and the live progress view when a
 benchmark runs, a result file is asked for, or (on an xdist controller) a
 worker starts. A run that collects no benchmark test loads none of their
 modules; runner, statistics and torch load only when a benchmark runs.
@@ -20,13 +20,13 @@ from typing import TYPE_CHECKING, Any, Union
 
 import pytest
 
-from pytest_neuronperf.options import OPTIONS, ini_is_set
+from pytest_neuronperf.config.options import OPTIONS, ini_is_set
 
 if TYPE_CHECKING:
-    from pytest_neuronperf.fixture import NpfBench
-    from pytest_neuronperf.progress_view import ProgressView
-    from pytest_neuronperf.session import NpfSession
-    from pytest_neuronperf.settings import Settings
+    from pytest_neuronperf.config.settings import Settings
+    from pytest_neuronperf.session.fixture import NpfBench
+    from pytest_neuronperf.session.progress_view import ProgressView
+    from pytest_neuronperf.session.session import NpfSession
 
 MARKER = "neuron_benchmark"
 WORKEROUTPUT_KEY = "neuronperf_measurements"
@@ -75,7 +75,7 @@ def pytest_configure(config: pytest.Config) -> None:
 def _build_settings(
     config: pytest.Config, cli: dict[str, object | None], ini: dict[str, str | list[str] | bool | None]
 ) -> Settings:
-    from pytest_neuronperf.settings import Settings, SettingsError
+    from pytest_neuronperf.config.settings import Settings, SettingsError
 
     try:
         settings = Settings.from_sources(cli, ini)
@@ -109,7 +109,7 @@ def get_settings(config: pytest.Config) -> Settings:
         if not config.stash.get(CONFIGURED_KEY, False):
             # Defaults read now would silently ignore the options the user gave.
             raise RuntimeError("pytest-neuronperf: settings asked for outside pytest_configure/unconfigure")
-        from pytest_neuronperf.settings import Settings
+        from pytest_neuronperf.config.settings import Settings
 
         settings = config.stash[SETTINGS_KEY] = Settings()
     return settings
@@ -118,7 +118,7 @@ def get_settings(config: pytest.Config) -> Settings:
 def _session(config: pytest.Config) -> NpfSession:
     session = config.stash.get(SESSION_KEY, None)
     if session is None:
-        from pytest_neuronperf.session import NpfSession
+        from pytest_neuronperf.session.session import NpfSession
 
         session = config.stash[SESSION_KEY] = NpfSession(config, get_settings(config))
         session.progress = _progress(config)
@@ -128,7 +128,7 @@ def _session(config: pytest.Config) -> NpfSession:
 def _progress(config: pytest.Config) -> ProgressView:
     view = config.stash.get(PROGRESS_KEY, None)
     if view is None:
-        from pytest_neuronperf.progress_view import ProgressView
+        from pytest_neuronperf.session.progress_view import ProgressView
 
         view = config.stash[PROGRESS_KEY] = ProgressView(config)
     return view
@@ -227,7 +227,7 @@ def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: objec
             continue
         if marker.args:
             raise collector.CollectError(f"{item.nodeid}: @pytest.mark.{MARKER} takes keyword arguments only")
-        from pytest_neuronperf.fixture import check_keywords
+        from pytest_neuronperf.session.fixture import check_keywords
 
         try:
             check_keywords(marker.kwargs, f"{item.nodeid}: @pytest.mark.{MARKER}")
@@ -258,7 +258,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
 
 
 def _bench(item: pytest.Item) -> NpfBench:
-    from pytest_neuronperf.fixture import NpfBench
+    from pytest_neuronperf.session.fixture import NpfBench
 
     bench = item.stash.get(BENCH_KEY, None)
     if bench is None:

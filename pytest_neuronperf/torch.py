@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pytest_neuronperf.api import benchmark as _benchmark
-from pytest_neuronperf.report.build import get_reports
 from pytest_neuronperf.report.text import print_reports, write_csv, write_json
+from pytest_neuronperf.runner.benchmark import benchmark as _benchmark
+from pytest_neuronperf.runner.reports import get_reports
 
 __all__ = ["benchmark", "compile", "get_reports", "print_reports", "write_csv", "write_json"]
 
@@ -22,6 +22,6 @@ def benchmark(model: Any, inputs: Any, **params: Any) -> Any:
 
 def compile(model: Any, inputs: Any, **params: Any) -> str:
     """Compile ``model`` for NeuronCores at every batch size x pipeline size; returns the model index path."""
-    from pytest_neuronperf.compile import compile as _compile
+    from pytest_neuronperf.compile.parent import compile as _compile
 
     return str(_compile(model, inputs, **params))

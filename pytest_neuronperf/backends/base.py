@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from pytest_neuronperf.runner.model_source import ModelSource
+from pytest_neuronperf.spec.model_source import ModelSource
 
 
 @dataclass(frozen=True)

@@ -6,10 +6,10 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from pytest_neuronperf import machine
+from pytest_neuronperf._util import machine
 from pytest_neuronperf.backends.base import Placement
 from pytest_neuronperf.backends.torch_common import load_torch_model
-from pytest_neuronperf.runner.model_source import ModelSource
+from pytest_neuronperf.spec.model_source import ModelSource
 
 
 class CpuBackend:

@@ -18,11 +18,11 @@ import subprocess
 from collections.abc import Callable
 from typing import Any
 
-from pytest_neuronperf import machine
+from pytest_neuronperf._util import machine
 from pytest_neuronperf.backends.base import Placement
 from pytest_neuronperf.backends.cpu import apply_placement
 from pytest_neuronperf.backends.torch_common import load_torch_model, move_inputs
-from pytest_neuronperf.runner.model_source import ModelSource
+from pytest_neuronperf.spec.model_source import ModelSource
 
 NVIDIA_SMI = "nvidia-smi"
 NVIDIA_SMI_TIMEOUT_S = 10.0

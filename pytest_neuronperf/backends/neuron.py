@@ -19,13 +19,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pytest_neuronperf import machine
+from pytest_neuronperf._util import machine
+from pytest_neuronperf._util.log import logger
 from pytest_neuronperf.backends import neuron_cores
 from pytest_neuronperf.backends.base import Placement
 from pytest_neuronperf.backends.cpu import apply_placement
 from pytest_neuronperf.errors import DeviceUnavailableError
-from pytest_neuronperf.log import logger
-from pytest_neuronperf.runner.model_source import ModelSource
+from pytest_neuronperf.spec.model_source import ModelSource
 
 NEURON_LS = "neuron-ls"
 DEV_DIR = "/dev"
@@ -226,7 +226,7 @@ class NeuronBackend:
         if source.kind != "torchscript" or source.path is None:
             raise ValueError(
                 f"model {source.filename} is a model class, but device_type='neuron' runs compiled "
-                "models: compile it first with pytest_neuronperf.compile(model, inputs, ...) and pass "
+                "models: compile it first with pytest_neuronperf.compile.parent(model, inputs, ...) and pass "
                 "the index it returns, or pass compile=True to compile it on the way"
             )
         import torch
@@ -264,7 +264,7 @@ class NeuronBackend:
                 f"the Neuron runtime was initialised in the parent process before model copy "
                 f"{placement.copy_index} started (for example by tracing or loading a Neuron model in the "
                 "test process), so the copy cannot use it. Compile and load Neuron models only through "
-                "pytest_neuronperf.compile() and the benchmark, which do both in child processes"
+                "pytest_neuronperf.compile.parent() and the benchmark, which do both in child processes"
             )
         return None
 

@@ -17,8 +17,6 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any, Final
 
-from pytest_neuronperf import fields
-from pytest_neuronperf.measurement import Measurement
 from pytest_neuronperf.report.markdown import (
     VERDICT_ORDER,
     Results,
@@ -33,6 +31,8 @@ from pytest_neuronperf.report.markdown import (
     measurement_label,
     verdict_counts,
 )
+from pytest_neuronperf.report.results_file import Measurement
+from pytest_neuronperf.spec import fields
 
 INSTALL_HINT: Final = 'pip install "pytest-neuronperf[report]"'
 
@@ -499,7 +499,7 @@ def write_html(measurements_or_reports: Results, filename: str | os.PathLike[str
     Takes the measurements of a pytest run, a ``--npf-json`` results document, or the report dicts
     ``benchmark()`` returns. Needs matplotlib (``pip install "pytest-neuronperf[report]"``).
     """
-    from pytest_neuronperf.atomic_write import write_atomic
+    from pytest_neuronperf._util.atomic_write import write_atomic
 
     text = html_report(measurements_or_reports)
     name = os.fspath(filename)

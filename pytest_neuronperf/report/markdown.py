@@ -14,8 +14,8 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any, Final, TypeAlias
 
-from pytest_neuronperf import fields
-from pytest_neuronperf.measurement import Measurement
+from pytest_neuronperf.report.results_file import Measurement
+from pytest_neuronperf.spec import fields
 
 RESULTS_SCHEMA_VERSION: Final = 1
 _MEASUREMENT_KEYS: Final = ("test", "measurement", "device_type", "fingerprint", "verdict", "reports", "outcomes")
@@ -43,7 +43,7 @@ class ResultsFileError(ValueError):
 
 def _pseudo_measurement(reports: Sequence[Mapping[str, Any]]) -> Measurement:
     """Plain ``benchmark()`` reports as one measurement with nothing to compare against."""
-    from pytest_neuronperf.baseline import config_key
+    from pytest_neuronperf.baselines.store import config_key
 
     outcomes: list[dict[str, Any]] = []
     for r in reports:
@@ -320,7 +320,7 @@ def markdown_summary(measurements: Results, *, title: str = "neuronperf") -> str
 
 def write_markdown(measurements: Results, filename: str | os.PathLike[str]) -> str:
     """Write :func:`markdown_summary` to ``filename`` (replaced atomically); returns the file name."""
-    from pytest_neuronperf.atomic_write import write_atomic
+    from pytest_neuronperf._util.atomic_write import write_atomic
 
     name = os.fspath(filename)
     directory = os.path.dirname(os.path.abspath(name))

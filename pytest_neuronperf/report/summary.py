@@ -6,7 +6,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from pytest_neuronperf.measurement import Measurement
+from pytest_neuronperf.report.results_file import Measurement
 from pytest_neuronperf.report.text import format_value
 
 COLUMNS = ("test", "throughput_avg", "latency_ms_p50", "latency_ms_p99", "n_models", "pipeline_size",

@@ -11,8 +11,8 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import IO, Any
 
-from pytest_neuronperf import fields
-from pytest_neuronperf.stamps import wall_clock_stamp
+from pytest_neuronperf._util.stamps import wall_clock_stamp
+from pytest_neuronperf.spec import fields
 
 
 def format_value(value: Any) -> str:
@@ -88,7 +88,7 @@ def write_csv(reports: Sequence[Mapping[str, Any]], filename: str | None = None,
 
 
 def _write(filename: str, text: str) -> str:
-    from pytest_neuronperf.atomic_write import write_atomic
+    from pytest_neuronperf._util.atomic_write import write_atomic
 
     os.makedirs(os.path.dirname(os.path.abspath(filename)), exist_ok=True)
     write_atomic(filename, text.encode("utf-8"))

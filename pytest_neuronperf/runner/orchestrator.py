@@ -24,16 +24,16 @@ from multiprocessing.connection import wait
 from multiprocessing.context import BaseContext
 from typing import Any, NoReturn
 
+from pytest_neuronperf._util.log import logger
 from pytest_neuronperf.backends.base import Backend, Placement
 from pytest_neuronperf.errors import BenchmarkError
-from pytest_neuronperf.log import logger
-from pytest_neuronperf.runner.copy import CopyFailure, CopyJob, CopyResult, clock, run_copy
+from pytest_neuronperf.runner.replica import CopyFailure, CopyJob, CopyResult, clock, run_copy
 from pytest_neuronperf.runner.resources import ResourceSampler
 
 START_MARGIN_NS = 20_000_000
 # How long stopped copies get to exit on SIGTERM before they are killed.
 STOP_GRACE_S = 1.0
-_PRELOAD = ["pytest_neuronperf.runner.copy", "numpy", "torch"]
+_PRELOAD = ["pytest_neuronperf.runner.replica", "numpy", "torch"]
 
 
 def start_context(multiinterpreter: bool) -> BaseContext:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-import pytest_neuronperf.api  # noqa: F401  (numpy loads once here, not inside in-process pytester runs)
+import pytest_neuronperf.runner.benchmark  # noqa: F401  (numpy loads once here, not inside in-process pytester runs)
 from pytest_neuronperf.plugin import SETTINGS_KEY, get_settings
 
 

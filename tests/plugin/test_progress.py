@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_neuronperf.progress_view import _is_tty, describe
-from pytest_neuronperf.runner.progress import Progress
+from pytest_neuronperf.runner.events import Progress
+from pytest_neuronperf.session.progress_view import _is_tty, describe
 
 TEST = """
 import torch

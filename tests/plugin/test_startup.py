@@ -20,7 +20,10 @@ def pytest_unconfigure(config):
 """
 
 PLAIN_TEST = "def test_plain():\n    assert 1 + 1 == 2\n"
-LIGHT = ["pytest_neuronperf", "pytest_neuronperf.fields", "pytest_neuronperf.options", "pytest_neuronperf.plugin"]
+LIGHT = sorted([
+    "pytest_neuronperf", "pytest_neuronperf.config", "pytest_neuronperf.config.options", "pytest_neuronperf.plugin",
+    "pytest_neuronperf.spec", "pytest_neuronperf.spec.fields",
+])
 
 
 def _loaded(pytester: pytest.Pytester, *args: str, process: str = "main") -> list[str]:
@@ -39,15 +42,16 @@ def test_a_run_without_benchmarks_loads_only_the_hooks_and_option_table(pytester
 
 def test_under_xdist_only_the_controller_adds_the_progress_view(pytester: pytest.Pytester) -> None:
     # The controller tells each worker where to write its progress; a worker loads what a plain run does.
-    assert _loaded(pytester, "-n", "1") == sorted([*LIGHT, "pytest_neuronperf.progress_view"])
+    controller = sorted([*LIGHT, "pytest_neuronperf.session", "pytest_neuronperf.session.progress_view"])
+    assert _loaded(pytester, "-n", "1") == controller
     assert json.loads((Path(pytester.path) / "modules-gw0.json").read_text()) == LIGHT
 
 
 def test_an_option_is_checked_at_start_up_without_loading_the_runner(pytester: pytest.Pytester) -> None:
     loaded = _loaded(pytester, "--npf-duration=2s", "--npf-tolerance=10%")
-    assert "pytest_neuronperf.settings" in loaded
+    assert "pytest_neuronperf.config.settings" in loaded
     assert not [m for m in loaded if m.split(".")[0] in ("torch", "numpy", "matplotlib")]
-    assert not [m for m in loaded if m.startswith(("pytest_neuronperf.runner", "pytest_neuronperf.session"))]
+    assert not [m for m in loaded if m.startswith(("pytest_neuronperf.runner", "pytest_neuronperf.session.session"))]
 
 
 def test_a_result_file_is_written_even_when_no_benchmark_ran(pytester: pytest.Pytester) -> None:

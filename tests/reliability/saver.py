@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sys
 
-from pytest_neuronperf.baseline import DEFAULT_FINGERPRINT_KEYS, BaselineRecord, BaselineStore
+from pytest_neuronperf.baselines.store import DEFAULT_FINGERPRINT_KEYS, BaselineRecord, BaselineStore
 
 MODULE = "tests/test_soak_target.py"
 FINGERPRINT = {"device_type": "cpu", "instance_type": "test", "cpu_model": "test", "cpu_count": "2",

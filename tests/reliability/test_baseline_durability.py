@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_neuronperf.baseline import BaselineStore, parse_baseline
+from pytest_neuronperf.baselines.store import BaselineStore, parse_baseline
 from tests.reliability import harness, saver
 
 TRIALS = 50

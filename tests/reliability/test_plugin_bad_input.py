@@ -7,7 +7,7 @@ import zipfile
 
 import pytest
 
-from pytest_neuronperf.fixture import GATE_KEYWORDS, runner_keywords
+from pytest_neuronperf.session.fixture import GATE_KEYWORDS, runner_keywords
 from tests.reliability import harness
 
 FINGERPRINT_FIELDS = "device_type, instance_type, cpu_model, cpu_count, torch, torch_neuronx, python"

@@ -9,15 +9,15 @@ import time
 
 import pytest
 
-from pytest_neuronperf.runner.copy import ORPHANED_EXIT_CODE
+from pytest_neuronperf.runner.replica import ORPHANED_EXIT_CODE
 from tests.reliability import harness
 
 WATCHED = """
 import os, sys, time
-from pytest_neuronperf.runner import copy
+from pytest_neuronperf.runner import replica
 if sys.argv[2] == "poll":
     del os.pidfd_open  # as on systems without pidfds
-copy.watch_orchestrator(int(sys.argv[1]))
+replica.watch_orchestrator(int(sys.argv[1]))
 print("watching", flush=True)
 time.sleep(60)
 """

@@ -167,7 +167,7 @@ def test_report_writes_html_and_markdown(tmp_path: Path, capsys: pytest.CaptureF
 
 def test_report_from_plain_benchmark_reports(tmp_path: Path, baseline_dir: Path,
                                              capsys: pytest.CaptureFixture[str]) -> None:
-    from pytest_neuronperf import fields
+    from pytest_neuronperf.spec import fields
 
     report: dict[str, Any] = {k: None for k in fields.ALL_KEYS}
     report.update(model_name="mlp", batch_size=1, n_models=1, workers_per_model=1, pipeline_size=1,

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from pytest_neuronperf import fields
 from pytest_neuronperf.report.markdown import as_measurements, config_label, measurement_label
+from pytest_neuronperf.spec import fields
 
 pytest.importorskip("matplotlib")
 

@@ -12,8 +12,7 @@ from typing import Any
 
 import pytest
 
-from pytest_neuronperf import fields
-from pytest_neuronperf.measurement import Measurement
+from pytest_neuronperf.config.settings import Settings
 from pytest_neuronperf.report.markdown import (
     ResultsFileError,
     age_text,
@@ -22,9 +21,10 @@ from pytest_neuronperf.report.markdown import (
     markdown_summary,
     write_markdown,
 )
+from pytest_neuronperf.report.results_file import Measurement
 from pytest_neuronperf.report.summary import summary_lines
-from pytest_neuronperf.session import NpfSession
-from pytest_neuronperf.settings import Settings
+from pytest_neuronperf.session.session import NpfSession
+from pytest_neuronperf.spec import fields
 from tests.reports.conftest import DATA, RESULTS
 
 

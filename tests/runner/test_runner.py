@@ -10,8 +10,9 @@ import pytest
 import torch
 
 import pytest_neuronperf as npf
-from pytest_neuronperf import fields, machine
+from pytest_neuronperf._util import machine
 from pytest_neuronperf.errors import BenchmarkError
+from pytest_neuronperf.spec import fields
 from tests import models
 
 pytestmark = pytest.mark.usefixtures("no_leftover_children")

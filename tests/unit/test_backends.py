@@ -16,7 +16,7 @@ from pytest_neuronperf.backends.base import Backend, Placement
 from pytest_neuronperf.backends.cuda import CudaBackend
 from pytest_neuronperf.backends.neuron import NeuronBackend
 from pytest_neuronperf.backends.registry import get_backend
-from pytest_neuronperf.runner.model_source import ModelSource
+from pytest_neuronperf.spec.model_source import ModelSource
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.*deprecated:DeprecationWarning")
 
@@ -242,7 +242,7 @@ def test_enter_copy_sets_visible_cores_and_drops_num_cores(monkeypatch):
 
 def test_load_model_refuses_a_model_class():
     source = ModelSource.factory(torch.nn.Identity)
-    with pytest.raises(ValueError, match=r"compile it first with pytest_neuronperf.compile\(.*compile=True"):
+    with pytest.raises(ValueError, match=r"compile it first with pytest_neuronperf.compile.parent\(.*compile=True"):
         NeuronBackend().load_model(source, Placement(copy_index=0, cores=(0,)))
 
 
@@ -253,7 +253,7 @@ def test_copy_sees_its_cores_before_torch_neuronx_loads(fake_neuron, tmp_path):
 import os, sys
 os.environ["NEURON_RT_NUM_CORES"] = "4"
 from pytest_neuronperf.backends.neuron import NeuronBackend
-from pytest_neuronperf.runner.model_source import ModelSource
+from pytest_neuronperf.spec.model_source import ModelSource
 backend = NeuronBackend(dev_dir={str(tmp_path / "no-dev")!r})
 placement = backend.placements(2, 2)[1]
 assert "torch_neuronx" not in sys.modules
@@ -365,7 +365,7 @@ def fresh_backends():
 
 def test_benchmark_copies_see_their_cores(fake_neuron, fresh_backends, tmp_path, monkeypatch):
     from pytest_neuronperf import model_index
-    from pytest_neuronperf.api import benchmark
+    from pytest_neuronperf.runner.benchmark import benchmark
 
     fake_neuron.devices(4, 2)
     monkeypatch.setenv("NEURON_RT_VISIBLE_CORES", "4-7")

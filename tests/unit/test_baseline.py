@@ -14,9 +14,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pytest_neuronperf import baseline as baseline_module
-from pytest_neuronperf.atomic_write import write_atomic
-from pytest_neuronperf.baseline import (
+from pytest_neuronperf._util.atomic_write import write_atomic
+from pytest_neuronperf._util.filelock import FileLock, LockTimeoutError
+from pytest_neuronperf.baselines import store as baseline_module
+from pytest_neuronperf.baselines.environment import fingerprint, fingerprint_matches
+from pytest_neuronperf.baselines.store import (
     DEFAULT_FINGERPRINT_KEYS,
     FINGERPRINT_FIELDS,
     FIX_HINT,
@@ -33,9 +35,7 @@ from pytest_neuronperf.baseline import (
     parse_baseline,
     split_nodeid,
 )
-from pytest_neuronperf.environment import fingerprint, fingerprint_matches
-from pytest_neuronperf.fields import MATRIX_KEYS
-from pytest_neuronperf.filelock import FileLock, LockTimeoutError
+from pytest_neuronperf.spec.fields import MATRIX_KEYS
 
 MODULE = "tests/models/test_mlp.py"
 KEYS = DEFAULT_FINGERPRINT_KEYS
@@ -172,7 +172,7 @@ def test_fingerprint_fields_are_strings() -> None:
 def test_fingerprint_reads_versions_without_importing_torch() -> None:
     root = Path(baseline_module.__file__).resolve().parents[1]
     code = (
-        "import sys; from pytest_neuronperf.environment import fingerprint; fp = fingerprint('cpu'); "
+        "import sys; from pytest_neuronperf.baselines.environment import fingerprint; fp = fingerprint('cpu'); "
         "print('torch' in sys.modules, fp['torch'] != '')"
     )
     env = {**os.environ, "PYTHONPATH": str(root)}

@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from pytest_neuronperf import model_index
-from pytest_neuronperf.compile import compile as npf_compile
-from pytest_neuronperf.compile_cache import cache_key, state_digest
+from pytest_neuronperf.compile.cache import cache_key, state_digest
+from pytest_neuronperf.compile.parent import compile as npf_compile
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.*deprecated:DeprecationWarning")
 

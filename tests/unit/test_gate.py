@@ -7,9 +7,10 @@ from collections.abc import Sequence
 import numpy as np
 import pytest
 
-from pytest_neuronperf import gate, stats
-from pytest_neuronperf.gate import Judgement, Verdict
-from pytest_neuronperf.stats import RoundSummary
+from pytest_neuronperf.gate import judge as gate
+from pytest_neuronperf.gate.judge import Judgement, Verdict
+from pytest_neuronperf.stats import quantiles as stats
+from pytest_neuronperf.stats.quantiles import RoundSummary
 
 
 def make_round(

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from pytest_neuronperf.backends.cpu import CpuBackend
-from pytest_neuronperf.runner.inputs import pair_inputs
-from pytest_neuronperf.runner.matrix import ModelConfig, build_matrix
-from pytest_neuronperf.runner.model_source import ModelSource
+from pytest_neuronperf.spec.inputs import pair_inputs
+from pytest_neuronperf.spec.matrix import ModelConfig, build_matrix
+from pytest_neuronperf.spec.model_source import ModelSource
 from tests import models
 
 

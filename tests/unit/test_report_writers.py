@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 import pytest_neuronperf as npf
-from pytest_neuronperf import fields
+from pytest_neuronperf.spec import fields
 
 
 def _report(**over: Any) -> dict[str, Any]:

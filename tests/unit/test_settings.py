@@ -13,10 +13,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pytest_neuronperf import settings as settings_module
-from pytest_neuronperf.baseline import DEFAULT_FINGERPRINT_KEYS, FINGERPRINT_FIELDS
-from pytest_neuronperf.options import OPTIONS, Option
-from pytest_neuronperf.settings import (
+from pytest_neuronperf.baselines.store import DEFAULT_FINGERPRINT_KEYS, FINGERPRINT_FIELDS
+from pytest_neuronperf.config import settings as settings_module
+from pytest_neuronperf.config.options import OPTIONS, Option
+from pytest_neuronperf.config.settings import (
     MAX,
     PARSERS,
     Settings,
@@ -597,7 +597,7 @@ def test_every_default_worth_showing_is_shown() -> None:
 def test_importing_settings_is_light() -> None:
     root = Path(settings_module.__file__).resolve().parents[1]
     code = (
-        "import sys, json; import pytest_neuronperf.settings; "
+        "import sys, json; import pytest_neuronperf.config.settings; "
         "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in "
         "('torch', 'numpy', 'pytest', '_pytest', 'torch_neuronx'))))"
     )

@@ -7,8 +7,8 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from pytest_neuronperf import stats
-from pytest_neuronperf.stats import RoundSummary
+from pytest_neuronperf.stats import quantiles as stats
+from pytest_neuronperf.stats.quantiles import RoundSummary
 
 
 def ar1(rng: np.random.Generator, n: int, phi: float) -> npt.NDArray[np.float64]:

@@ -2,7 +2,7 @@
 
 Every pytest run in the environment reads this table (to register the flags and
 ini keys), so it is plain data; the parsers and the :class:`Settings` they
-produce live in :mod:`pytest_neuronperf.settings`, which loads only when an
+produce live in :mod:`pytest_neuronperf.config.settings`, which loads only when an
 option is given or a benchmark runs.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Final
 
-from pytest_neuronperf.fields import DEFAULT_FINGERPRINT_KEYS, FINGERPRINT_FIELDS
+from pytest_neuronperf.spec.fields import DEFAULT_FINGERPRINT_KEYS, FINGERPRINT_FIELDS
 
 # Chosen from benchmarks/gate_quality.py: at 5% a 10% slowdown (throughput -9%) is caught, at 10% it could not be.
 DEFAULT_TOLERANCE: Final = 0.05

@@ -11,10 +11,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pytest_neuronperf import fields, gate
-from pytest_neuronperf.baseline import BaselineRecord, Lookup, config_key
-from pytest_neuronperf.settings import Tolerance
-from pytest_neuronperf.stats import RoundSummary
+from pytest_neuronperf.baselines.store import BaselineRecord, Lookup, config_key
+from pytest_neuronperf.config.settings import Tolerance
+from pytest_neuronperf.gate import judge as gate
+from pytest_neuronperf.spec import fields
+from pytest_neuronperf.stats.quantiles import RoundSummary
 
 METRICS = ("throughput", "p99", "p50")
 

@@ -19,7 +19,7 @@ On trn2 the compiler's ``--logical-nc-config`` must match the runtime's
 ``NEURON_LOGICAL_NC_CONFIG``; pass it in ``compiler_args`` when it differs
 from the default.
 
-Cache: see :mod:`pytest_neuronperf.compile_cache`; a later ``compile`` with the same key reuses
+Cache: see :mod:`pytest_neuronperf.compile.cache`; a later ``compile`` with the same key reuses
 an intact artifact without running the compiler (``recompile=True`` compiles anyway).
 """
 
@@ -39,12 +39,12 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from pytest_neuronperf import model_index
-from pytest_neuronperf.compile_cache import CompileFingerprint, cache_lookup, cache_store, jsonable
-from pytest_neuronperf.log import logger
-from pytest_neuronperf.log import verbosity as log_level
-from pytest_neuronperf.runner import params
-from pytest_neuronperf.runner.inputs import pair_inputs
-from pytest_neuronperf.runner.model_source import ModelSource
+from pytest_neuronperf._util.log import logger
+from pytest_neuronperf._util.log import verbosity as log_level
+from pytest_neuronperf.compile.cache import CompileFingerprint, cache_lookup, cache_store, jsonable
+from pytest_neuronperf.spec import params
+from pytest_neuronperf.spec.inputs import pair_inputs
+from pytest_neuronperf.spec.model_source import ModelSource
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 

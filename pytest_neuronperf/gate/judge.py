@@ -21,7 +21,7 @@ from enum import Enum
 import numpy as np
 import numpy.typing as npt
 
-from pytest_neuronperf.stats import RoundSummary, mean_ci, min_samples_for_quantile, t_cdf, t_ppf
+from pytest_neuronperf.stats.quantiles import RoundSummary, mean_ci, min_samples_for_quantile, t_cdf, t_ppf
 
 # Level of the per-side intervals (each side's rounds, or a single round's own CI).
 CI_LEVEL = 0.95

@@ -21,14 +21,14 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from pytest_neuronperf.runner import progress
+    from pytest_neuronperf.runner import events
 
 
 WORKERINPUT_KEY = "neuronperf_progress_dir"
 POLL_S = 1.0
 
 
-def describe(label: str, event: progress.Progress) -> str:
+def describe(label: str, event: events.Progress) -> str:
     rounds = f", round {event.round_index + 1}/{event.rounds}" if event.rounds > 1 else ""
     return (f"neuronperf {label}: configuration {event.index + 1}/{event.total} ({event.description}){rounds}: "
             f"{event.phase}, ~{event.seconds_left():.0f} s left")
@@ -52,7 +52,7 @@ class ProgressView:
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
         self._ticker: threading.Thread | None = None
-        self._event: progress.Progress | None = None
+        self._event: events.Progress | None = None
         self._label = ""
         self._lock = threading.Lock()
 
@@ -66,7 +66,7 @@ class ProgressView:
     def showing(self, label: str) -> Iterator[None]:
         self._label = label
         # The runner's event module loads with the first benchmark, not with every pytest run.
-        from pytest_neuronperf.runner.progress import listening
+        from pytest_neuronperf.runner.events import listening
 
         with listening(self._on_event):
             try:
@@ -74,7 +74,7 @@ class ProgressView:
             finally:
                 self._finish()
 
-    def _on_event(self, event: progress.Progress) -> None:
+    def _on_event(self, event: events.Progress) -> None:
         with self._lock:
             self._event = event
         line = describe(self._label, event)

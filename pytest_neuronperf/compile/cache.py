@@ -28,7 +28,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from pytest_neuronperf.atomic_write import write_atomic
+from pytest_neuronperf._util.atomic_write import write_atomic
 
 CACHE_DIR = ".cache"
 VERSIONED_DISTRIBUTIONS = ("torch", "torch-neuronx", "neuronx-cc")

@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from pytest_neuronperf.backends.base import Placement
-from pytest_neuronperf.runner.inputs import ModelInput, as_tuple
-from pytest_neuronperf.runner.matrix import RunConfig
 from pytest_neuronperf.runner.recorder import CHUNK, Recorder, StreamStats
+from pytest_neuronperf.spec.inputs import ModelInput, as_tuple
+from pytest_neuronperf.spec.matrix import RunConfig
 
 clock = time.monotonic_ns  # CLOCK_MONOTONIC: one clock for every process on the machine
 

@@ -8,7 +8,7 @@ baselines of one test module::
     {"schema_version": 1,
      "entries": {"<test>::<measurement>::<config key>": [<record>, ...]}}
 
-An entry holds one record per environment (see :func:`pytest_neuronperf.environment.fingerprint`), so the
+An entry holds one record per environment (see :func:`pytest_neuronperf.baselines.environment.fingerprint`), so the
 same file can carry baselines for several machine types side by side.
 
 Files are only ever replaced whole (temp file, fsync, ``os.replace``) and only
@@ -32,12 +32,12 @@ from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 from typing import Final
 
-from pytest_neuronperf.atomic_write import remove_stale_temp_files, write_atomic
-from pytest_neuronperf.environment import fingerprint_matches
-from pytest_neuronperf.fields import DEFAULT_FINGERPRINT_KEYS as DEFAULT_FINGERPRINT_KEYS
-from pytest_neuronperf.fields import FINGERPRINT_FIELDS as FINGERPRINT_FIELDS
-from pytest_neuronperf.fields import MATRIX_KEYS
-from pytest_neuronperf.filelock import FileLock
+from pytest_neuronperf._util.atomic_write import remove_stale_temp_files, write_atomic
+from pytest_neuronperf._util.filelock import FileLock
+from pytest_neuronperf.baselines.environment import fingerprint_matches
+from pytest_neuronperf.spec.fields import DEFAULT_FINGERPRINT_KEYS as DEFAULT_FINGERPRINT_KEYS
+from pytest_neuronperf.spec.fields import FINGERPRINT_FIELDS as FINGERPRINT_FIELDS
+from pytest_neuronperf.spec.fields import MATRIX_KEYS
 
 SCHEMA_VERSION: Final = 1
 

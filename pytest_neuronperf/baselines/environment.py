@@ -1,7 +1,7 @@
 """The environment fingerprint: what a baseline records about where it was measured.
 
 A baseline applies only where the fields chosen by ``--npf-fingerprint-keys``
-match (see :data:`pytest_neuronperf.fields.FINGERPRINT_FIELDS`).
+match (see :data:`pytest_neuronperf.spec.fields.FINGERPRINT_FIELDS`).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import platform
 from collections.abc import Iterable, Mapping
 from typing import Final
 
-from pytest_neuronperf import machine
+from pytest_neuronperf._util import machine
 
 NOT_INSTALLED: Final = "not installed"
 

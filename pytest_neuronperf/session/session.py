@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from pytest_neuronperf.measurement import Measurement
-    from pytest_neuronperf.progress_view import ProgressView
-    from pytest_neuronperf.settings import Settings
+    from pytest_neuronperf.config.settings import Settings
+    from pytest_neuronperf.report.results_file import Measurement
+    from pytest_neuronperf.session.progress_view import ProgressView
 
 RESULTS_SCHEMA_VERSION = 1
 
@@ -48,7 +48,7 @@ class NpfSession:
 
     def receive(self, payload: str) -> None:
         """Take the measurements a worker sent home (the :meth:`payload` of its session)."""
-        from pytest_neuronperf.measurement import Measurement
+        from pytest_neuronperf.report.results_file import Measurement
 
         self.measurements.extend(Measurement.from_json(m) for m in json.loads(payload))
 
@@ -66,8 +66,8 @@ class NpfSession:
             session.testsfailed += 1
 
     def _save_baselines(self) -> None:
-        from pytest_neuronperf.baseline import BaselineFileError, BaselineRecord, BaselineStore, entry_key
-        from pytest_neuronperf.measurement import BASELINE_REPORT_KEYS
+        from pytest_neuronperf.baselines.store import BaselineFileError, BaselineRecord, BaselineStore, entry_key
+        from pytest_neuronperf.report.results_file import BASELINE_REPORT_KEYS
 
         store = BaselineStore(self.baseline_root)
         by_module: dict[str, tuple[dict[str, BaselineRecord], dict[str, bool]]] = {}
@@ -102,8 +102,8 @@ class NpfSession:
 
     def _write_files(self) -> None:
         if self.settings.json_path:
-            from pytest_neuronperf.atomic_write import write_atomic
-            from pytest_neuronperf.environment import fingerprint
+            from pytest_neuronperf._util.atomic_write import write_atomic
+            from pytest_neuronperf.baselines.environment import fingerprint
             from pytest_neuronperf.report.text import json_text
 
             doc = {
@@ -114,8 +114,8 @@ class NpfSession:
             self._write(self.settings.json_path, "--npf-json",
                         lambda path: write_atomic(path, json_text(doc).encode()))
         if self.settings.csv_path:
-            from pytest_neuronperf import fields
             from pytest_neuronperf.report.text import write_csv
+            from pytest_neuronperf.spec import fields
 
             rows = [row for m in self.measurements for row in m.flat_rows()]
             self._write(self.settings.csv_path, "--npf-csv",

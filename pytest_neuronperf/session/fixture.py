@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from pytest_neuronperf import evaluation as ev
-from pytest_neuronperf.measurement import Measurement
-from pytest_neuronperf.session import NpfSession
-from pytest_neuronperf.settings import Settings, SettingsError, Tolerance, parse_tolerance
+from pytest_neuronperf.config.settings import Settings, SettingsError, Tolerance, parse_tolerance
+from pytest_neuronperf.gate import evaluate as ev
+from pytest_neuronperf.report.results_file import Measurement
+from pytest_neuronperf.session.session import NpfSession
 
 # Marker/fixture keywords that belong to the gate, not to the runner.
 GATE_KEYWORDS: tuple[str, ...] = ("name", "tolerance", "min_throughput", "max_p50_ms", "max_p99_ms", "compile",
@@ -29,7 +29,7 @@ class NeuronPerfWarning(UserWarning):
 
 
 def runner_keywords() -> list[str]:
-    from pytest_neuronperf.api import benchmark
+    from pytest_neuronperf.runner.benchmark import benchmark
 
     return list(inspect.signature(benchmark).parameters)
 
@@ -160,10 +160,10 @@ class NpfBench:
         return params
 
     def _measure(self, name: str, params: dict[str, Any]) -> BenchResult:
-        from pytest_neuronperf import baseline
+        from pytest_neuronperf._util.filelock import FileLock
         from pytest_neuronperf.backends.registry import get_backend
-        from pytest_neuronperf.environment import fingerprint as environment_fingerprint
-        from pytest_neuronperf.filelock import FileLock
+        from pytest_neuronperf.baselines import store as baseline
+        from pytest_neuronperf.baselines.environment import fingerprint as environment_fingerprint
 
         tolerance, limits = self._gate_params(params)
         compile_first = bool(params.pop("compile", False))
@@ -175,7 +175,7 @@ class NpfBench:
         if reason is not None:
             pytest.skip(f"device_type={device!r} is not available here: {reason}")
         fingerprint = environment_fingerprint(backend.name)
-        from pytest_neuronperf.api import benchmark
+        from pytest_neuronperf.runner.benchmark import benchmark
 
         if compile_first:
             params["model"] = self._compile(params, compiler_args)
@@ -237,7 +237,7 @@ class NpfBench:
 
     def _compile(self, params: dict[str, Any], compiler_args: Any) -> str:
         """Compile the module for the device (cached across runs) and return the model index to benchmark."""
-        from pytest_neuronperf.compile import compile as compile_model
+        from pytest_neuronperf.compile.parent import compile as compile_model
 
         name = params.get("model_name") or getattr(params["model"], "__name__", None) or type(params["model"]).__name__
         models_dir = self.session.baseline_root.parent / "compiled"
@@ -251,9 +251,9 @@ class NpfBench:
     def _confirm(self, params: dict[str, Any], reports: list[dict[str, Any]],
                  unsure: list[ev.ConfigOutcome]) -> None:
         """Measure the doubtful configurations again in extra rounds; all rounds are then judged together."""
-        from pytest_neuronperf.api import benchmark
-        from pytest_neuronperf.baseline import config_key
-        from pytest_neuronperf.filelock import FileLock
+        from pytest_neuronperf._util.filelock import FileLock
+        from pytest_neuronperf.baselines.store import config_key
+        from pytest_neuronperf.runner.benchmark import benchmark
 
         rounds = int(params.get("rounds", 1))
         per_round = float(params.get("duration", 60.0)) / rounds

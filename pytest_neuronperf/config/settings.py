@@ -1,6 +1,6 @@
 """Plugin options: their parsers and the frozen Settings they produce.
 
-Every option is described once, in :data:`pytest_neuronperf.options.OPTIONS`;
+Every option is described once, in :data:`pytest_neuronperf.config.options.OPTIONS`;
 this module gives each its parser (:data:`PARSERS`). Values come from the
 command line, else the ini file, else the default of the :class:`Settings`
 field (a marker can still override per test, outside this module).
@@ -18,8 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from pytest_neuronperf.fields import DEFAULT_FINGERPRINT_KEYS, FINGERPRINT_FIELDS
-from pytest_neuronperf.options import (
+from pytest_neuronperf.config.options import (
     DEFAULT_BASELINE_DIR,
     DEFAULT_CONFIRM,
     DEFAULT_ROUNDS,
@@ -28,6 +27,7 @@ from pytest_neuronperf.options import (
     Option,
     ini_is_set,
 )
+from pytest_neuronperf.spec.fields import DEFAULT_FINGERPRINT_KEYS, FINGERPRINT_FIELDS
 
 
 class SettingsError(ValueError):

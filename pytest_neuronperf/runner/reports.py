@@ -8,9 +8,9 @@ from typing import Any
 
 import numpy as np
 
-from pytest_neuronperf import fields
 from pytest_neuronperf.runner.recorder import StreamStats
 from pytest_neuronperf.runner.results import ConfigResult, RoundResult
+from pytest_neuronperf.spec import fields
 
 
 def _ms(ns: float) -> float | None:
@@ -40,7 +40,7 @@ def merged_stats(rounds: Sequence[RoundResult]) -> StreamStats:
 
 def round_summary(r: RoundResult, batch_size: int) -> dict[str, Any]:
     """The run-level figures of one round, for the regression gate and the baseline file."""
-    from pytest_neuronperf import stats as st
+    from pytest_neuronperf.stats import quantiles as st
 
     s = merged_stats([r])
     window_s = r.window_ns / 1e9
@@ -69,7 +69,7 @@ def round_summary(r: RoundResult, batch_size: int) -> dict[str, Any]:
 
 
 def _effective(series: list[np.ndarray], q: float, n: int) -> float:
-    from pytest_neuronperf import stats as st
+    from pytest_neuronperf.stats import quantiles as st
 
     traced = sum(t.size for t in series)
     if traced == 0 or n == 0:
@@ -80,7 +80,7 @@ def _effective(series: list[np.ndarray], q: float, n: int) -> float:
 
 
 def _quantile_ci(s: StreamStats, q: float, n_eff: float) -> tuple[float, float]:
-    from pytest_neuronperf import stats as st
+    from pytest_neuronperf.stats import quantiles as st
 
     n = s.e2e.count
     ranks = st.quantile_rank_interval(n, n_eff, q) if n else None

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pytest_neuronperf.backends.base import Backend
-from pytest_neuronperf.runner.model_source import ModelSource
-from pytest_neuronperf.runner.params import MAX
+from pytest_neuronperf.spec.model_source import ModelSource
+from pytest_neuronperf.spec.params import MAX
 
 
 @dataclass(frozen=True)

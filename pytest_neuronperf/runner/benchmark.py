@@ -9,21 +9,21 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from pytest_neuronperf import fields
+from pytest_neuronperf._util.log import logger
+from pytest_neuronperf._util.log import verbosity as log_verbosity
+from pytest_neuronperf._util.stamps import wall_clock_stamp
 from pytest_neuronperf.backends.registry import get_backend
 from pytest_neuronperf.errors import DeviceUnavailableError
-from pytest_neuronperf.log import logger
-from pytest_neuronperf.log import verbosity as log_verbosity
-from pytest_neuronperf.report.build import get_reports
-from pytest_neuronperf.runner import params as P
-from pytest_neuronperf.runner import progress
-from pytest_neuronperf.runner.copy import CopyJob
-from pytest_neuronperf.runner.inputs import ModelInput, pair_inputs
-from pytest_neuronperf.runner.matrix import ModelConfig, RunConfig, build_matrix
-from pytest_neuronperf.runner.model_source import ModelSource
+from pytest_neuronperf.runner import events
 from pytest_neuronperf.runner.orchestrator import run_config, start_context
+from pytest_neuronperf.runner.replica import CopyJob
+from pytest_neuronperf.runner.reports import get_reports
 from pytest_neuronperf.runner.results import ConfigResult, RoundResult
-from pytest_neuronperf.stamps import wall_clock_stamp
+from pytest_neuronperf.spec import fields
+from pytest_neuronperf.spec import params as P
+from pytest_neuronperf.spec.inputs import ModelInput, pair_inputs
+from pytest_neuronperf.spec.matrix import ModelConfig, RunConfig, build_matrix
+from pytest_neuronperf.spec.model_source import ModelSource
 
 DEFAULT_DURATION = 60.0
 DEFAULT_TIMEOUT = 120.0
@@ -153,7 +153,7 @@ def benchmark(
 
 def _tell(name: str, index: int, total: int, described: str, round_index: int, rounds: int, left_s: float,
           phase: str) -> None:
-    progress.emit(progress.Progress(name, index, total, described, phase, round_index, rounds,
+    events.emit(events.Progress(name, index, total, described, phase, round_index, rounds,
                                     time.monotonic() + left_s))
 
 

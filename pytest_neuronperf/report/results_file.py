@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from pytest_neuronperf import fields
+from pytest_neuronperf.spec import fields
 
 # The report fields kept in a baseline file: enough for people reading a diff, not every detail.
 BASELINE_REPORT_KEYS: tuple[str, ...] = (
