@@ -12,11 +12,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any, Final
 
+from pytest_neuronperf.config.options import DEFAULT_BASELINE_DIR
+
 EXIT_OK: Final = 0
 EXIT_REGRESSION: Final = 1
 EXIT_BAD_INPUT: Final = 2
 
-DEFAULT_BASELINE_DIR: Final = ".neuronperf/baselines"
 
 
 class InputError(Exception):
@@ -60,10 +61,10 @@ def _module_matches_file(module: str, baseline: Path) -> bool:
 
 
 def cmd_compare(args: argparse.Namespace, out: IO[str]) -> int:
-    from pytest_neuronperf.baselines import store as bl
-    from pytest_neuronperf.gate import evaluate as ev
-    from pytest_neuronperf.report.markdown import ResultsFileError, as_measurements, load_results
-    from pytest_neuronperf.report.results_file import Measurement
+    from pytest_neuronperf.baselines.schema import read_baseline
+    from pytest_neuronperf.gate.evaluate import GateRules, judge_measurement
+    from pytest_neuronperf.gate.verdict import Verdict
+    from pytest_neuronperf.report.results_file import Measurement, ResultsFileError, as_measurements, load_results
     from pytest_neuronperf.report.summary import summary_lines
 
     base = Path(args.baseline)
@@ -72,13 +73,14 @@ def cmd_compare(args: argparse.Namespace, out: IO[str]) -> int:
                          f"(default {DEFAULT_BASELINE_DIR}) or one baseline file")
     if base.is_file():
         # Read it now so that a corrupt file is reported once, before any comparison.
-        bl.read_baseline(base)
+        read_baseline(base)
     try:
         measurements = as_measurements(load_results(args.new, allow_reports=False))
     except ResultsFileError as exc:
         raise InputError(str(exc)) from None
     store_for = _store_for(base)
     only_matching = base.is_file() and any(_module_matches_file(m.module_path, base) for m in measurements)
+    rules = GateRules(tolerance=args.tolerance, strict=args.strict)
     judged: list[Measurement] = []
     failures: list[str] = []
     unsure: list[str] = []
@@ -86,24 +88,15 @@ def cmd_compare(args: argparse.Namespace, out: IO[str]) -> int:
         module, test_name = m.module_path, m.test_name
         if only_matching and not _module_matches_file(module, base):
             continue
-        store = store_for(module)
-        lookups = {
-            bl.config_key(r): store.lookup(module, bl.entry_key(test_name, m.name, r), m.fingerprint,
-                                           args.fingerprint_keys)
-            for r in m.reports if r.get("status") == "finished"
-        }
-        outcomes = ev.evaluate(m.reports, lookups, tolerance=args.tolerance, limits=ev.Limits(), compare=True)
-        verdict = ev.test_verdict(outcomes, strict=args.strict, require_baseline=False)
-        notes = [f"{ev.describe_config(o.report)}: {o.note}" for o in outcomes if o.note]
-        judged.append(Measurement(m.nodeid, m.name, m.device_type, m.fingerprint, verdict, m.reports,
-                                  [o.to_dict() for o in outcomes], notes))
-        label = m.nodeid if m.name == "default" else f"{m.nodeid}[{m.name}]"
-        if verdict == ev.FAIL:
-            message = ev.failure_message(m.name, outcomes, ev.Limits(), strict=args.strict, require_baseline=False)
-            failures.append(f"{label}: {message}")
-        elif verdict == ev.INCONCLUSIVE:
-            unsure += [f"{label}: {ev.describe_config(o.report)}: {j.message}" + (f" ({j.hint})" if j.hint else "")
-                       for o in outcomes for j in o.judgements if j.verdict.value == ev.INCONCLUSIVE]
+        lookups = store_for(module).lookup_reports(module, test_name, m.name, m.reports, m.fingerprint,
+                                                   args.fingerprint_keys)
+        result = judge_measurement(m.name, m.reports, lookups, rules)
+        judged.append(Measurement(m.nodeid, m.name, m.device_type, m.fingerprint, result.verdict.value, m.reports,
+                                  [o.to_dict() for o in result.outcomes], result.notes))
+        if result.verdict is Verdict.FAIL:
+            failures.append(f"{m.label}: {result.failure_message()}")
+        elif result.verdict is Verdict.INCONCLUSIVE:
+            unsure += [f"{m.label}: {line}" for line in result.inconclusive_lines()]
     if not judged:
         print(f"no measurements to compare in {args.new}", file=out)
         return EXIT_OK
@@ -137,9 +130,11 @@ def _split_entry(key: str) -> tuple[str, str, str]:
 def cmd_show(args: argparse.Namespace, out: IO[str]) -> int:
     from datetime import datetime, timezone
 
-    from pytest_neuronperf.baselines.store import FINGERPRINT_FIELDS, BaselineFileError, iter_baselines
-    from pytest_neuronperf.report.markdown import age_text, format_number
+    from pytest_neuronperf.baselines.schema import BaselineFileError
+    from pytest_neuronperf.baselines.store import iter_baselines
+    from pytest_neuronperf.gate.wording import age_text, format_number
     from pytest_neuronperf.report.summary import table
+    from pytest_neuronperf.spec.fields import FINGERPRINT_FIELDS
 
     root = Path(args.baseline_dir)
     if not root.is_dir():
@@ -194,7 +189,8 @@ The HTML report needs matplotlib: pip install "pytest-neuronperf[report]".
 
 
 def cmd_report(args: argparse.Namespace, out: IO[str]) -> int:
-    from pytest_neuronperf.report.markdown import ResultsFileError, load_results, write_markdown
+    from pytest_neuronperf.report.markdown import write_markdown
+    from pytest_neuronperf.report.results_file import ResultsFileError, load_results
 
     if not args.html and not args.md:
         raise InputError("npf report: nothing to write; give --html FILE and/or --md FILE")
@@ -289,14 +285,13 @@ def load_model(spec: str) -> Any:
 
 
 def _int_list(option: str, allow_max: bool = False) -> Callable[[str], list[int | str]]:
-    from pytest_neuronperf.config.settings import MAX, SettingsError, parse_int_list
+    from pytest_neuronperf.config.settings import SettingsError, parse_int_list
 
     def parse(text: str) -> list[int | str]:
         try:
-            values = parse_int_list(text, option, allow_max=allow_max)
+            return list(parse_int_list(text, option, allow_max=allow_max))
         except SettingsError as exc:
             raise argparse.ArgumentTypeError(exc.message) from None
-        return ["max" if v == MAX else v for v in values]
 
     return parse
 
@@ -347,8 +342,8 @@ def _checked(parse: Callable[[str, str], Any], option: str) -> Callable[[str], A
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from pytest_neuronperf.baselines.store import DEFAULT_FINGERPRINT_KEYS
     from pytest_neuronperf.config.settings import Tolerance, parse_duration, parse_fingerprint_keys, parse_tolerance
+    from pytest_neuronperf.spec.fields import DEFAULT_FINGERPRINT_KEYS
 
     raw = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(
@@ -366,7 +361,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("new", metavar="RESULTS", help="results file written by pytest --npf-json")
     compare.add_argument("--tolerance", type=_checked(parse_tolerance, "--tolerance"), default=Tolerance(),
                          help="allowed change: 10%% or 0.1 for all metrics, or throughput=5%%,p99=10%% "
-                              "(default: 10%%)")
+                              f"(default: {str(Tolerance()).replace('%', '%%')})")
     compare.add_argument("--strict", action="store_true",
                          help="fail on inconclusive comparisons too, not only on clear regressions")
     compare.add_argument("--fingerprint-keys", type=_checked(parse_fingerprint_keys, "--fingerprint-keys"),
@@ -415,7 +410,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from pytest_neuronperf.baselines.store import BaselineFileError
+    from pytest_neuronperf.baselines.schema import BaselineFileError
 
     parser = build_parser()
     arguments = sys.argv[1:] if argv is None else list(argv)

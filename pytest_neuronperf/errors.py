@@ -1,4 +1,4 @@
-"""Exceptions raised by the runner, beyond the ValueError/FileNotFoundError of bad input."""
+"""The package's exceptions, beyond the ValueError/FileNotFoundError of bad input to the runner."""
 
 from __future__ import annotations
 
@@ -22,3 +22,19 @@ class DeviceUnavailableError(RuntimeError):
         super().__init__(f"device_type={device_type!r} is not available here: {reason}")
         self.device_type = device_type
         self.reason = reason
+
+
+class SettingsError(ValueError):
+    """An option value that cannot be used; ``str()`` reads ``<option>: <message>``.
+
+    ``option`` is what to blame: a flag such as ``--npf-duration``, an ini key such as
+    ``npf_duration (ini)`` or a keyword such as ``tolerance``.
+    """
+
+    def __init__(self, option: str, message: str) -> None:
+        super().__init__(f"{option}: {message}")
+        self.option = option
+        self.message = message
+
+    def __reduce__(self) -> tuple[type[SettingsError], tuple[str, str]]:
+        return (type(self), (self.option, self.message))

@@ -42,9 +42,10 @@ from pathlib import Path
 from typing import Any, Union
 
 from pytest_neuronperf._util.atomic_write import write_atomic
+from pytest_neuronperf.spec.fields import STATUS_ERROR, STATUS_OK
 
 SCHEMA_VERSION = 1
-STATUSES = ("finished", "error")
+STATUSES = (STATUS_OK, STATUS_ERROR)
 _CRITERIA = {
     "batch_sizes": "batch_size",
     "batch_size": "batch_size",
@@ -75,7 +76,7 @@ def create(
     batch_size: int = 1,
     pipeline_size: int = 1,
     compile_s: float | None = None,
-    status: str = "finished",
+    status: str = STATUS_OK,
     error: str | None = None,
     input_shapes: list[list[int]] | None = None,
 ) -> ModelIndex:
@@ -147,7 +148,7 @@ def configs(
 ) -> list[dict[str, Any]]:
     """The finished configs left after filtering; ValueError listing what the index holds when none are."""
     source = _as_index(index)
-    kept = filter(source, batch_sizes=batch_sizes, pipeline_sizes=pipeline_sizes, status="finished")
+    kept = filter(source, batch_sizes=batch_sizes, pipeline_sizes=pipeline_sizes, status=STATUS_OK)
     if kept["model_configs"]:
         return list(kept["model_configs"])
     held = ", ".join(
@@ -232,7 +233,7 @@ def load(filename: str | os.PathLike[str]) -> ModelIndex:
             raise ValueError(f"{where}: model_configs[{i}] must be an object, found {_kind(config)}")
         item = dict(config)
         if neuronperf:
-            item.setdefault("status", "finished")
+            item.setdefault("status", STATUS_OK)
             item.setdefault("compile_s", None)
             item.setdefault("pipeline_size", 1)
         items.append(item)
@@ -320,7 +321,7 @@ def _relocate(index: IndexLike, new_dir: str | os.PathLike[str], transfer: Any) 
         item = _copylib.deepcopy(config)
         src = config["filename"]
         dst = os.path.join(target_dir, os.path.basename(src))
-        if config["status"] == "finished":
+        if config["status"] == STATUS_OK:
             if not os.path.exists(src):
                 raise FileNotFoundError(
                     f"{source.describe()}: artifact {src!r} (batch_size={config['batch_size']}, "

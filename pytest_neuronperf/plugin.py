@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Union
 
 import pytest
 
-from pytest_neuronperf.config.options import OPTIONS, ini_is_set
+from pytest_neuronperf.config.options import MARKER, OPTIONS, ini_is_set
 
 if TYPE_CHECKING:
     from pytest_neuronperf.config.settings import Settings
@@ -28,7 +28,6 @@ if TYPE_CHECKING:
     from pytest_neuronperf.session.progress_view import ProgressView
     from pytest_neuronperf.session.session import NpfSession
 
-MARKER = "neuron_benchmark"
 WORKEROUTPUT_KEY = "neuronperf_measurements"
 CONFIGURED_KEY = pytest.StashKey[bool]()
 SETTINGS_KEY = pytest.StashKey["Settings"]()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import tempfile
 import time
 from types import TracebackType
 
@@ -90,3 +91,9 @@ class FileLock:
         tb: TracebackType | None,
     ) -> None:
         self.release()
+
+
+def benchmark_lock_path() -> str:
+    """One lock per machine and user: benchmarks never share cores, across xdist workers or sessions."""
+    uid = os.getuid() if hasattr(os, "getuid") else 0
+    return os.path.join(tempfile.gettempdir(), f"pytest-neuronperf-{uid}.lock")

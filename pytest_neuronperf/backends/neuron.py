@@ -226,7 +226,7 @@ class NeuronBackend:
         if source.kind != "torchscript" or source.path is None:
             raise ValueError(
                 f"model {source.filename} is a model class, but device_type='neuron' runs compiled "
-                "models: compile it first with pytest_neuronperf.compile.parent(model, inputs, ...) and pass "
+                "models: compile it first with pytest_neuronperf.torch.compile(model, inputs, ...) and pass "
                 "the index it returns, or pass compile=True to compile it on the way"
             )
         import torch
@@ -264,7 +264,7 @@ class NeuronBackend:
                 f"the Neuron runtime was initialised in the parent process before model copy "
                 f"{placement.copy_index} started (for example by tracing or loading a Neuron model in the "
                 "test process), so the copy cannot use it. Compile and load Neuron models only through "
-                "pytest_neuronperf.compile.parent() and the benchmark, which do both in child processes"
+                "pytest_neuronperf.torch.compile() and the benchmark, which do both in child processes"
             )
         return None
 

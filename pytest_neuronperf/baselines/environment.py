@@ -43,7 +43,7 @@ def fingerprint(device_type: str) -> dict[str, str]:
     }
 
 
-def fingerprint_matches(a: Mapping[str, str], b: Mapping[str, str], keys: Iterable[str]) -> list[str]:
+def fingerprint_differences(a: Mapping[str, str], b: Mapping[str, str], keys: Iterable[str]) -> list[str]:
     """The ``keys`` on which two fingerprints differ; an empty list means they match.
 
     A key missing from one side differs from any value on the other, so a

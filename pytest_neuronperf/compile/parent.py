@@ -1,9 +1,10 @@
 """``compile``: trace a model for NeuronCores at every batch size x pipeline size, with a cache.
 
-Compilation runs in one child process started with the "spawn" method, so the
-calling process never imports ``torch_neuronx`` nor starts the Neuron runtime
-(a runtime started there would make every later model copy fail with
-``NRT_STATE_CHILD``). The child reports each attempt as it ends; the parent
+Compilation runs in one child process (:mod:`pytest_neuronperf.compile.child`)
+started with the "spawn" method, so the calling process never imports
+``torch_neuronx`` nor starts the Neuron runtime (a runtime started there would
+make every later model copy fail with ``NRT_STATE_CHILD``). The child reports
+each attempt as it ends (:mod:`pytest_neuronperf.compile.messages`); the parent
 rewrites the model index after every one, so an interrupted or crashed run
 still leaves an index of what was done.
 
@@ -31,48 +32,33 @@ import multiprocessing as mp
 import os
 import pickle
 import re
-import tempfile
-import time
-import traceback
+import reprlib
 from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import Any, NoReturn
 
 from pytest_neuronperf import model_index
 from pytest_neuronperf._util.log import logger
 from pytest_neuronperf._util.log import verbosity as log_level
-from pytest_neuronperf.compile.cache import CompileFingerprint, cache_lookup, cache_store, jsonable
+from pytest_neuronperf._util.processes import stop_processes
+from pytest_neuronperf.compile.cache import CompileFingerprint, cache_lookup
+from pytest_neuronperf.compile.child import compile_main
+from pytest_neuronperf.compile.messages import (
+    ChildMessage,
+    Done,
+    End,
+    Failed,
+    Fatal,
+    Interrupted,
+    Job,
+    Spec,
+    Started,
+)
 from pytest_neuronperf.spec import params
 from pytest_neuronperf.spec.inputs import pair_inputs
 from pytest_neuronperf.spec.model_source import ModelSource
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
-
-
-@dataclasses.dataclass(frozen=True)
-class _Job:
-    index: int
-    batch_size: int
-    pipeline_size: int
-    inputs: tuple[Any, ...]
-
-
-@dataclasses.dataclass(frozen=True)
-class _Spec:
-    """Everything the compile process needs; pickled into it by the spawn start method.
-
-    ``fingerprint`` is None for a model class or factory: only the compile
-    process builds the model, so only it can hash the weights.
-    """
-
-    model: Any
-    fingerprint: CompileFingerprint | None
-    model_name: str
-    models_dir: str
-    jobs: tuple[_Job, ...]
-    compiler_args: Any
-    compile_fn: Callable[..., Any] | None
-    recompile: bool
 
 
 def compile(
@@ -123,7 +109,7 @@ def _plan(
     filename: str | os.PathLike[str] | None,
     compile_fn: Callable[..., Any] | None,
     recompile: bool,
-) -> tuple[_Spec, str]:
+) -> tuple[Spec, str]:
     sizes = params.int_list("batch_sizes", batch_sizes)
     pipelines = params.int_list("pipeline_sizes", pipeline_sizes) or [1]
     model_inputs = pair_inputs(inputs, sizes)
@@ -152,7 +138,7 @@ def _plan(
     name = _UNSAFE.sub("_", model_name or default_name).strip("._") or "model"
     folder = os.fspath(models_dir)
     jobs = tuple(
-        _Job(index=i, batch_size=bs, pipeline_size=ps, inputs=args)
+        Job(index=i, batch_size=bs, pipeline_size=ps, inputs=args)
         for i, (bs, ps, args) in enumerate(
             (mi.batch_size, ps, mi.args or ()) for mi in model_inputs for ps in pipelines
         )
@@ -160,7 +146,7 @@ def _plan(
     # A model instance is already in this process (so is torch): hash it here, and
     # configurations found in the cache need no compile process at all.
     fingerprint = None if isinstance(payload, ModelSource) else CompileFingerprint.of(model, [type(model)], compile_fn)
-    spec = _Spec(
+    spec = Spec(
         model=payload,
         fingerprint=fingerprint,
         model_name=name,
@@ -177,12 +163,14 @@ def _plan(
 class _Compilation:
     """The parent's side: start the compile process, record each attempt it reports, survive its end."""
 
-    def __init__(self, spec: _Spec, index_path: str) -> None:
+    def __init__(self, spec: Spec, index_path: str) -> None:
         self.spec = spec
         self.index_path = index_path
         self.done: dict[int, dict[str, Any]] = {}
         self.artifacts: dict[int, str] = {}
         self.interrupted = False
+        # The job the compile process is compiling now, between its Started and Done/Failed.
+        self.current: int | None = None
 
     def run(self) -> str:
         os.makedirs(self.spec.models_dir, exist_ok=True)
@@ -212,7 +200,7 @@ class _Compilation:
         ctx = mp.get_context("spawn")
         spec = dataclasses.replace(self.spec, jobs=tuple(j for j in self.spec.jobs if j.index in pending))
         receiver, sender = ctx.Pipe(duplex=False)
-        process = ctx.Process(target=_compile_main, args=(sender, spec), name="npf-compile")
+        process = ctx.Process(target=compile_main, args=(sender, spec), name="npf-compile")
         try:
             try:
                 process.start()
@@ -224,13 +212,16 @@ class _Compilation:
                 ) from exc
             finally:
                 sender.close()
-            current = self._receive(receiver)
+            self._receive(receiver)
         finally:
             if process.pid is not None:
-                _stop(process, grace_s=2.0 if self.interrupted else 30.0)
+                # A child that has reported everything is exiting by itself; after an interrupt its
+                # remaining work is no longer wanted, so it is not waited on for long.
+                stop_processes([process], wait_s=2.0 if self.interrupted else 30.0, grace_s=5.0)
             receiver.close()
         if self.interrupted:
             return
+        current = self.current
         if current is not None:
             self._record(self.spec.jobs[current], {"filename": self.artifacts.get(current), "error": (
                 f"the compile process ended (exit code {process.exitcode}) while compiling this configuration"
@@ -241,18 +232,18 @@ class _Compilation:
                     f"the compile process ended (exit code {process.exitcode}) before compiling this configuration"
                 )})
 
-    def _receive(self, receiver: Connection) -> int | None:
-        """Handle the child's reports until it ends; returns the job it was compiling when it ended, if any."""
-        current: int | None = None
+    def _receive(self, receiver: Connection) -> None:
+        """Handle the child's reports until it ends; ``self.current`` is then the job it was compiling, if any."""
+        self.current = None
         try:
             while True:
                 try:
                     message = receiver.recv()
                 except EOFError:
-                    return current
-                current = self._handle(message, current)
-                if message[0] in ("end", "interrupted"):
-                    return current
+                    return
+                self._dispatch(message)
+                if isinstance(message, (End, Interrupted)):
+                    return
         except KeyboardInterrupt:
             self.interrupted = True
             # Keep what the child finished before the interrupt; the stream may end mid-message.
@@ -260,36 +251,51 @@ class _Compilation:
                 try:
                     if not receiver.poll(0):
                         break
-                    current = self._handle(receiver.recv(), current)
+                    self._dispatch(receiver.recv())
                 except (Exception, KeyboardInterrupt):
                     break
-            return current
 
-    def _handle(self, message: tuple[Any, ...], current: int | None) -> int | None:
-        kind = message[0]
-        if kind == "start":
-            job = self.spec.jobs[message[1]]
-            self.artifacts[job.index] = message[2]
-            logger.info(
-                "compiling %s for batch_size=%d pipeline_size=%d", self.spec.model_name, job.batch_size,
-                job.pipeline_size,
+    def _dispatch(self, message: object) -> None:
+        """Hand a message from the child to the ``child_<name>`` method."""
+        if not isinstance(message, ChildMessage):
+            raise RuntimeError(f"compile: the compile process sent an unknown message {reprlib.repr(message)}")
+        handler: Callable[[Any], None] = getattr(self, f"child_{message.name}")
+        handler(message)
+
+    def child_started(self, message: Started) -> None:
+        job = self.spec.jobs[message.index]
+        self.artifacts[job.index] = message.artifact
+        self.current = job.index
+        logger.info(
+            "compiling %s for batch_size=%d pipeline_size=%d", self.spec.model_name, job.batch_size,
+            job.pipeline_size,
+        )
+
+    def child_done(self, message: Done) -> None:
+        self.current = None
+        self._record(self.spec.jobs[message.index], message.outcome)
+
+    def child_failed(self, message: Failed) -> None:
+        self.current = None
+        self._record(self.spec.jobs[message.index], message.outcome)
+
+    def child_interrupted(self, message: Interrupted) -> None:
+        self.current = None
+        self.interrupted = True
+
+    def child_fatal(self, message: Fatal) -> NoReturn:
+        logger.debug("compile process traceback:\n%s", message.traceback)
+        if message.import_error:
+            # ImportError's own name already leads the line the error is shown on; a subclass's name adds to it.
+            raise ImportError(
+                message.message if message.error_type == "ImportError" else f"{message.error_type}: {message.message}"
             )
-            return int(message[1])
-        if kind in ("done", "error"):
-            self._record(self.spec.jobs[message[1]], message[2])
-            return None
-        if kind == "interrupted":
-            self.interrupted = True
-            return None
-        if kind == "fatal":
-            exc_type, text, trace = message[1], message[2], message[3]
-            logger.debug("compile process traceback:\n%s", trace)
-            if exc_type == "ImportError":
-                raise ImportError(text)
-            raise RuntimeError(f"compile: {text}\n{trace}")
-        return current
+        raise RuntimeError(f"compile: {message.error_type}: {message.message}\n{message.traceback}")
 
-    def _record(self, job: _Job, outcome: dict[str, Any]) -> None:
+    def child_end(self, message: End) -> None:
+        """Every job was reported; :meth:`_receive` stops reading here."""
+
+    def _record(self, job: Job, outcome: dict[str, Any]) -> None:
         config: dict[str, Any] = {
             "filename": outcome.get("filename") or os.path.join(
                 self.spec.models_dir, f"{self.spec.model_name}_b{job.batch_size}_p{job.pipeline_size}.pt"
@@ -324,122 +330,3 @@ class _Compilation:
             ),
             self.index_path,
         )
-
-
-def _stop(process: Any, grace_s: float) -> None:
-    process.join(timeout=grace_s)
-    if process.is_alive():
-        process.terminate()
-        process.join(timeout=5)
-    if process.is_alive():
-        process.kill()
-        process.join()
-
-
-# -- the compile process ------------------------------------------------------
-
-
-def _compile_main(conn: Connection, spec: _Spec) -> None:
-    """Entry point of the compile process: compile each job and report it on ``conn``."""
-    try:
-        try:
-            context = _Context(spec)
-        except KeyboardInterrupt:
-            conn.send(("interrupted", None))
-            return
-        except BaseException as exc:
-            kind = "ImportError" if isinstance(exc, ImportError) else type(exc).__name__
-            conn.send(("fatal", kind, f"{type(exc).__name__}: {exc}", traceback.format_exc()))
-            return
-        for job in spec.jobs:
-            try:
-                conn.send(context.compile_job(job, conn))
-            except KeyboardInterrupt:
-                conn.send(("interrupted", job.index))
-                return
-        conn.send(("end",))
-    finally:
-        conn.close()
-
-
-class _Context:
-    """What stays the same across the jobs of one compile process: model, compiler and hash inputs."""
-
-    def __init__(self, spec: _Spec) -> None:
-        import torch
-
-        self.spec = spec
-        self.torch = torch
-        if spec.compile_fn is None:
-            try:
-                import torch_neuronx  # noqa: F401
-            except ImportError as exc:
-                raise ImportError(
-                    f"compile needs torch-neuronx ({exc}); install it with: pip install --extra-index-url "
-                    'https://pip.repos.neuron.amazonaws.com "pytest-neuronperf[neuron]", or pass compile_fn'
-                ) from exc
-            self.compile_fn: Callable[..., Any] = _neuronx_trace
-        else:
-            self.compile_fn = spec.compile_fn
-        if spec.fingerprint is None:
-            factory = spec.model.resolve_factory()
-            torch.manual_seed(0)
-            self.model = factory()
-            sources = [factory] if type(self.model) is factory else [factory, type(self.model)]
-            self.fingerprint = CompileFingerprint.of(self.model, sources, spec.compile_fn)
-        else:
-            self.model = spec.model
-            self.fingerprint = spec.fingerprint
-        if isinstance(self.model, torch.nn.Module):
-            self.model.eval()
-
-    def compile_job(self, job: _Job, conn: Connection) -> tuple[Any, ...]:
-        spec = self.spec
-        key = self.fingerprint.key(job.inputs, job.batch_size, job.pipeline_size, spec.compiler_args)
-        artifact = os.path.join(
-            spec.models_dir, f"{spec.model_name}_b{job.batch_size}_p{job.pipeline_size}_{key[:8]}.pt"
-        )
-        if not spec.recompile:
-            hit = cache_lookup(spec.models_dir, key)
-            if hit is not None:
-                return ("done", job.index, {**hit, "cached": True})
-        conn.send(("start", job.index, artifact))
-        started = time.perf_counter()
-        try:
-            compiled = self.compile_fn(
-                self.model, job.inputs, compiler_args=spec.compiler_args, pipeline_size=job.pipeline_size
-            )
-            compile_s = time.perf_counter() - started
-            _save_artifact(self.torch, compiled, artifact)
-        except Exception as exc:
-            return ("error", job.index, {
-                "filename": artifact,
-                "compile_s": time.perf_counter() - started,
-                "error": f"{type(exc).__name__}: {exc}",
-                "traceback": traceback.format_exc(),
-            })
-        cache_store(spec.models_dir, key, artifact, compile_s, {
-            "model_name": spec.model_name, "batch_size": job.batch_size, "pipeline_size": job.pipeline_size,
-            "compiler": self.fingerprint.compiler, "compiler_args": jsonable(spec.compiler_args),
-            "versions": self.fingerprint.versions,
-        })
-        return ("done", job.index, {"filename": artifact, "compile_s": compile_s})
-
-
-def _neuronx_trace(model: Any, inputs: tuple[Any, ...], compiler_args: Any = None, pipeline_size: int = 1) -> Any:
-    """The default compiler; ``pipeline_size`` is only recorded (see the module docstring)."""
-    import torch_neuronx
-
-    return torch_neuronx.trace(model, inputs, compiler_args=compiler_args)
-
-
-def _save_artifact(torch: Any, compiled: Any, path: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=f".{os.path.basename(path)}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.jit.save(compiled, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise

@@ -11,10 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Final
 
-from pytest_neuronperf.spec.fields import DEFAULT_FINGERPRINT_KEYS, FINGERPRINT_FIELDS
+from pytest_neuronperf.spec.fields import DEFAULT_FINGERPRINT_KEYS, DEFAULT_TOLERANCE, FINGERPRINT_FIELDS
 
-# Chosen from benchmarks/gate_quality.py: at 5% a 10% slowdown (throughput -9%) is caught, at 10% it could not be.
-DEFAULT_TOLERANCE: Final = 0.05
+MARKER: Final = "neuron_benchmark"
 DEFAULT_BASELINE_DIR: Final = ".neuronperf/baselines"
 DEFAULT_ROUNDS: Final = 3
 DEFAULT_CONFIRM: Final = 2

@@ -1,42 +1,86 @@
-"""One measurement's reports judged against its baselines and absolute limits (no pytest, no I/O).
+"""Judge one measurement: its reports against their references and absolute limits (no pytest, no files).
 
-The plugin looks baselines up and hands them in; this module turns reports +
-baselines into per-configuration outcomes, a test-level verdict and the
-failure message.
+The one "judge a measurement" service: the ``npf_bench`` fixture and ``npf compare`` both call
+:func:`judge_measurement` with the reports of a measurement and the reference found for each
+configuration (a stored baseline today), and show what it returns.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-from pytest_neuronperf.baselines.store import BaselineRecord, Lookup, config_key
-from pytest_neuronperf.config.settings import Tolerance
-from pytest_neuronperf.gate import judge as gate
-from pytest_neuronperf.spec import fields
-from pytest_neuronperf.stats.quantiles import RoundSummary
+from pytest_neuronperf.gate import judge
+from pytest_neuronperf.gate.tolerance import Tolerance
+from pytest_neuronperf.gate.verdict import Verdict, combine
+from pytest_neuronperf.spec.fields import ROUNDS_KEY, STATUS_OK
+from pytest_neuronperf.spec.matrix import config_key, config_text
+from pytest_neuronperf.spec.metrics import BY_NAME, LIMIT_KEYWORDS, METRICS
+from pytest_neuronperf.stats.rounds import RoundSummary
 
-METRICS = ("throughput", "p99", "p50")
+STALE_NOTE = ("faster than the baseline beyond the tolerance: the baseline looks stale "
+              "(record the new normal with --npf-save-baseline)")
 
-PASS, FAIL, INCONCLUSIVE = "pass", "fail", "inconclusive"
-NO_BASELINE, SKIPPED, MEASURED = "no baseline", "skipped", "measured"
+
+class Reference(Protocol):
+    """What a configuration is compared with: per-round summaries, and a report for people."""
+
+    @property
+    def rounds(self) -> Sequence[Mapping[str, object]]: ...
+
+    @property
+    def report(self) -> Mapping[str, object]: ...
+
+    @property
+    def saved_at(self) -> str: ...
+
+
+class ReferenceLookup(Protocol):
+    """The search for one configuration's reference (a :class:`~pytest_neuronperf.baselines.store.Lookup`)."""
+
+    @property
+    def record(self) -> Reference | None: ...
+
+    def explain(self) -> str: ...
+
+
+class Limits:
+    """Absolute bounds by the metrics' limit keywords (``min_throughput=500``, ``max_p99_ms=5``)."""
+
+    __slots__ = ("values",)
+
+    def __init__(self, **values: float | None) -> None:
+        unknown = sorted(set(values) - set(LIMIT_KEYWORDS))
+        if unknown:
+            raise TypeError(f"unknown limit(s) {', '.join(unknown)}; known: {', '.join(LIMIT_KEYWORDS)}")
+        self.values: dict[str, float] = {k: v for k, v in values.items() if v is not None}
+
+    @classmethod
+    def take(cls, params: dict[str, Any]) -> Limits:
+        """The limits among ``params``, removed from it."""
+        return cls(**{k: params.pop(k) for k in LIMIT_KEYWORDS if k in params})
+
+    def any(self) -> bool:
+        return bool(self.values)
+
+    def describe(self, metric: str) -> str:
+        spec = BY_NAME[metric]
+        value = self.values.get(spec.limit_keyword)
+        return "" if value is None else spec.describe_limit(value)
 
 
 @dataclass(frozen=True)
-class Limits:
-    min_throughput: float | None = None
-    max_p50_ms: float | None = None
-    max_p99_ms: float | None = None
+class GateRules:
+    """How a measurement is judged."""
 
-    def any(self) -> bool:
-        return any(v is not None for v in (self.min_throughput, self.max_p50_ms, self.max_p99_ms))
-
-    def describe(self, metric: str) -> str:
-        value = {"throughput": self.min_throughput, "p50": self.max_p50_ms, "p99": self.max_p99_ms}[metric]
-        if value is None:
-            return ""
-        return f">= {value:g}/s" if metric == "throughput" else f"<= {value:g} ms"
+    tolerance: Tolerance = field(default_factory=Tolerance)
+    limits: Limits = field(default_factory=Limits)
+    compare: bool = True
+    strict: bool = False
+    require_baseline: bool = False
+    # How hints name the duration to set: "duration" (the runner's parameter) or "--npf-duration".
+    duration_name: str = judge.DURATION_NAME
 
 
 @dataclass
@@ -45,134 +89,140 @@ class ConfigOutcome:
 
     key: str
     report: dict[str, Any]
-    verdict: str
-    judgements: list[gate.Judgement] = field(default_factory=list)
+    verdict: Verdict
+    judgements: list[judge.Judgement] = field(default_factory=list)
     limit_failures: list[str] = field(default_factory=list)
-    baseline: BaselineRecord | None = None
+    baseline: Reference | None = None
     note: str = ""
 
     @property
     def improved(self) -> bool:
         return any(j.improved for j in self.judgements)
 
-    def judgement(self, metric: str) -> gate.Judgement | None:
+    def judgement(self, metric: str) -> judge.Judgement | None:
         return next((j for j in self.judgements if j.metric == metric), None)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "config_key": self.key,
-            "verdict": self.verdict,
+            "verdict": self.verdict.value,
             "judgements": [j.to_dict() for j in self.judgements],
             "limit_failures": list(self.limit_failures),
-            "baseline": None if self.baseline is None else self.baseline.report,
+            "baseline": None if self.baseline is None else dict(self.baseline.report),
             "baseline_saved_at": None if self.baseline is None else self.baseline.saved_at,
             "note": self.note,
         }
 
 
 def rounds_of(report: Mapping[str, Any]) -> list[RoundSummary]:
-    return [RoundSummary.from_dict(r) for r in report.get(fields.ROUNDS_KEY) or []]
+    return [RoundSummary.from_dict(r) for r in report.get(ROUNDS_KEY) or []]
 
 
-def evaluate(
+@dataclass
+class MeasurementJudgement:
+    """The outcome of every configuration of one measurement, the measurement's verdict and its wording."""
+
+    name: str
+    outcomes: list[ConfigOutcome]
+    rules: GateRules
+
+    @property
+    def verdict(self) -> Verdict:
+        return combine((o.verdict for o in self.outcomes), strict=self.rules.strict,
+                       require_baseline=self.rules.require_baseline)
+
+    @property
+    def notes(self) -> list[str]:
+        return [f"{config_text(o.report)}: {o.note}" for o in self.outcomes if o.note]
+
+    def needing_confirmation(self) -> list[ConfigOutcome]:
+        """The configurations whose statistical verdict more rounds could change."""
+        return [o for o in self.outcomes if o.judgements and judge.needs_confirmation(o.judgements)]
+
+    def inconclusive_lines(self) -> list[str]:
+        """One line per inconclusive metric: configuration, message and hint."""
+        return [f"{config_text(o.report)}: {j.message}" + (f" ({j.hint})" if j.hint else "")
+                for o in self.outcomes for j in o.judgements if j.verdict is Verdict.INCONCLUSIVE]
+
+    def failure_message(self) -> str:
+        """The table and plain-words lines shown when the measurement fails its gate."""
+        strict, limits = self.rules.strict, self.rules.limits
+        rows: list[dict[str, str]] = []
+        lines: list[str] = []
+        for o in self.outcomes:
+            cfg = config_text(o.report)
+            for j in o.judgements:
+                if j.verdict is not Verdict.PASS or strict:
+                    row = judge.table_row(cfg, j)
+                    row["limit"] = limits.describe(j.metric)
+                    rows.append(row)
+                    lines.append(f"{cfg}: {j.message}" + (f" ({j.hint})" if j.hint else ""))
+            for msg in o.limit_failures:
+                rows.append({"configuration": cfg, "metric": msg.split(" ", 1)[0], "verdict": Verdict.FAIL.value,
+                             "current": msg})
+                lines.append(f"{cfg}: {msg}")
+            if o.verdict is Verdict.NO_BASELINE and self.rules.require_baseline:
+                lines.append(f"{cfg}: {o.note} (--npf-require-baseline is set; record one with --npf-save-baseline)")
+        head = f"performance regression in measurement {self.name!r}:"
+        table = judge.format_table(rows) if rows else ""
+        return "\n".join(part for part in (head, table, "\n".join(lines)) if part)
+
+
+def judge_measurement(
+    name: str,
     reports: Sequence[dict[str, Any]],
-    lookups: Mapping[str, Lookup | None],
-    *,
-    tolerance: Tolerance,
-    limits: Limits,
-    compare: bool,
-) -> list[ConfigOutcome]:
-    """Judge every finished report: absolute limits always, baselines when ``compare`` and one was found.
+    lookups: Mapping[str, ReferenceLookup | None],
+    rules: GateRules,
+) -> MeasurementJudgement:
+    """Judge every finished report: absolute limits always, references when ``rules.compare`` and one was found.
 
-    ``lookups`` maps a configuration key to its baseline lookup (None when comparison is off).
-    Holm's correction runs across every configuration x metric of the measurement.
+    ``lookups`` maps a configuration key to its reference lookup (absent or None: nothing to
+    compare with). Holm's correction runs across every configuration x metric of the measurement.
     """
     outcomes: list[ConfigOutcome] = []
     for report in reports:
         key = config_key(report)
-        if report.get("status") != fields.STATUS_OK:
-            outcomes.append(ConfigOutcome(key, report, SKIPPED, note=str(report.get("reason") or "")))
+        if report.get("status") != STATUS_OK:
+            outcomes.append(ConfigOutcome(key, report, Verdict.SKIPPED, note=str(report.get("reason") or "")))
             continue
-        outcome = ConfigOutcome(key, report, MEASURED)
-        outcome.limit_failures = gate.check_limits(report, limits.min_throughput, limits.max_p50_ms,
-                                                   limits.max_p99_ms)
+        outcome = ConfigOutcome(key, report, Verdict.MEASURED)
+        outcome.limit_failures = judge.check_limits(report, **rules.limits.values)
         lookup = lookups.get(key)
-        if compare and lookup is not None:
-            if lookup.record is None:
-                outcome.verdict = NO_BASELINE
+        if rules.compare and lookup is not None:
+            record = lookup.record
+            if record is None:
+                outcome.verdict = Verdict.NO_BASELINE
                 outcome.note = lookup.explain()
             else:
-                outcome.baseline = lookup.record
-                base = [RoundSummary.from_dict(r) for r in lookup.record.rounds]
+                outcome.baseline = record
+                base = [RoundSummary.from_dict(r) for r in record.rounds]
                 current = rounds_of(report)
                 if base and current:
                     outcome.judgements = [
-                        gate.judge_metric(m, base, current, tolerance.for_metric(m)) for m in METRICS
+                        judge.judge_metric(m.name, base, current, rules.tolerance.for_metric(m.name),
+                                           duration_name=rules.duration_name)
+                        for m in METRICS
                     ]
         outcomes.append(outcome)
     _correct(outcomes)
     for o in outcomes:
-        if o.verdict == SKIPPED:
+        if o.verdict is Verdict.SKIPPED:
             continue
         if o.judgements:
-            o.verdict = gate.decide(o.judgements).value
-            if o.improved and o.verdict != FAIL:
-                o.note = "faster than the baseline beyond the tolerance: the baseline looks stale " \
-                         "(record the new normal with --npf-save-baseline)"
+            o.verdict = judge.decide(o.judgements)
+            if o.improved and o.verdict is not Verdict.FAIL:
+                o.note = STALE_NOTE
         if o.limit_failures:
-            o.verdict = FAIL
-    return outcomes
+            o.verdict = Verdict.FAIL
+    return MeasurementJudgement(name, outcomes, rules)
 
 
 def _correct(outcomes: list[ConfigOutcome]) -> None:
     flat = [(o, j) for o in outcomes for j in o.judgements]
     if not flat:
         return
-    corrected = gate.correct_multiple([j for _, j in flat])
+    corrected = judge.correct_multiple([j for _, j in flat])
     for o in outcomes:
         o.judgements = []
     for (o, _), j in zip(flat, corrected, strict=True):
         o.judgements.append(j)
-
-
-def needs_confirmation(outcomes: Sequence[ConfigOutcome]) -> list[ConfigOutcome]:
-    """The configurations whose statistical verdict more rounds could change."""
-    return [o for o in outcomes if o.judgements and gate.needs_confirmation(o.judgements)]
-
-
-def test_verdict(outcomes: Sequence[ConfigOutcome], *, strict: bool, require_baseline: bool) -> str:
-    verdicts = {o.verdict for o in outcomes}
-    if FAIL in verdicts or (require_baseline and NO_BASELINE in verdicts):
-        return FAIL
-    if INCONCLUSIVE in verdicts:
-        return FAIL if strict else INCONCLUSIVE
-    return PASS
-
-
-def describe_config(report: Mapping[str, Any]) -> str:
-    return (f"n_models={report.get('n_models')} workers={report.get('workers_per_model')} "
-            f"batch={report.get('batch_size')} pipeline={report.get('pipeline_size')}")
-
-
-def failure_message(name: str, outcomes: Sequence[ConfigOutcome], limits: Limits, *, strict: bool,
-                    require_baseline: bool) -> str:
-    """The table and plain-words lines shown when a measurement fails its gate."""
-    rows: list[dict[str, str]] = []
-    lines: list[str] = []
-    for o in outcomes:
-        cfg = describe_config(o.report)
-        for j in o.judgements:
-            if j.verdict is not gate.Verdict.PASS or strict:
-                row = gate.table_row(cfg, j)
-                row["limit"] = limits.describe(j.metric)
-                rows.append(row)
-                lines.append(f"{cfg}: {j.message}" + (f" ({j.hint})" if j.hint else ""))
-        for msg in o.limit_failures:
-            rows.append({"configuration": cfg, "metric": msg.split(" ", 1)[0], "verdict": "fail",
-                         "current": msg})
-            lines.append(f"{cfg}: {msg}")
-        if o.verdict == NO_BASELINE and require_baseline:
-            lines.append(f"{cfg}: {o.note} (--npf-require-baseline is set; record one with --npf-save-baseline)")
-    head = f"performance regression in measurement {name!r}:"
-    table = gate.format_table(rows) if rows else ""
-    return "\n".join(part for part in (head, table, "\n".join(lines)) if part)

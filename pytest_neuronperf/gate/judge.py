@@ -16,18 +16,25 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from enum import Enum
 
 import numpy as np
 import numpy.typing as npt
 
-from pytest_neuronperf.stats.quantiles import RoundSummary, mean_ci, min_samples_for_quantile, t_cdf, t_ppf
+from pytest_neuronperf.gate.verdict import Verdict, combine
+from pytest_neuronperf.gate.wording import ci_pct, num, pct, tolerance_text
+from pytest_neuronperf.spec.metrics import BY_NAME, METRICS, Metric
+from pytest_neuronperf.stats.distributions import mean_ci, t_cdf, t_ppf
+from pytest_neuronperf.stats.quantiles import min_samples_for_quantile
+from pytest_neuronperf.stats.rounds import RoundSummary
+
+__all__ = ["Judgement", "Verdict", "check_limits", "correct_multiple", "decide", "judge_metric", "needs_confirmation"]
 
 # Level of the per-side intervals (each side's rounds, or a single round's own CI).
 CI_LEVEL = 0.95
-DURATION_OPTION = "--npf-duration"
 # Extra length asked for on top of the bare ratio: n_eff is itself an estimate.
 DURATION_MARGIN = 1.2
+# How a hint names the duration to set: the runner's parameter, or the plugin's flag.
+DURATION_NAME = "duration"
 
 TABLE_COLUMNS: tuple[str, ...] = (
     "configuration",
@@ -39,28 +46,6 @@ TABLE_COLUMNS: tuple[str, ...] = (
     "limit",
     "verdict",
 )
-
-
-class Verdict(str, Enum):
-    PASS = "pass"
-    FAIL = "fail"
-    INCONCLUSIVE = "inconclusive"
-
-
-@dataclass(frozen=True)
-class _Metric:
-    value: str
-    ci: str
-    higher_is_better: bool
-    quantile: float | None
-    unit: str
-
-
-_METRICS: dict[str, _Metric] = {
-    "throughput": _Metric("throughput", "throughput_ci", True, None, "/s"),
-    "p50": _Metric("p50_ms", "p50_ci", False, 0.50, " ms"),
-    "p99": _Metric("p99_ms", "p99_ci", False, 0.99, " ms"),
-}
 
 
 @dataclass(frozen=True)
@@ -101,40 +86,14 @@ class Judgement:
         }
 
 
-# ---------------------------------------------------------------- formatting
-
-
-def _num(value: float) -> str:
-    if not math.isfinite(value):
-        return str(value)
-    if abs(value) >= 100:
-        return f"{value:.0f}"
-    if abs(value) >= 10:
-        return f"{value:.1f}"
-    return f"{value:.2f}"
-
-
-def _pct(value: float, digits: int = 1) -> str:
-    return f"{value * 100:+.{digits}f}%"
-
-
-def _ci_pct(ci: tuple[float, float]) -> str:
-    digits = 0 if min(abs(ci[0]), abs(ci[1])) >= 0.1 else 1
-    return f"{_pct(ci[0], digits)}..{_pct(ci[1], digits)}"
-
-
-def _tol(tolerance: float) -> str:
-    return f"{tolerance * 100:g}%"
+# ---------------------------------------------------------------- judging
 
 
 def _comparison(metric: str, unit: str, base: float, cur: float, change: float, evidence: _Evidence) -> str:
     return (
-        f"{metric} {_num(cur)}{unit} vs baseline {_num(base)}{unit} "
-        f"({_pct(change)}, {evidence.ci_label} {_ci_pct(evidence.change_ci)})"
+        f"{metric} {num(cur)}{unit} vs baseline {num(base)}{unit} "
+        f"({pct(change)}, {evidence.ci_label} {ci_pct(evidence.change_ci)})"
     )
-
-
-# ---------------------------------------------------------------- judging
 
 
 @dataclass(frozen=True)
@@ -164,18 +123,18 @@ def _log_ratio(change: float) -> float:
     return math.log1p(change) if change > -1.0 else -math.inf
 
 
-def _values(rounds: Sequence[RoundSummary], spec: _Metric) -> npt.NDArray[np.float64]:
-    values = np.array([float(getattr(r, spec.value)) for r in rounds], dtype=np.float64)
+def _values(rounds: Sequence[RoundSummary], spec: Metric) -> npt.NDArray[np.float64]:
+    values = np.array([float(getattr(r, spec.round_value)) for r in rounds], dtype=np.float64)
     if values.size == 0 or not np.all(np.isfinite(values)) or np.any(values <= 0):
-        raise ValueError(f"{spec.value} must be positive and finite in every round, got {values.tolist()}")
+        raise ValueError(f"{spec.round_value} must be positive and finite in every round, got {values.tolist()}")
     return values
 
 
-def _side(rounds: Sequence[RoundSummary], spec: _Metric) -> tuple[float, tuple[float, float]]:
+def _side(rounds: Sequence[RoundSummary], spec: Metric) -> tuple[float, tuple[float, float]]:
     """Point estimate and 95% interval of one side: the round's own CI, or a t-interval over rounds."""
     values = _values(rounds, spec)
     if values.size == 1:
-        lo, hi = getattr(rounds[0], spec.ci)
+        lo, hi = getattr(rounds[0], spec.round_ci)
         return float(values[0]), (float(lo), float(hi))
     logs = np.log(values)
     lo, hi = mean_ci(logs, CI_LEVEL)
@@ -239,7 +198,7 @@ def _single(
 
 
 def _too_few_samples(
-    spec: _Metric, metric: str, base: Sequence[RoundSummary], cur: Sequence[RoundSummary]
+    spec: Metric, base: Sequence[RoundSummary], cur: Sequence[RoundSummary], duration_name: str
 ) -> tuple[str, int] | None:
     """(hint, samples needed) when either side's percentile rests on too few effective samples.
 
@@ -247,10 +206,11 @@ def _too_few_samples(
     enters the comparison on its own. n_eff grows about in proportion to the
     measured duration, so the hint asks for that factor (plus a margin).
     """
-    if spec.quantile is None:
+    if spec.quantile is None or spec.round_n_eff is None:
         return None
+    metric = spec.name
     need = min_samples_for_quantile(spec.quantile)
-    attr = f"n_eff_{metric}"
+    attr = spec.round_n_eff
     hints = []
     for label, rounds in (("current run", cur), ("baseline", base)):
         worst = min(rounds, key=lambda r: float(getattr(r, attr)))
@@ -261,7 +221,7 @@ def _too_few_samples(
         seconds = max(1, math.ceil(worst.duration_s * factor))
         verb = "run" if label == "current run" else "re-record the baseline"
         hints.append(
-            f"{verb} about {factor:.1f}x longer ({DURATION_OPTION}={seconds}s) to judge {metric}: "
+            f"{verb} about {factor:.1f}x longer ({duration_name}={seconds}s) to judge {metric}: "
             f"the {label} has {have:.0f} effective samples per round, {need} needed"
         )
     return ("; ".join(hints), need) if hints else None
@@ -280,8 +240,10 @@ def judge_metric(
     current: Sequence[RoundSummary],
     tolerance: float,
     alpha: float = 0.01,
+    duration_name: str = DURATION_NAME,
 ) -> Judgement:
-    """Judge one metric ("throughput", "p50" or "p99") of current rounds against baseline rounds.
+    """Judge one metric (a name in :data:`~pytest_neuronperf.spec.metrics.METRICS`) of current rounds
+    against baseline rounds.
 
     Throughput regresses when it falls, latency percentiles when they rise.
     In order: a percentile with too few effective samples on either side is
@@ -293,15 +255,15 @@ def judge_metric(
     INCONCLUSIVE unless even the interval's near bound exceeds twice the
     tolerance.
     """
-    if metric not in _METRICS:
-        raise ValueError(f"metric must be one of {sorted(_METRICS)}, got {metric!r}")
+    if metric not in BY_NAME:
+        raise ValueError(f"metric must be one of {sorted(BY_NAME)}, got {metric!r}")
     if not 0.0 < tolerance < 1.0:
         raise ValueError(f"tolerance must be a fraction in (0, 1), got {tolerance}")
     if not 0.0 < alpha < 0.5:
         raise ValueError(f"alpha must be in (0, 0.5), got {alpha}")
     if not baseline or not current:
         raise ValueError("judging needs at least one baseline round and one current round")
-    spec = _METRICS[metric]
+    spec = BY_NAME[metric]
     sign = -1.0 if spec.higher_is_better else 1.0
     bad_bound, good_bound = _bounds(tolerance, spec.higher_is_better)
     base, base_ci = _side(baseline, spec)
@@ -313,12 +275,12 @@ def judge_metric(
         ev = _single(base_ci, cur_ci, change, sign, bad_bound)
 
     compared = _comparison(metric, spec.unit, base, cur, change, ev)
-    tol = _tol(tolerance)
+    tol = tolerance_text(tolerance)
     rule = f"{ev.rule} beyond {tol}; pass if the {CI_LEVEL:.0%} CI is within {tol}"
     hint = ""
     p_value = ev.p_value
     improved = ev.bad_hi < -good_bound
-    few = _too_few_samples(spec, metric, baseline, current)
+    few = _too_few_samples(spec, baseline, current, duration_name)
     if few is not None:
         # Not judged at all, so it takes no part in a multiple-comparison correction either.
         verdict, improved, p_value = Verdict.INCONCLUSIVE, False, None
@@ -333,7 +295,7 @@ def judge_metric(
             verdict = Verdict.INCONCLUSIVE
             message = f"{compared}, beyond {tol} but every {unstable} round was unstable"
             hint = "throughput drifted within the rounds; warm up longer or use a quieter machine"
-            rule += f"; an all-unstable side fails only beyond {_tol(2 * tolerance)}"
+            rule += f"; an all-unstable side fails only beyond {tolerance_text(2 * tolerance)}"
     elif ev.bad_hi < bad_bound:
         verdict = Verdict.PASS
         if improved:
@@ -412,18 +374,11 @@ def correct_multiple(judgements: Sequence[Judgement], method: str = "holm", alph
 
 
 def decide(judgements: Sequence[Judgement], strict: bool = False) -> Verdict:
-    """The test's verdict from all its judgements.
+    """A configuration's verdict from its metrics' judgements (:func:`~pytest_neuronperf.gate.verdict.combine`).
 
-    Any FAIL fails the test. Otherwise any INCONCLUSIVE makes the test
-    inconclusive, or fails it when ``strict`` (a gate that demands evidence of
-    no regression). No judgements at all is a PASS: nothing was compared.
+    No judgements at all is a PASS: nothing was compared.
     """
-    verdicts = {j.verdict for j in judgements}
-    if Verdict.FAIL in verdicts:
-        return Verdict.FAIL
-    if Verdict.INCONCLUSIVE in verdicts:
-        return Verdict.FAIL if strict else Verdict.INCONCLUSIVE
-    return Verdict.PASS
+    return combine((j.verdict for j in judgements), strict=strict)
 
 
 def needs_confirmation(judgements: Sequence[Judgement]) -> bool:
@@ -434,42 +389,40 @@ def needs_confirmation(judgements: Sequence[Judgement]) -> bool:
 # ---------------------------------------------------------------- absolute limits and tables
 
 
-def check_limits(
-    report: Mapping[str, object],
-    min_throughput: float | None = None,
-    max_p50_ms: float | None = None,
-    max_p99_ms: float | None = None,
-) -> list[str]:
-    """Plain-words messages for each absolute limit the report breaks (empty when none)."""
-    checks = (
-        ("throughput_avg", min_throughput, "/s", True),
-        ("latency_ms_p50", max_p50_ms, " ms", False),
-        ("latency_ms_p99", max_p99_ms, " ms", False),
-    )
+def check_limits(report: Mapping[str, object], **limits: float | None) -> list[str]:
+    """Plain-words messages for each absolute limit the report breaks (empty when none).
+
+    ``limits`` are the metrics' limit keywords (``min_throughput=500``, ``max_p99_ms=5``, ...).
+    """
+    unknown = sorted(set(limits) - {m.limit_keyword for m in METRICS})
+    if unknown:
+        raise TypeError(f"check_limits: unknown limit(s) {', '.join(unknown)}")
     messages = []
-    for key, limit, unit, is_minimum in checks:
+    for spec in METRICS:
+        limit = limits.get(spec.limit_keyword)
         if limit is None:
             continue
+        key, unit = spec.report_field, spec.unit
         value = report.get(key)
         if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
-            messages.append(f"{key} is missing from the report, so the limit {_num(limit)}{unit} cannot be checked")
-        elif is_minimum and value < limit:
-            messages.append(f"{key} {_num(value)}{unit} is below the minimum {_num(limit)}{unit}")
-        elif not is_minimum and value > limit:
-            messages.append(f"{key} {_num(value)}{unit} is above the maximum {_num(limit)}{unit}")
+            messages.append(f"{key} is missing from the report, so the limit {num(limit)}{unit} cannot be checked")
+        elif spec.limit_is_minimum and value < limit:
+            messages.append(f"{key} {num(value)}{unit} is below the minimum {num(limit)}{unit}")
+        elif not spec.limit_is_minimum and value > limit:
+            messages.append(f"{key} {num(value)}{unit} is above the maximum {num(limit)}{unit}")
     return messages
 
 
 def table_row(configuration: str, judgement: Judgement) -> dict[str, str]:
     """One row of format_table for a judgement."""
-    unit = _METRICS[judgement.metric].unit
+    unit = BY_NAME[judgement.metric].unit
     return {
         "configuration": configuration,
         "metric": judgement.metric,
-        "baseline": f"{_num(judgement.baseline)}{unit}",
-        "current": f"{_num(judgement.current)}{unit}",
-        "change": _pct(judgement.change),
-        "tolerance": _tol(judgement.tolerance),
+        "baseline": f"{num(judgement.baseline)}{unit}",
+        "current": f"{num(judgement.current)}{unit}",
+        "change": pct(judgement.change),
+        "tolerance": tolerance_text(judgement.tolerance),
         "verdict": judgement.verdict.value + (" (improved)" if judgement.improved else ""),
     }
 

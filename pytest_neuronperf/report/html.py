@@ -17,32 +17,27 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any, Final
 
-from pytest_neuronperf.report.markdown import (
+from pytest_neuronperf.gate.verdict import Verdict
+from pytest_neuronperf.gate.wording import (
+    SYMBOLS,
+    TITLES,
     VERDICT_ORDER,
-    Results,
     age_text,
-    as_measurements,
     config_label,
-    environment_of,
-    explanations,
     format_change,
     format_number,
-    judgement,
-    measurement_label,
-    verdict_counts,
 )
-from pytest_neuronperf.report.results_file import Measurement
+from pytest_neuronperf.report.markdown import explanations, judgement, verdict_counts
+from pytest_neuronperf.report.results_file import (
+    Measurement,
+    Results,
+    as_measurements,
+    environment_of,
+    measurement_label,
+)
 from pytest_neuronperf.spec import fields
 
 INSTALL_HINT: Final = 'pip install "pytest-neuronperf[report]"'
-
-_VERDICT_TITLES: Final[Mapping[str, str]] = {
-    "pass": "passed", "fail": "regressed (fail)", "inconclusive": "inconclusive", "no baseline": "without baseline",
-    "measured": "measured only", "skipped": "skipped",
-}
-_VERDICT_SYMBOLS: Final[Mapping[str, str]] = {
-    "pass": "✓", "fail": "✗", "inconclusive": "?", "no baseline": "○", "measured": "·", "skipped": "»",
-}
 CURRENT_COLOUR: Final = "#2563eb"
 BASELINE_COLOUR: Final = "#6b7280"
 # Colour-blind-safe series colours (Okabe-Ito) for several configurations in one plot.
@@ -336,7 +331,7 @@ def _verdict_class(verdict: str) -> str:
 
 
 def _badge(verdict: str) -> str:
-    symbol = _VERDICT_SYMBOLS.get(verdict, "")
+    symbol = SYMBOLS.get(verdict, "")
     text = f"{symbol} {verdict}" if symbol else verdict
     return f'<span class="badge {_verdict_class(verdict)}">{_esc(text)}</span>'
 
@@ -349,12 +344,12 @@ def _tiles(what: str, counts: Mapping[str, int], total: int) -> str:
     parts = [f'<div class="tiles"><div class="what">{_esc(what)}<br><span class="muted">{total} in all</span></div>']
     for verdict in VERDICT_ORDER:
         n = counts.get(verdict, 0)
-        if n or verdict in ("pass", "fail", "inconclusive", "no baseline"):
+        if n or verdict in (Verdict.PASS, Verdict.FAIL, Verdict.INCONCLUSIVE, Verdict.NO_BASELINE):
             parts.append(f'<div class="tile {_verdict_class(verdict)}"><b>{n}</b>'
-                         f"<span>{_esc(_VERDICT_TITLES[verdict])}</span></div>")
-    for verdict, n in sorted(counts.items()):
-        if verdict not in VERDICT_ORDER and n:
-            parts.append(f'<div class="tile v-other"><b>{n}</b><span>{_esc(verdict)}</span></div>')
+                         f"<span>{_esc(TITLES[verdict])}</span></div>")
+    for other, n in sorted(counts.items()):
+        if other not in VERDICT_ORDER and n:
+            parts.append(f'<div class="tile v-other"><b>{n}</b><span>{_esc(other)}</span></div>')
     parts.append("</div>")
     return "".join(parts)
 
@@ -362,14 +357,14 @@ def _tiles(what: str, counts: Mapping[str, int], total: int) -> str:
 def _summary(ms: Sequence[Measurement]) -> str:
     by_m, by_c = verdict_counts(ms)
     n_c = sum(by_c.values())
-    regressed = by_c.get("fail", 0)
+    regressed = by_c.get(Verdict.FAIL, 0)
     if not ms:
         headline = "No performance measurements."
     elif regressed:
         headline = f"{regressed} of {n_c} configuration{'' if n_c == 1 else 's'} regressed."
-    elif by_c.get("inconclusive", 0):
-        headline = f"No regression found; {by_c['inconclusive']} configuration(s) could not be judged."
-    elif by_c.get("pass", 0):
+    elif by_c.get(Verdict.INCONCLUSIVE, 0):
+        headline = f"No regression found; {by_c[Verdict.INCONCLUSIVE]} configuration(s) could not be judged."
+    elif by_c.get(Verdict.PASS, 0):
         headline = "No regression: every compared configuration passed."
     else:
         headline = "Nothing was compared with a baseline."

@@ -6,6 +6,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
+from pytest_neuronperf.gate.wording import pct
 from pytest_neuronperf.report.results_file import Measurement
 from pytest_neuronperf.report.text import format_value
 
@@ -17,7 +18,7 @@ VERBOSE_EXTRA = ("latency_ms_p90", "infer_ms_p50", "load_avg_ms", "warmup_avg_ms
 
 def _cell(key: str, value: Any) -> str:
     if key.endswith("_change") and isinstance(value, float):
-        return f"{value * 100:+.1f}%"
+        return pct(value)
     return format_value(value)
 
 
@@ -39,8 +40,7 @@ def summary_lines(measurements: Sequence[Measurement], *, verbose: bool) -> list
     rows = []
     for m in measurements:
         for row in m.flat_rows():
-            label = m.nodeid if m.name == "default" else f"{m.nodeid}[{m.name}]"
-            rows.append({**row, "test": label})
+            rows.append({**row, "test": m.label})
     columns = COLUMNS + VERBOSE_EXTRA if verbose else COLUMNS
     lines = table(rows, columns)
     for m in measurements:

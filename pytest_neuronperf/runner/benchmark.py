@@ -22,12 +22,11 @@ from pytest_neuronperf.runner.results import ConfigResult, RoundResult
 from pytest_neuronperf.spec import fields
 from pytest_neuronperf.spec import params as P
 from pytest_neuronperf.spec.inputs import ModelInput, pair_inputs
-from pytest_neuronperf.spec.matrix import ModelConfig, RunConfig, build_matrix
+from pytest_neuronperf.spec.matrix import ModelConfig, RunConfig, build_matrix, config_text
 from pytest_neuronperf.spec.model_source import ModelSource
 
 DEFAULT_DURATION = 60.0
 DEFAULT_TIMEOUT = 120.0
-MIN_SAMPLES_P99 = 662  # MLPerf LoadGen's bound for stating a p99 at 99% confidence
 
 
 def benchmark(
@@ -112,10 +111,9 @@ def benchmark(
         for i, run in enumerate(matrix.runs):
             remaining = (len(matrix.runs) - i) * duration_s
             logger.info("Benchmarking '%s', ~%d seconds remaining.", name, round(remaining))
-            described = (f"n_models={run.n_models} workers={run.workers_per_model} "
-                         f"batch={run.model.batch_size} pipeline={run.model.pipeline_size}")
             config = {**run.as_dict(), "instance_type": backend.instance_type(),
                       "start_dts": wall_clock_stamp(), "duration": duration_s}
+            described = config_text(config)
             logger.debug("Running model config: %s", config)
             result = ConfigResult(config=config, status=fields.STATUS_OK, cost_per_hour=cost)
             for round_index in range(rounds):
@@ -163,13 +161,15 @@ def _bin_ns(duration_s: float, stats_interval: float) -> int:
 
 
 def _warn_if_short(result: ConfigResult, run: RunConfig) -> None:
+    from pytest_neuronperf.stats.quantiles import min_samples_for_quantile
+
+    need = min_samples_for_quantile(0.99)
     count = sum(c.stats.e2e.count for r in result.rounds for c in r.copies)
-    if count < MIN_SAMPLES_P99:
+    if count < need:
         logger.warning(
             "Configuration n_models=%d, workers_per_model=%d: only %d inferences were timed; a p99 needs "
             "at least %d to be trustworthy, so run about %dx longer (duration).",
-            run.n_models, run.workers_per_model, count, MIN_SAMPLES_P99,
-            -(-MIN_SAMPLES_P99 // max(count, 1)),
+            run.n_models, run.workers_per_model, count, need, -(-need // max(count, 1)),
         )
 
 

@@ -16,18 +16,28 @@ from __future__ import annotations
 import contextlib
 import multiprocessing as mp
 import os
+import reprlib
 import signal
 import threading
-import time
 from collections.abc import Callable, Sequence
 from multiprocessing.connection import wait
 from multiprocessing.context import BaseContext
 from typing import Any, NoReturn
 
 from pytest_neuronperf._util.log import logger
+from pytest_neuronperf._util.processes import stop_processes
 from pytest_neuronperf.backends.base import Backend, Placement
 from pytest_neuronperf.errors import BenchmarkError
-from pytest_neuronperf.runner.replica import CopyFailure, CopyJob, CopyResult, clock, run_copy
+from pytest_neuronperf.runner.protocol import (
+    CopyResult,
+    Done,
+    Failed,
+    ParentMessage,
+    Ready,
+    ReadyInfo,
+    Start,
+)
+from pytest_neuronperf.runner.replica import CopyJob, clock, run_copy
 from pytest_neuronperf.runner.resources import ResourceSampler
 
 START_MARGIN_NS = 20_000_000
@@ -61,33 +71,16 @@ class _Handle:
 
 
 def stop_all(handles: Sequence[_Handle], grace_s: float = STOP_GRACE_S) -> None:
-    """Stop every copy at once: SIGTERM to all, one shared grace period, then SIGKILL to the rest.
+    """Stop every copy at once: close the connections, then SIGTERM to all, one shared grace period, SIGKILL.
 
-    Signalling all copies before waiting on any keeps teardown within ``grace_s`` however
-    many copies there are. An interruption while waiting (a second Ctrl-C, SIGTERM) kills
-    the remaining copies at once before it propagates.
+    See :func:`stop_processes`: teardown stays within ``grace_s`` (plus the bounded wait after
+    SIGKILL) however many copies there are, and an interruption while waiting kills the
+    remaining copies at once before it propagates.
     """
     for h in handles:
         with contextlib.suppress(Exception):
             h.conn.close()
-    processes = [h.process for h in handles if h.process is not None]
-    try:
-        for p in processes:
-            with contextlib.suppress(Exception):
-                if p.is_alive():
-                    p.terminate()
-        deadline = time.monotonic() + grace_s
-        for p in processes:
-            with contextlib.suppress(Exception):
-                p.join(max(0.0, deadline - time.monotonic()))
-    finally:
-        for p in processes:
-            with contextlib.suppress(Exception):
-                if p.is_alive():
-                    p.kill()
-        for p in processes:
-            with contextlib.suppress(Exception):
-                p.join(1.0)
+    stop_processes([h.process for h in handles if h.process is not None], grace_s=grace_s)
 
 
 def _signal_note(signum: int) -> str:
@@ -106,6 +99,13 @@ def _signal_note(signum: int) -> str:
     return f" ({name}{hints.get(name, '')})"
 
 
+def _name_of(message: object) -> str:
+    """A message as an error names it: its name, or what it is when it is none of the protocol's."""
+    if isinstance(message, (Ready, Done, Failed)):
+        return repr(message.name)
+    return f"an unknown message {reprlib.repr(message)}"
+
+
 def _describe(config: dict[str, Any]) -> str:
     keys = ("n_models", "workers_per_model", "batch_size", "pipeline_size", "model_filename")
     return ", ".join(f"{k}={config[k]}" for k in keys if k in config)
@@ -120,6 +120,8 @@ class CopyGroup:
         self.ctx = ctx
         self.handles: list[_Handle] = []
         self.config = jobs[0].config if jobs else {}
+        self.ready: dict[int, ReadyInfo] = {}
+        self.done: dict[int, CopyResult] = {}
 
     def __enter__(self) -> CopyGroup:
         try:
@@ -155,13 +157,13 @@ class CopyGroup:
     def __exit__(self, *exc: object) -> None:
         stop_all(self.handles)
 
-    def collect(self, expected: str, deadline_ns: int, what: str, limit: str = "") -> dict[int, Any]:
+    def collect(self, expected: type[Ready | Done], deadline_ns: int, what: str, limit: str = "") -> None:
         """Wait for one ``expected`` message from every copy; raise on an error, a death or the deadline.
 
-        ``limit`` says in the timeout message what the deadline was (``timeout=2s``).
+        Each message goes to its handler (:meth:`dispatch`). ``limit`` says in the timeout
+        message what the deadline was (``timeout=2s``).
         """
         pending = {id(h.conn): h for h in self.handles}
-        out: dict[int, Any] = {}
         while pending:
             remaining = (deadline_ns - clock()) / 1e9
             if remaining <= 0:
@@ -189,14 +191,32 @@ class CopyGroup:
                     message = handle.conn.recv()
                 except (EOFError, OSError):
                     self._died(handle, what)
-                if message[0] == "error":
-                    self._failed(handle, message[1])
-                if message[0] != expected:
-                    raise BenchmarkError(f"model copy {handle.index} sent {message[0]!r} while {what}",
-                                         self.config)
-                out[handle.index] = message[1]
+                self.dispatch(handle, message, expected, what)
                 del pending[id(handle.conn)]
-        return out
+
+    def dispatch(self, handle: _Handle, message: object, expected: type[Ready | Done], what: str) -> None:
+        """Hand ``message`` to the ``copy_<name>`` method: a failure whenever it comes, else only the one due now."""
+        if not isinstance(message, (Failed, expected)):
+            raise BenchmarkError(f"model copy {handle.index} sent {_name_of(message)} while {what}", self.config)
+        handler: Callable[[_Handle, Any], None] = getattr(self, f"copy_{message.name}")
+        handler(handle, message)
+
+    def copy_ready(self, handle: _Handle, message: Ready) -> None:
+        self.ready[handle.index] = message.info
+
+    def copy_done(self, handle: _Handle, message: Done) -> None:
+        self.done[handle.index] = message.result
+
+    def copy_failed(self, handle: _Handle, message: Failed) -> NoReturn:
+        failure = message.failure
+        explanation = self.backend.explain_error(failure.traceback, handle.placement)
+        lead = f"{explanation}\n" if explanation else ""
+        raise BenchmarkError(
+            f"{lead}model copy {handle.index} ({handle.placement.describe()}) raised "
+            f"{failure.error_type}: {failure.message} during {failure.phase} "
+            f"(configuration: {_describe(self.config)}).\nTraceback from the model copy:\n{failure.traceback}",
+            self.config,
+        )
 
     def _died(self, handle: _Handle, what: str) -> NoReturn:
         if handle.process is not None:
@@ -216,17 +236,7 @@ class CopyGroup:
             self.config,
         )
 
-    def _failed(self, handle: _Handle, failure: CopyFailure) -> NoReturn:
-        explanation = self.backend.explain_error(failure.traceback, handle.placement)
-        lead = f"{explanation}\n" if explanation else ""
-        raise BenchmarkError(
-            f"{lead}model copy {handle.index} ({handle.placement.describe()}) raised "
-            f"{failure.error_type}: {failure.message} during {failure.phase} "
-            f"(configuration: {_describe(self.config)}).\nTraceback from the model copy:\n{failure.traceback}",
-            self.config,
-        )
-
-    def broadcast(self, message: tuple[Any, ...]) -> None:
+    def broadcast(self, message: ParentMessage) -> None:
         for h in self.handles:
             with contextlib.suppress(OSError, BrokenPipeError):
                 h.conn.send(message)
@@ -237,19 +247,17 @@ def run_config(jobs: Sequence[CopyJob], backend: Backend, *, ctx: BaseContext | 
                ) -> tuple[list[CopyResult], int, int, dict[str, float | None]]:
     """Run one configuration: load + warm up every copy, then one shared window [start, start + duration]."""
     with CopyGroup(jobs, backend, ctx) as group:
-        group.collect("ready", clock() + int(timeout_s * 1e9), "loading and warming up",
-                              f"timeout={timeout_s:g}s")
+        group.collect(Ready, clock() + int(timeout_s * 1e9), "loading and warming up", f"timeout={timeout_s:g}s")
         start_ns = clock() + START_MARGIN_NS
         stop_ns = start_ns + int(duration_s * 1e9)
-        group.broadcast(("start", start_ns, stop_ns))
+        group.broadcast(Start(start_ns, stop_ns))
         if on_window is not None:
             on_window()
         with ResourceSampler(min(stats_interval, max(duration_s / 4, 0.05))) as sampler:
-            done = group.collect("done", stop_ns + int(timeout_s * 1e9), "running the timed window",
-                                 f"timeout={timeout_s:g}s after the {duration_s:g}s window closed")
+            group.collect(Done, stop_ns + int(timeout_s * 1e9), "running the timed window",
+                          f"timeout={timeout_s:g}s after the {duration_s:g}s window closed")
         for h in group.handles:
             if h.process is not None:
                 h.process.join(5.0)
             logger.debug("Model copy %d finished.", h.index)
-    order = sorted(done)
-    return [done[i] for i in order], start_ns, stop_ns, sampler.summary()
+    return [group.done[i] for i in sorted(group.done)], start_ns, stop_ns, sampler.summary()

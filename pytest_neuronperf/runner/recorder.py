@@ -75,7 +75,7 @@ class LatencySummary:
         self.traces.extend(other.traces)
         self.complete = self.complete and other.complete
 
-    def percentiles_ns(self, qs: tuple[float, ...]) -> list[float]:
+    def percentiles(self, qs: tuple[float, ...]) -> list[float]:
         """Nearest-rank percentiles (numpy's ``inverted_cdf``), q in [0, 100]."""
         if self.count == 0:
             return [float("nan")] * len(qs)

@@ -2,10 +2,11 @@
 
 This module is the target of every model-copy process (and of the threads
 that stand in for processes with ``multiprocess=False``). It talks to the
-orchestrator over one duplex connection with small tuples:
+orchestrator over one duplex connection with the messages of
+:mod:`pytest_neuronperf.runner.protocol`:
 
-    copy -> parent   ("ready", ReadyInfo) | ("done", CopyResult) | ("error", CopyFailure)
-    parent -> copy   ("start", start_ns, stop_ns) | ("abort",)
+    copy -> parent   Ready(ReadyInfo) | Done(CopyResult) | Failed(CopyFailure)
+    parent -> copy   Start(start_ns, stop_ns) | Abort()
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from pytest_neuronperf.backends.base import Placement
+from pytest_neuronperf.runner.protocol import CopyFailure, CopyResult, Done, Failed, Ready, ReadyInfo, Start
 from pytest_neuronperf.runner.recorder import CHUNK, Recorder, StreamStats
 from pytest_neuronperf.spec.inputs import ModelInput, as_tuple
 from pytest_neuronperf.spec.matrix import RunConfig
@@ -56,36 +58,6 @@ class CopyJob:
     in_process: bool = False
 
 
-@dataclass
-class ReadyInfo:
-    pid: int
-    load_ns: int
-    warmup_count: int
-    warmup_ns: int
-
-
-@dataclass
-class CopyResult:
-    copy_index: int
-    cores: tuple[int, ...]
-    pid: int
-    load_ns: int
-    warmup_count: int
-    warmup_ns: int
-    stats: StreamStats
-    worker_counts: list[int] = field(default_factory=list)
-    exhausted: bool = False
-
-
-@dataclass
-class CopyFailure:
-    copy_index: int
-    phase: str
-    error_type: str
-    message: str
-    traceback: str
-
-
 class _Phase:
     """Remembers what the copy was doing, so a failure names its phase."""
 
@@ -118,7 +90,7 @@ def run_copy(conn: Connection, job: CopyJob, orchestrator_pid: int | None = None
             traceback="".join(traceback.format_exception(exc)),
         )
         with contextlib.suppress(Exception):
-            conn.send(("error", failure))
+            conn.send(Failed(failure))
         if not job.in_process:
             # Worker threads may still be running user code; a process copy ends here.
             os._exit(1)
@@ -209,23 +181,23 @@ def _run_copy(conn: Connection, job: CopyJob, phase: _Phase) -> None:
         w.thread.start()
     shared.wait_ready()
     shared.raise_if_failed()
-    conn.send(("ready", ReadyInfo(
+    conn.send(Ready(ReadyInfo(
         pid=os.getpid(), load_ns=load_ns,
         warmup_count=sum(w.warmup_count for w in workers), warmup_ns=sum(w.warmup_ns for w in workers),
     )))
     message = conn.recv()
-    if message[0] != "start":
+    if not isinstance(message, Start):
         shared.abort()
         return
     phase.name = "timed run"
-    shared.go(int(message[1]), int(message[2]))
+    shared.go(message.start_ns, message.stop_ns)
     shared.wait_done()
     shared.raise_if_failed()
     stats = StreamStats()
     for w in workers:
         assert w.recorder is not None
         stats.merge(w.recorder.stats)
-    conn.send(("done", CopyResult(
+    conn.send(Done(CopyResult(
         copy_index=copy_id, cores=job.placement.cores, pid=os.getpid(), load_ns=load_ns,
         warmup_count=sum(w.warmup_count for w in workers), warmup_ns=sum(w.warmup_ns for w in workers),
         stats=stats, worker_counts=[w.count for w in workers], exhausted=shared.exhausted,

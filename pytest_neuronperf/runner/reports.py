@@ -17,13 +17,19 @@ def _ms(ns: float) -> float | None:
     return None if math.isnan(ns) else round(ns / 1e6, 4)
 
 
-def window_throughputs(r: RoundResult, batch_size: int) -> np.ndarray:
-    """Throughput of each full sub-window (inferences x batch size per second) of one round."""
+def _summed_bins(r: RoundResult) -> np.ndarray:
+    """Completions per time bin of one round, every copy's added up."""
     bins = np.zeros(0, dtype=np.int64)
     for c in r.copies:
         if bins.size < c.stats.bins.size:
             bins = np.pad(bins, (0, c.stats.bins.size - bins.size))
         bins[: c.stats.bins.size] += c.stats.bins
+    return bins
+
+
+def window_throughputs(r: RoundResult, batch_size: int) -> np.ndarray:
+    """Throughput of each full sub-window (inferences x batch size per second) of one round."""
+    bins = _summed_bins(r)
     full = r.window_ns // r.bin_ns if r.bin_ns else 0
     if full < 1:
         return np.array([], dtype=np.float64)
@@ -40,54 +46,19 @@ def merged_stats(rounds: Sequence[RoundResult]) -> StreamStats:
 
 def round_summary(r: RoundResult, batch_size: int) -> dict[str, Any]:
     """The run-level figures of one round, for the regression gate and the baseline file."""
-    from pytest_neuronperf.stats import quantiles as st
+    from pytest_neuronperf.stats.rounds import summarize_round
 
     s = merged_stats([r])
-    window_s = r.window_ns / 1e9
-    throughput = s.e2e.count * batch_size / window_s if window_s > 0 else 0.0
-    tputs = window_throughputs(r, batch_size)
-    p50, p99 = s.e2e.percentiles_ns((50, 99))
-    series = [t for c in r.copies for t in c.stats.e2e.traces if t.size]
-    n_eff = {q: _effective(series, q, s.e2e.count) for q in (0.5, 0.99)}
-    ci50 = _quantile_ci(s, 0.5, n_eff[0.5])
-    ci99 = _quantile_ci(s, 0.99, n_eff[0.99])
-    if tputs.size >= 2:
-        stable, cv = st.stability(tputs * (r.bin_ns / 1e9) / batch_size, r.bin_ns / 1e9)
-        lo, hi = st.mean_ci(tputs)
-        # Scale the sub-window CI to the round's overall throughput (sub-windows omit a partial tail).
-        scale = throughput / float(tputs.mean()) if tputs.mean() > 0 else 1.0
-        tci = (lo * scale, hi * scale)
-    else:
-        stable, cv, tci = True, 0.0, (throughput, throughput)
-    summary = st.RoundSummary(
-        throughput=throughput, throughput_ci=tci,
-        p50_ms=p50 / 1e6, p50_ci=ci50, p99_ms=p99 / 1e6, p99_ci=ci99,
-        n=s.e2e.count, n_eff_p50=n_eff[0.5], n_eff_p99=n_eff[0.99],
-        duration_s=window_s, stable=bool(stable), throughput_cv=float(cv),
+    bins = _summed_bins(r)
+    full = r.window_ns // r.bin_ns if r.bin_ns else 0
+    # Whole bins only: a partial last bin would read as a dip. A window shorter than one bin (a
+    # dataset that ran out at once) has only its partial bin.
+    counted = bins[:full] if full >= 1 else bins[:1]
+    summary = summarize_round(
+        s.e2e, counted * batch_size, r.bin_ns / 1e9, r.window_ns / 1e9,
+        completed=s.e2e.count * batch_size, to_ms=1e-6,
     )
     return summary.to_dict()
-
-
-def _effective(series: list[np.ndarray], q: float, n: int) -> float:
-    from pytest_neuronperf.stats import quantiles as st
-
-    traced = sum(t.size for t in series)
-    if traced == 0 or n == 0:
-        return 0.0
-    # Each worker's trace is its own time series; their effective sizes add up.
-    ess = sum(st.effective_sample_size(t, q) for t in series if t.size >= 2)
-    return float(min(n, ess * n / traced))
-
-
-def _quantile_ci(s: StreamStats, q: float, n_eff: float) -> tuple[float, float]:
-    from pytest_neuronperf.stats import quantiles as st
-
-    n = s.e2e.count
-    ranks = st.quantile_rank_interval(n, n_eff, q) if n else None
-    if ranks is None:
-        return (float("nan"), float("nan"))
-    lo, hi = s.e2e.percentiles_ns((100.0 * (ranks[0] + 1) / n, 100.0 * (ranks[1] + 1) / n))
-    return (lo / 1e6, hi / 1e6)
 
 
 def build_report(result: ConfigResult) -> dict[str, Any]:
@@ -108,10 +79,10 @@ def build_report(result: ConfigResult) -> dict[str, Any]:
     peaks = [window_throughputs(r, bs) for r in result.rounds]
     peak = max((float(p.max()) for p in peaks if p.size), default=report["throughput_avg"])
     report["throughput_peak"] = round(max(peak, report["throughput_avg"]), 3)
-    percentiles = stats.e2e.percentiles_ns(tuple(map(float, fields.PERCENTILES)))
+    percentiles = stats.e2e.percentiles(tuple(map(float, fields.PERCENTILES)))
     for key, value in zip(fields.LATENCY_KEYS, percentiles, strict=True):
         report[key] = _ms(value)
-    infer50, infer99 = stats.infer.percentiles_ns((50.0, 99.0))
+    infer50, infer99 = stats.infer.percentiles((50.0, 99.0))
     report["infer_ms_p50"], report["infer_ms_p99"] = _ms(infer50), _ms(infer99)
     copies = [c for r in result.rounds for c in r.copies]
     report["load_avg_ms"] = _ms(sum(c.load_ns for c in copies) / len(copies))
@@ -124,7 +95,7 @@ def build_report(result: ConfigResult) -> dict[str, Any]:
         report["e2e_avg_ms"] = _ms(stats.e2e.mean_ns())
     report["latency_samples"] = count
     report["latency_exact"] = stats.e2e.complete and sum(t.size for t in stats.e2e.traces) == count
-    cdf = stats.e2e.percentiles_ns(fields.CDF_PERCENTILES)
+    cdf = stats.e2e.percentiles(fields.CDF_PERCENTILES)
     report[fields.CDF_KEY] = [[p, _ms(v)] for p, v in zip(fields.CDF_PERCENTILES, cdf, strict=True)]
     report[fields.TIMELINE_KEY] = [
         [[round((i + 0.5) * r.bin_ns / 1e9, 4), round(float(t), 3)] for i, t in enumerate(window_throughputs(r, bs))]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from pytest_neuronperf.runner.replica import CopyResult
+from pytest_neuronperf.runner.protocol import CopyResult
 
 
 @dataclass

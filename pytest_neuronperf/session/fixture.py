@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import inspect
 import os
-import tempfile
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -13,15 +12,19 @@ from typing import Any
 
 import pytest
 
+from pytest_neuronperf.config.options import MARKER
 from pytest_neuronperf.config.settings import Settings, SettingsError, Tolerance, parse_tolerance
-from pytest_neuronperf.gate import evaluate as ev
-from pytest_neuronperf.report.results_file import Measurement
+from pytest_neuronperf.gate.evaluate import ConfigOutcome, GateRules, Limits, MeasurementJudgement, judge_measurement
+from pytest_neuronperf.gate.verdict import Verdict
+from pytest_neuronperf.report.results_file import DEFAULT_NAME, Measurement, label_of
 from pytest_neuronperf.session.session import NpfSession
+from pytest_neuronperf.spec.fields import STATUS_OK
+from pytest_neuronperf.spec.matrix import config_key
+from pytest_neuronperf.spec.metrics import LIMIT_KEYWORDS, METRICS
 
 # Marker/fixture keywords that belong to the gate, not to the runner.
-GATE_KEYWORDS: tuple[str, ...] = ("name", "tolerance", "min_throughput", "max_p50_ms", "max_p99_ms", "compile",
-                                  "compiler_args")
-DEFAULT_NAME = "default"
+GATE_KEYWORDS: tuple[str, ...] = ("name", "tolerance", *LIMIT_KEYWORDS, "compile", "compiler_args")
+DURATION_FLAG = "--npf-duration"
 
 
 class NeuronPerfWarning(UserWarning):
@@ -47,41 +50,37 @@ def check_keywords(kwargs: Mapping[str, Any], where: str) -> None:
         )
 
 
-def benchmark_lock_path() -> str:
-    """One lock per machine and user: benchmarks never share cores, across xdist workers or sessions."""
-    uid = os.getuid() if hasattr(os, "getuid") else 0
-    return os.path.join(tempfile.gettempdir(), f"pytest-neuronperf-{uid}.lock")
-
-
 @dataclass
 class BenchResult:
     """What ``npf_bench(...)`` returns: the reports, the verdicts and helpers to assert on them."""
 
     name: str
     reports: list[dict[str, Any]]
-    outcomes: list[ev.ConfigOutcome]
-    verdict: str
+    outcomes: list[ConfigOutcome]
+    verdict: Verdict
     notes: list[str] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
-        return self.verdict != ev.FAIL
+        return self.verdict is not Verdict.FAIL
 
     @property
     def verdicts(self) -> dict[str, str]:
         """Configuration key ("b1-n2-w1-p1") -> verdict."""
-        return {o.key: o.verdict for o in self.outcomes}
+        return {o.key: o.verdict.value for o in self.outcomes}
 
     def finished(self) -> list[dict[str, Any]]:
-        return [r for r in self.reports if r.get("status") == "finished"]
+        return [r for r in self.reports if r.get("status") == STATUS_OK]
 
     def best(self, metric: str) -> float:
         """The best value of ``metric`` over the finished configurations (highest throughput, lowest latency)."""
-        values = [r[metric] for r in self.finished() if isinstance(r.get(metric), (int, float))]
+        from pytest_neuronperf.spec.metrics import best
+
+        values = [float(r[metric]) for r in self.finished() if isinstance(r.get(metric), (int, float))]
         if not values:
             known = sorted(k for k, v in (self.finished() or [{}])[0].items() if isinstance(v, (int, float)))
             raise KeyError(f"best: no finished configuration has a numeric {metric!r}; numeric fields: {known}")
-        return float(max(values) if metric.startswith("throughput") else min(values))
+        return float(best(metric, values))
 
     def config(self, **match: Any) -> dict[str, Any]:
         """The one report whose fields equal ``match``, e.g. ``config(n_models=2, workers_per_model=1)``."""
@@ -98,7 +97,7 @@ class NpfBench:
         self.item = item
         self.session = session
         self.settings = settings
-        marker = item.get_closest_marker("neuron_benchmark")
+        marker = item.get_closest_marker(MARKER)
         self.defaults: dict[str, Any] = dict(marker.kwargs) if marker is not None else {}
         self.names: list[str] = []
 
@@ -125,7 +124,7 @@ class NpfBench:
         self.names.append(name)
         return self._measure(name, params)
 
-    def _gate_params(self, params: dict[str, Any]) -> tuple[Tolerance, ev.Limits]:
+    def _gate_rules(self, params: dict[str, Any]) -> GateRules:
         tol = params.pop("tolerance", None)
         if tol is None:
             tolerance = self.settings.tolerance
@@ -136,9 +135,9 @@ class NpfBench:
                 tolerance = parse_tolerance(str(tol) if not isinstance(tol, float) else repr(tol), "tolerance")
             except SettingsError as exc:
                 raise ValueError(str(exc)) from None
-        limits = ev.Limits(params.pop("min_throughput", None), params.pop("max_p50_ms", None),
-                           params.pop("max_p99_ms", None))
-        return tolerance, limits
+        s = self.settings
+        return GateRules(tolerance=tolerance, limits=Limits.take(params), compare=s.compare, strict=s.strict,
+                         require_baseline=s.require_baseline, duration_name=DURATION_FLAG)
 
     def _runner_params(self, params: dict[str, Any]) -> dict[str, Any]:
         s = self.settings
@@ -147,7 +146,7 @@ class NpfBench:
         if s.device is not None:
             params["device_type"] = s.device
         if s.n_models is not None:
-            params["n_models"] = ["max" if n == -1 else n for n in s.n_models]
+            params["n_models"] = list(s.n_models)
         if s.workers is not None:
             params["workers_per_model"] = list(s.workers)
         if s.timeout is not None:
@@ -160,12 +159,14 @@ class NpfBench:
         return params
 
     def _measure(self, name: str, params: dict[str, Any]) -> BenchResult:
-        from pytest_neuronperf._util.filelock import FileLock
+        from pytest_neuronperf._util.filelock import FileLock, benchmark_lock_path
         from pytest_neuronperf.backends.registry import get_backend
-        from pytest_neuronperf.baselines import store as baseline
         from pytest_neuronperf.baselines.environment import fingerprint as environment_fingerprint
+        from pytest_neuronperf.baselines.schema import BaselineFileError
+        from pytest_neuronperf.baselines.store import BaselineStore, Lookup
+        from pytest_neuronperf.runner.benchmark import benchmark
 
-        tolerance, limits = self._gate_params(params)
+        rules = self._gate_rules(params)
         compile_first = bool(params.pop("compile", False))
         compiler_args = params.pop("compiler_args", None)
         params = self._runner_params(params)
@@ -175,52 +176,40 @@ class NpfBench:
         if reason is not None:
             pytest.skip(f"device_type={device!r} is not available here: {reason}")
         fingerprint = environment_fingerprint(backend.name)
-        from pytest_neuronperf.runner.benchmark import benchmark
-
         if compile_first:
             params["model"] = self._compile(params, compiler_args)
 
-        label = self.item.nodeid if name == DEFAULT_NAME else f"{self.item.nodeid}[{name}]"
+        label = label_of(self.item.nodeid, name)
         with self._progress(label), FileLock(benchmark_lock_path()):
             reports: list[dict[str, Any]] = benchmark(**params)  # type: ignore[assignment]
-        compare = self.settings.compare
-        store = baseline.BaselineStore(self.session.baseline_root)
         module, test_name = self._node_parts()
-
-        def lookups() -> dict[str, baseline.Lookup | None]:
-            if not compare:
-                return {}
+        found: dict[str, Lookup] = {}
+        if rules.compare and not (self.settings.save_baseline and self.settings.overwrite_corrupt):
             try:
-                return {baseline.config_key(r): store.lookup(module, baseline.entry_key(test_name, name, r),
-                                                             fingerprint, self.settings.fingerprint_keys)
-                        for r in reports if r.get("status") == "finished"}
-            except baseline.BaselineFileError as exc:
-                problem = str(exc)
-            pytest.fail(problem, pytrace=False)
-
-        found = lookups() if not (self.settings.save_baseline and self.settings.overwrite_corrupt) else {}
-        outcomes = ev.evaluate(reports, found, tolerance=tolerance, limits=limits, compare=compare)
-        unsure = ev.needs_confirmation(outcomes)
+                found = BaselineStore(self.session.baseline_root).lookup_reports(
+                    module, test_name, name, reports, fingerprint, self.settings.fingerprint_keys)
+            except BaselineFileError as exc:
+                pytest.fail(str(exc), pytrace=False)
+        judged = judge_measurement(name, reports, found, rules)
+        unsure = judged.needing_confirmation()
         if unsure and self.settings.confirm > 0:
             self._confirm(params, reports, unsure)
-            outcomes = ev.evaluate(reports, found, tolerance=tolerance, limits=limits, compare=compare)
-        verdict = ev.test_verdict(outcomes, strict=self.settings.strict,
-                                  require_baseline=self.settings.require_baseline)
-        notes = [f"{ev.describe_config(o.report)}: {o.note}" for o in outcomes if o.note]
+            judged = judge_measurement(name, reports, found, rules)
+        verdict = judged.verdict
         self.session.add(Measurement(
-            nodeid=self.item.nodeid, name=name, device_type=backend.name, fingerprint=fingerprint, verdict=verdict,
-            reports=reports, outcomes=[o.to_dict() for o in outcomes], notes=notes, module_path=module,
-            test_name=test_name,
+            nodeid=self.item.nodeid, name=name, device_type=backend.name, fingerprint=fingerprint,
+            verdict=verdict.value, reports=reports, outcomes=[o.to_dict() for o in judged.outcomes], notes=judged.notes,
+            module_path=module, test_name=test_name,
         ))
-        self._record_properties(name, outcomes)
-        result = BenchResult(name, reports, outcomes, verdict, notes)
-        if verdict == ev.FAIL and not self.settings.save_baseline:
-            pytest.fail(ev.failure_message(name, outcomes, limits, strict=self.settings.strict,
-                                           require_baseline=self.settings.require_baseline), pytrace=False)
-        if verdict == ev.INCONCLUSIVE:
+        self._record_properties(name, judged)
+        result = BenchResult(name, reports, judged.outcomes, verdict, judged.notes)
+        if verdict is Verdict.FAIL and not self.settings.save_baseline:
+            pytest.fail(judged.failure_message(), pytrace=False)
+        if verdict is Verdict.INCONCLUSIVE:
             warnings.warn(NeuronPerfWarning(
                 f"{self.item.nodeid} [{name}]: inconclusive after confirmation rounds; "
-                + "; ".join(j.message for o in outcomes for j in o.judgements if j.verdict.value == ev.INCONCLUSIVE)
+                + "; ".join(j.message for o in judged.outcomes for j in o.judgements
+                            if j.verdict is Verdict.INCONCLUSIVE)
             ), stacklevel=2)
         return result
 
@@ -249,10 +238,9 @@ class NpfBench:
         )
 
     def _confirm(self, params: dict[str, Any], reports: list[dict[str, Any]],
-                 unsure: list[ev.ConfigOutcome]) -> None:
+                 unsure: list[ConfigOutcome]) -> None:
         """Measure the doubtful configurations again in extra rounds; all rounds are then judged together."""
-        from pytest_neuronperf._util.filelock import FileLock
-        from pytest_neuronperf.baselines.store import config_key
+        from pytest_neuronperf._util.filelock import FileLock, benchmark_lock_path
         from pytest_neuronperf.runner.benchmark import benchmark
 
         rounds = int(params.get("rounds", 1))
@@ -265,17 +253,17 @@ class NpfBench:
         label = f"{self.item.nodeid} (confirmation rounds)"
         with self._progress(label), FileLock(benchmark_lock_path()):
             more: list[dict[str, Any]] = benchmark(**extra)  # type: ignore[assignment]
-        by_key = {config_key(r): r for r in more if r.get("status") == "finished"}
+        by_key = {config_key(r): r for r in more if r.get("status") == STATUS_OK}
         for report in reports:
             key = config_key(report)
             if key in wanted and key in by_key:
                 report["rounds"] = list(report["rounds"]) + list(by_key[key]["rounds"])
 
-    def _record_properties(self, name: str, outcomes: list[ev.ConfigOutcome]) -> None:
-        for o in outcomes:
-            if o.report.get("status") != "finished":
+    def _record_properties(self, name: str, judged: MeasurementJudgement) -> None:
+        for o in judged.outcomes:
+            if o.report.get("status") != STATUS_OK:
                 continue
             prefix = f"npf:{name}:{o.key}"
-            for metric in ("throughput_avg", "latency_ms_p50", "latency_ms_p99"):
-                self.item.user_properties.append((f"{prefix}:{metric}", o.report.get(metric)))
-            self.item.user_properties.append((f"{prefix}:verdict", o.verdict))
+            for metric in METRICS:
+                self.item.user_properties.append((f"{prefix}:{metric.report_field}", o.report.get(metric.report_field)))
+            self.item.user_properties.append((f"{prefix}:verdict", o.verdict.value))

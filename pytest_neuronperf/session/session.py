@@ -19,8 +19,6 @@ if TYPE_CHECKING:
     from pytest_neuronperf.report.results_file import Measurement
     from pytest_neuronperf.session.progress_view import ProgressView
 
-RESULTS_SCHEMA_VERSION = 1
-
 
 class NpfSession:
     def __init__(self, config: pytest.Config, settings: Settings) -> None:
@@ -66,26 +64,23 @@ class NpfSession:
             session.testsfailed += 1
 
     def _save_baselines(self) -> None:
-        from pytest_neuronperf.baselines.store import BaselineFileError, BaselineRecord, BaselineStore, entry_key
-        from pytest_neuronperf.report.results_file import BASELINE_REPORT_KEYS
+        from pytest_neuronperf.baselines.keys import entry_key
+        from pytest_neuronperf.baselines.schema import BaselineFileError, BaselineRecord
+        from pytest_neuronperf.baselines.store import BaselineStore
+        from pytest_neuronperf.gate.verdict import Verdict
+        from pytest_neuronperf.spec.fields import STATUS_OK
 
         store = BaselineStore(self.baseline_root)
         by_module: dict[str, tuple[dict[str, BaselineRecord], dict[str, bool]]] = {}
         for m in self.measurements:
             updates, accumulate = by_module.setdefault(m.module_path, ({}, {}))
             for report, outcome in zip(m.reports, m.outcomes, strict=True):
-                if report.get("status") != "finished" or not report.get("rounds"):
+                if report.get("status") != STATUS_OK or not report.get("rounds"):
                     continue
                 key = entry_key(m.test_name, m.name, report)
-                updates[key] = BaselineRecord(
-                    fingerprint=m.fingerprint,
-                    config={k: report.get(k) for k in ("model_name", "device_type", "batch_size", "n_models",
-                                                        "workers_per_model", "pipeline_size")},
-                    rounds=report["rounds"],
-                    report={k: report.get(k) for k in BASELINE_REPORT_KEYS},
-                )
+                updates[key] = BaselineRecord.from_report(report, m.fingerprint)
                 # Rounds accumulate only while performance is unchanged; a changed normal replaces them.
-                accumulate[key] = outcome["verdict"] == "pass" and bool(outcome["judgements"])
+                accumulate[key] = outcome["verdict"] == Verdict.PASS and bool(outcome["judgements"])
         for module, (updates, accumulate) in sorted(by_module.items()):
             if not updates:
                 continue
@@ -104,13 +99,10 @@ class NpfSession:
         if self.settings.json_path:
             from pytest_neuronperf._util.atomic_write import write_atomic
             from pytest_neuronperf.baselines.environment import fingerprint
+            from pytest_neuronperf.report.results_file import results_document
             from pytest_neuronperf.report.text import json_text
 
-            doc = {
-                "schema_version": RESULTS_SCHEMA_VERSION,
-                "environment": fingerprint(self.settings.device or "cpu"),
-                "measurements": [m.to_json() for m in self.measurements],
-            }
+            doc = results_document(self.measurements, fingerprint(self.settings.device or "cpu"))
             self._write(self.settings.json_path, "--npf-json",
                         lambda path: write_atomic(path, json_text(doc).encode()))
         if self.settings.csv_path:

@@ -8,6 +8,13 @@ from __future__ import annotations
 
 from typing import Final
 
+# The allowed change of every gated metric unless the user says otherwise. Chosen from
+# benchmarks/gate_quality.py: at 5% a 10% slowdown (throughput -9%) is caught, at 10% it could not be.
+DEFAULT_TOLERANCE: Final = 0.05
+
+MAX: Final = "max"
+"""In ``n_models``: as many copies as the device holds for the pipeline size (resolved by the matrix)."""
+
 # What identifies a configuration: the matrix point and where it ran.
 CONFIG_KEYS: Final[tuple[str, ...]] = (
     "model_filename",

@@ -1,14 +1,48 @@
-"""The configuration matrix: model configs x worker counts x copy counts, in the guide's order."""
+"""The configuration matrix: model configs x worker counts x copy counts, in the guide's order, and
+the names of a configuration (its key ``b1-n2-w1-p1`` and its description)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final, Protocol
 
-from pytest_neuronperf.backends.base import Backend
+from pytest_neuronperf.spec.fields import MATRIX_KEYS, MAX
 from pytest_neuronperf.spec.model_source import ModelSource
-from pytest_neuronperf.spec.params import MAX
+
+# The config key reads "b1-n2-w1-p1": batch size first, as people say it.
+_CONFIG_KEY_PARTS: Final[tuple[tuple[str, str], ...]] = (
+    ("b", "batch_size"),
+    ("n", "n_models"),
+    ("w", "workers_per_model"),
+    ("p", "pipeline_size"),
+)
+
+
+def config_key(config: Mapping[str, object]) -> str:
+    """The matrix point of a configuration as a short key, e.g. ``b1-n2-w1-p1``."""
+    parts = []
+    for prefix, name in _CONFIG_KEY_PARTS:
+        if name not in config:
+            raise ValueError(f"config has no {name!r}; a config key needs {', '.join(MATRIX_KEYS)}")
+        parts.append(f"{prefix}{config[name]}")
+    return "-".join(parts)
+
+
+def config_text(config: Mapping[str, object]) -> str:
+    """A configuration in a message: ``n_models=2 workers=1 batch=1 pipeline=1``."""
+    return (f"n_models={config.get('n_models')} workers={config.get('workers_per_model')} "
+            f"batch={config.get('batch_size')} pipeline={config.get('pipeline_size')}")
+
+
+class DeviceLimits(Protocol):
+    """What the matrix needs to know of a device (a :class:`~pytest_neuronperf.backends.base.Backend` is one)."""
+
+    name: str
+
+    def max_copies(self, pipeline_size: int) -> int | None: ...
+
+    def default_workers(self, pipeline_size: int) -> list[int]: ...
 
 
 @dataclass(frozen=True)
@@ -66,7 +100,7 @@ class Matrix:
 def build_matrix(
     models: Sequence[ModelConfig],
     *,
-    backend: Backend,
+    backend: DeviceLimits,
     model_name: str,
     n_models: Sequence[int | str] | None,
     workers_per_model: Sequence[int] | None,

@@ -7,8 +7,7 @@ import pickle
 from collections.abc import Callable, Sequence
 from typing import Any
 
-MAX = "max"
-"""In ``n_models``: as many copies as the device holds for the pipeline size."""
+from pytest_neuronperf.spec.fields import MAX
 
 
 def positive_int_list(name: str, value: object, *, allow_max: bool = False) -> list[int | str] | None:

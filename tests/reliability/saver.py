@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import sys
 
-from pytest_neuronperf.baselines.store import DEFAULT_FINGERPRINT_KEYS, BaselineRecord, BaselineStore
+from pytest_neuronperf.baselines.schema import BaselineRecord
+from pytest_neuronperf.baselines.store import BaselineStore
+from pytest_neuronperf.spec.fields import DEFAULT_FINGERPRINT_KEYS
 
 MODULE = "tests/test_soak_target.py"
 FINGERPRINT = {"device_type": "cpu", "instance_type": "test", "cpu_model": "test", "cpu_count": "2",

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_neuronperf.baselines.store import BaselineStore, parse_baseline
+from pytest_neuronperf.baselines.schema import parse_baseline
+from pytest_neuronperf.baselines.store import BaselineStore
 from tests.reliability import harness, saver
 
 TRIALS = 50

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_neuronperf.baselines.store import parse_baseline
+from pytest_neuronperf.baselines.schema import parse_baseline
 from tests.reliability import harness
 
 BAD_FILES: dict[str, tuple[bytes, str]] = {

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import pytest_neuronperf
-from pytest_neuronperf.baselines.store import parse_baseline
+from pytest_neuronperf.baselines.schema import parse_baseline
 from tests.reliability import harness
 
 PACKAGE = Path(pytest_neuronperf.__file__).parent

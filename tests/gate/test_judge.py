@@ -10,7 +10,7 @@ import pytest
 from pytest_neuronperf.gate import judge as gate
 from pytest_neuronperf.gate.judge import Judgement, Verdict
 from pytest_neuronperf.stats import quantiles as stats
-from pytest_neuronperf.stats.quantiles import RoundSummary
+from pytest_neuronperf.stats.rounds import RoundSummary
 
 
 def make_round(
@@ -133,10 +133,11 @@ def test_improvement_passes_with_flag() -> None:
 def test_percentile_with_too_few_samples_is_inconclusive_with_duration_hint() -> None:
     base = [make_round(n_eff_p99=3000.0)] * 3
     cur = [make_round(p99=40.0, n_eff_p99=n, duration_s=5.0) for n in (300.0, 200.0, 250.0)]
-    j = gate.judge_metric("p99", base, cur, tolerance=0.10)
+    j = gate.judge_metric("p99", base, cur, tolerance=0.10, duration_name="--npf-duration")
     assert j.verdict is Verdict.INCONCLUSIVE
     assert j.p_value is None
     assert "too few samples" in j.message
+    assert "(duration=20s)" in gate.judge_metric("p99", base, cur, tolerance=0.10).hint  # the runner's own name
     # 662 needed / 200 present, with a 20% margin: about 4x the 5 s rounds.
     assert "run about 4.0x longer (--npf-duration=20s) to judge p99" in j.hint
     assert "662 needed" in j.hint

@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from pytest_neuronperf.report.markdown import as_measurements, config_label, measurement_label
+from pytest_neuronperf.gate.wording import config_label
+from pytest_neuronperf.report.results_file import as_measurements, measurement_label
 from pytest_neuronperf.spec import fields
 
 pytest.importorskip("matplotlib")
@@ -31,7 +32,7 @@ EXTERNAL = re.compile(r"""(?:src|href)\s*=\s*["']?\s*(?:https?:)?//|url\(\s*["']
 def report_html() -> str:
     import json
 
-    from tests.reports.conftest import RESULTS
+    from tests.report.conftest import RESULTS
 
     return html_report(json.loads(RESULTS.read_text(encoding="utf-8")))
 

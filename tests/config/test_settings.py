@@ -13,7 +13,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pytest_neuronperf.baselines.store import DEFAULT_FINGERPRINT_KEYS, FINGERPRINT_FIELDS
 from pytest_neuronperf.config import settings as settings_module
 from pytest_neuronperf.config.options import OPTIONS, Option
 from pytest_neuronperf.config.settings import (
@@ -35,6 +34,7 @@ from pytest_neuronperf.config.settings import (
     parse_tolerance,
     parse_verbosity,
 )
+from pytest_neuronperf.spec.fields import DEFAULT_FINGERPRINT_KEYS, FINGERPRINT_FIELDS
 
 DURATION_HELP = "expected seconds such as 10, 10s, 2m or 500ms, got"
 
@@ -178,7 +178,7 @@ def test_parse_tolerance_rejects(text: str, message: str) -> None:
     assert error_text(excinfo) == f"--npf-tolerance: {message}"
 
 
-def test_tolerance_defaults_to_ten_percent_and_maps_report_fields() -> None:
+def test_tolerance_defaults_to_five_percent_and_maps_report_fields() -> None:
     tol = Tolerance(throughput=0.05, p50=0.08, p99=0.2)
     assert Tolerance() == Tolerance(0.05, 0.05, 0.05)
     assert tol.for_metric("throughput") == tol.for_metric("throughput_avg") == 0.05

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from pytest_neuronperf.cli import main, parse_inputs
-from tests.reports.conftest import RESULTS
+from tests.report.conftest import RESULTS
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -7,8 +7,8 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from pytest_neuronperf.stats import quantiles as stats
-from pytest_neuronperf.stats.quantiles import RoundSummary
+from pytest_neuronperf.stats import distributions, quantiles, rounds
+from pytest_neuronperf.stats.rounds import RoundSummary
 
 
 def ar1(rng: np.random.Generator, n: int, phi: float) -> npt.NDArray[np.float64]:
@@ -36,93 +36,93 @@ def ar1(rng: np.random.Generator, n: int, phi: float) -> npt.NDArray[np.float64]
     ],
 )
 def test_t_ppf_matches_table(p: float, df: int, expected: float) -> None:
-    assert stats.t_ppf(p, df) == pytest.approx(expected, abs=1e-3)
-    assert stats.t_cdf(expected, df) == pytest.approx(p, abs=1e-4)
+    assert distributions.t_ppf(p, df) == pytest.approx(expected, abs=1e-3)
+    assert distributions.t_cdf(expected, df) == pytest.approx(p, abs=1e-4)
 
 
 def test_t_distribution_symmetry_and_normal_limit() -> None:
-    assert stats.t_ppf(0.025, 7) == pytest.approx(-stats.t_ppf(0.975, 7))
-    assert stats.t_cdf(0.0, 3.5) == pytest.approx(0.5)
-    assert stats.t_cdf(-1.3, 4.2) == pytest.approx(1.0 - stats.t_cdf(1.3, 4.2))
-    assert stats.t_ppf(0.975, 1e9) == pytest.approx(1.959964, abs=1e-5)
-    assert stats.t_cdf(math.inf, 3) == 1.0
+    assert distributions.t_ppf(0.025, 7) == pytest.approx(-distributions.t_ppf(0.975, 7))
+    assert distributions.t_cdf(0.0, 3.5) == pytest.approx(0.5)
+    assert distributions.t_cdf(-1.3, 4.2) == pytest.approx(1.0 - distributions.t_cdf(1.3, 4.2))
+    assert distributions.t_ppf(0.975, 1e9) == pytest.approx(1.959964, abs=1e-5)
+    assert distributions.t_cdf(math.inf, 3) == 1.0
     with pytest.raises(ValueError):
-        stats.t_ppf(1.0, 3)
+        distributions.t_ppf(1.0, 3)
     with pytest.raises(ValueError):
-        stats.t_cdf(1.0, 0)
+        distributions.t_cdf(1.0, 0)
 
 
 def test_betainc_identities() -> None:
-    assert stats.betainc(1.0, 1.0, 0.3) == pytest.approx(0.3)
-    assert stats.betainc(4.5, 4.5, 0.5) == pytest.approx(0.5)
-    assert stats.betainc(2.0, 3.0, 0.4) == pytest.approx(1.0 - stats.betainc(3.0, 2.0, 0.6))
-    assert stats.betainc(2.0, 3.0, 0.0) == 0.0
-    assert stats.betainc(2.0, 3.0, 1.0) == 1.0
+    assert distributions.betainc(1.0, 1.0, 0.3) == pytest.approx(0.3)
+    assert distributions.betainc(4.5, 4.5, 0.5) == pytest.approx(0.5)
+    assert distributions.betainc(2.0, 3.0, 0.4) == pytest.approx(1.0 - distributions.betainc(3.0, 2.0, 0.6))
+    assert distributions.betainc(2.0, 3.0, 0.0) == 0.0
+    assert distributions.betainc(2.0, 3.0, 1.0) == 1.0
 
 
 @pytest.mark.parametrize(("k", "n", "p"), [(0, 10, 0.3), (3, 10, 0.3), (45, 100, 0.5), (98, 100, 0.99)])
 def test_binom_cdf_matches_direct_sum(k: int, n: int, p: float) -> None:
     direct = sum(math.comb(n, i) * p**i * (1 - p) ** (n - i) for i in range(k + 1))
-    assert stats.binom_cdf(k, n, p) == pytest.approx(direct, rel=1e-9)
+    assert distributions.binom_cdf(k, n, p) == pytest.approx(direct, rel=1e-9)
 
 
 # ---------------------------------------------------------------- sample counts for quantiles
 
 
 def test_min_samples_match_loadgen() -> None:
-    assert stats.min_samples_for_quantile(0.90) == 64
-    assert stats.min_samples_for_quantile(0.99) == 662
-    assert stats.min_samples_for_quantile(0.50) < 64 < 662 < stats.min_samples_for_quantile(0.999)
+    assert quantiles.min_samples_for_quantile(0.90) == 64
+    assert quantiles.min_samples_for_quantile(0.99) == 662
+    assert quantiles.min_samples_for_quantile(0.50) < 64 < 662 < quantiles.min_samples_for_quantile(0.999)
 
 
 def test_more_samples_needed() -> None:
-    assert stats.more_samples_needed(0.99, 600.0) == 62
-    assert stats.more_samples_needed(0.99, 5000.0) == 0
-    assert stats.more_samples_needed(0.90, 0.5) == 64
+    assert quantiles.more_samples_needed(0.99, 600.0) == 62
+    assert quantiles.more_samples_needed(0.99, 5000.0) == 0
+    assert quantiles.more_samples_needed(0.90, 0.5) == 64
 
 
 def test_effective_sample_size_iid_is_close_to_n() -> None:
     x = np.random.default_rng(1).normal(size=10_000)
-    assert stats.effective_sample_size(x, 0.5) > 0.75 * x.size
-    assert stats.effective_sample_size(x, 0.99) > 0.75 * x.size
+    assert quantiles.effective_sample_size(x, 0.5) > 0.75 * x.size
+    assert quantiles.effective_sample_size(x, 0.99) > 0.75 * x.size
 
 
 def test_effective_sample_size_shrinks_for_autocorrelated_samples() -> None:
     phi = 0.9
     x = ar1(np.random.default_rng(2), 10_000, phi)
-    n_eff = stats.effective_sample_size(x, 0.5)
+    n_eff = quantiles.effective_sample_size(x, 0.5)
     # n (1 - phi) / (1 + phi) = 526; the median indicator is a little less correlated than x itself.
     assert 0.03 * x.size < n_eff < 0.15 * x.size
-    assert stats.effective_sample_size(x, 0.99) < 0.6 * x.size
+    assert quantiles.effective_sample_size(x, 0.99) < 0.6 * x.size
 
 
 def test_effective_sample_size_edge_cases() -> None:
-    assert stats.effective_sample_size(np.full(500, 3.0), 0.5) == 500.0
-    assert stats.effective_sample_size(np.array([1.0, 2.0, 3.0]), 0.5) == 3.0
+    assert quantiles.effective_sample_size(np.full(500, 3.0), 0.5) == 500.0
+    assert quantiles.effective_sample_size(np.array([1.0, 2.0, 3.0]), 0.5) == 3.0
     with pytest.raises(ValueError):
-        stats.effective_sample_size(np.array([]), 0.5)
+        quantiles.effective_sample_size(np.array([]), 0.5)
     with pytest.raises(ValueError):
-        stats.effective_sample_size(np.arange(10.0), 1.0)
+        quantiles.effective_sample_size(np.arange(10.0), 1.0)
 
 
 def test_quantile_rank_interval_matches_exact_order_statistics() -> None:
     # Textbook 95% intervals for the median: X(2)..X(9) of 10, X(40)..X(61) of 100 (1-based).
-    assert stats.quantile_rank_interval(10, 10.0, 0.5) == (1, 8)
-    assert stats.quantile_rank_interval(100, 100.0, 0.5) == (39, 60)
+    assert quantiles.quantile_rank_interval(10, 10.0, 0.5) == (1, 8)
+    assert quantiles.quantile_rank_interval(100, 100.0, 0.5) == (39, 60)
 
 
 def test_quantile_rank_interval_widens_with_fewer_effective_samples() -> None:
-    full = stats.quantile_rank_interval(1000, 1000.0, 0.5)
-    reduced = stats.quantile_rank_interval(1000, 250.0, 0.5)
+    full = quantiles.quantile_rank_interval(1000, 1000.0, 0.5)
+    reduced = quantiles.quantile_rank_interval(1000, 250.0, 0.5)
     assert full is not None and reduced is not None
     assert reduced[0] < full[0] <= 499 <= full[1] < reduced[1]
 
 
 def test_quantile_rank_interval_refuses_too_few_samples() -> None:
-    assert stats.quantile_rank_interval(100, 100.0, 0.99) is None
-    assert stats.quantile_rank_interval(5000, 300.0, 0.99) is None
-    assert stats.quantile_rank_interval(5000, 0.5, 0.5) is None
-    assert stats.quantile_rank_interval(1000, 1000.0, 0.99) is not None
+    assert quantiles.quantile_rank_interval(100, 100.0, 0.99) is None
+    assert quantiles.quantile_rank_interval(5000, 300.0, 0.99) is None
+    assert quantiles.quantile_rank_interval(5000, 0.5, 0.5) is None
+    assert quantiles.quantile_rank_interval(1000, 1000.0, 0.99) is not None
 
 
 def test_quantile_interval_covers_under_autocorrelation() -> None:
@@ -130,7 +130,7 @@ def test_quantile_interval_covers_under_autocorrelation() -> None:
     phi, hits, trials = 0.8, 0, 120
     for _ in range(trials):
         x = ar1(rng, 2000, phi)
-        _, (lo, hi), _ = stats.quantile_with_ci(x, 0.5)
+        _, (lo, hi), _ = quantiles.quantile_with_ci(x, 0.5)
         hits += lo <= 0.0 <= hi
     # Nominal 95%; ignoring the autocorrelation would cover only about 60% here.
     assert hits / trials >= 0.88
@@ -138,7 +138,7 @@ def test_quantile_interval_covers_under_autocorrelation() -> None:
 
 def test_quantile_with_ci_falls_back_to_sample_range() -> None:
     x = np.random.default_rng(4).exponential(size=50)
-    estimate, (lo, hi), n_eff = stats.quantile_with_ci(x, 0.99)
+    estimate, (lo, hi), n_eff = quantiles.quantile_with_ci(x, 0.99)
     assert (lo, hi) == (float(x.min()), float(x.max()))
     assert lo <= estimate <= hi
     assert 1.0 <= n_eff <= 50
@@ -149,24 +149,24 @@ def test_quantile_with_ci_falls_back_to_sample_range() -> None:
 
 def test_window_throughputs_group_bins() -> None:
     counts = np.full(16, 50)
-    windows = stats.window_throughputs(counts, 0.5)
+    windows = rounds.window_throughputs(counts, 0.5)
     assert windows.size == 4
     np.testing.assert_allclose(windows, 100.0)
-    assert stats.window_throughputs(np.array([10, 20]), 1.0).tolist() == [10.0, 20.0]
+    assert rounds.window_throughputs(np.array([10, 20]), 1.0).tolist() == [10.0, 20.0]
     with pytest.raises(ValueError, match="no inference"):
-        stats.window_throughputs(np.zeros(8), 0.5)
+        rounds.window_throughputs(np.zeros(8), 0.5)
 
 
 def test_steady_throughput_is_stable() -> None:
     counts = np.random.default_rng(5).poisson(500, size=40)
-    stable, cv = stats.stability(counts, 0.5)
+    stable, cv = rounds.stability(counts, 0.5)
     assert stable
     assert 0.0 < cv < 0.05
 
 
 def test_drifting_throughput_is_unstable() -> None:
     counts = np.linspace(600, 400, 40).round()
-    stable, cv = stats.stability(counts, 0.5)
+    stable, cv = rounds.stability(counts, 0.5)
     assert not stable
     assert cv > 0.05
 
@@ -174,21 +174,21 @@ def test_drifting_throughput_is_unstable() -> None:
 def test_disagreeing_last_windows_are_unstable() -> None:
     counts = np.full(36, 500.0)
     counts[-6:] = 700.0  # only the last window jumps: no trend over thirds, but Triton's rule fails
-    stable, _ = stats.stability(counts, 0.5)
+    stable, _ = rounds.stability(counts, 0.5)
     assert not stable
 
 
 def test_too_few_windows_cannot_be_shown_stable() -> None:
-    assert stats.stability(np.array([100, 100]), 1.0) == (False, 0.0)
+    assert rounds.stability(np.array([100, 100]), 1.0) == (False, 0.0)
 
 
 def test_mean_ci_known_values() -> None:
-    lo, hi = stats.mean_ci(np.array([1.0, 2.0, 3.0, 4.0, 5.0]))
+    lo, hi = distributions.mean_ci(np.array([1.0, 2.0, 3.0, 4.0, 5.0]))
     half = 2.776445 * math.sqrt(2.5) / math.sqrt(5)
     assert lo == pytest.approx(3.0 - half, abs=1e-5)
     assert hi == pytest.approx(3.0 + half, abs=1e-5)
     with pytest.raises(ValueError):
-        stats.mean_ci(np.array([1.0]))
+        distributions.mean_ci(np.array([1.0]))
 
 
 def test_throughput_ci_covers_the_rate() -> None:
@@ -196,11 +196,11 @@ def test_throughput_ci_covers_the_rate() -> None:
     hits = 0
     for _ in range(100):
         counts = rng.poisson(200, size=60)
-        lo, hi = stats.throughput_ci(counts, 0.5)
+        lo, hi = rounds.throughput_ci(counts, 0.5)
         hits += lo <= 400.0 <= hi
     assert hits >= 90
     with pytest.raises(ValueError):
-        stats.throughput_ci(np.array([100]), 0.5)
+        rounds.throughput_ci(np.array([100]), 0.5)
 
 
 # ---------------------------------------------------------------- round summary
@@ -210,7 +210,7 @@ def sample_summary() -> RoundSummary:
     rng = np.random.default_rng(7)
     latencies = 5.0 + rng.gamma(2.0, 0.5, size=4000)
     counts = rng.poisson(200, size=40)
-    return stats.summarize_round(latencies, counts, 0.25, duration_s=10.0)
+    return rounds.summarize_round(latencies, counts, 0.25, duration_s=10.0)
 
 
 def test_summarize_round() -> None:
@@ -221,7 +221,7 @@ def test_summarize_round() -> None:
     assert summary.p50_ci[0] <= summary.p50_ms <= summary.p50_ci[1]
     assert summary.p99_ci[0] <= summary.p99_ms <= summary.p99_ci[1]
     assert summary.p50_ms < summary.p99_ms
-    assert summary.n_eff_p99 > stats.min_samples_for_quantile(0.99)
+    assert summary.n_eff_p99 > quantiles.min_samples_for_quantile(0.99)
     assert summary.stable
     assert summary.duration_s == 10.0
 

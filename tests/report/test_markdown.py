@@ -13,19 +13,13 @@ from typing import Any
 import pytest
 
 from pytest_neuronperf.config.settings import Settings
-from pytest_neuronperf.report.markdown import (
-    ResultsFileError,
-    age_text,
-    as_measurements,
-    load_results,
-    markdown_summary,
-    write_markdown,
-)
-from pytest_neuronperf.report.results_file import Measurement
+from pytest_neuronperf.gate.wording import age_text
+from pytest_neuronperf.report.markdown import markdown_summary, write_markdown
+from pytest_neuronperf.report.results_file import Measurement, ResultsFileError, as_measurements, load_results
 from pytest_neuronperf.report.summary import summary_lines
 from pytest_neuronperf.session.session import NpfSession
 from pytest_neuronperf.spec import fields
-from tests.reports.conftest import DATA, RESULTS
+from tests.report.conftest import DATA, RESULTS
 
 
 def check_golden(name: str, text: str) -> None:

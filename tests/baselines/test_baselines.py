@@ -17,25 +17,18 @@ from hypothesis import strategies as st
 from pytest_neuronperf._util.atomic_write import write_atomic
 from pytest_neuronperf._util.filelock import FileLock, LockTimeoutError
 from pytest_neuronperf.baselines import store as baseline_module
-from pytest_neuronperf.baselines.environment import fingerprint, fingerprint_matches
-from pytest_neuronperf.baselines.store import (
-    DEFAULT_FINGERPRINT_KEYS,
-    FINGERPRINT_FIELDS,
+from pytest_neuronperf.baselines.environment import fingerprint, fingerprint_differences
+from pytest_neuronperf.baselines.keys import config_key, entry_key, split_nodeid
+from pytest_neuronperf.baselines.schema import (
     FIX_HINT,
     SCHEMA_VERSION,
     BaselineFile,
     BaselineFileError,
     BaselineRecord,
-    BaselineStore,
-    baseline_relpath,
-    config_key,
-    entry_key,
-    iter_baselines,
-    lock_path,
     parse_baseline,
-    split_nodeid,
 )
-from pytest_neuronperf.spec.fields import MATRIX_KEYS
+from pytest_neuronperf.baselines.store import BaselineStore, baseline_relpath, iter_baselines, lock_path
+from pytest_neuronperf.spec.fields import DEFAULT_FINGERPRINT_KEYS, FINGERPRINT_FIELDS, MATRIX_KEYS
 
 MODULE = "tests/models/test_mlp.py"
 KEYS = DEFAULT_FINGERPRINT_KEYS
@@ -180,14 +173,14 @@ def test_fingerprint_reads_versions_without_importing_torch() -> None:
     assert out.stdout.split() == ["False", "True"]
 
 
-def test_fingerprint_matches_lists_differing_keys() -> None:
+def test_fingerprint_differences_lists_differing_keys() -> None:
     there = {**HERE, "instance_type": "c5.xlarge", "python": "3.12.0"}
-    assert fingerprint_matches(HERE, HERE, KEYS) == []
-    assert fingerprint_matches(HERE, there, KEYS) == ["instance_type"]
-    assert fingerprint_matches(HERE, there, FINGERPRINT_FIELDS) == ["instance_type", "python"]
-    assert fingerprint_matches(HERE, there, ()) == []
+    assert fingerprint_differences(HERE, HERE, KEYS) == []
+    assert fingerprint_differences(HERE, there, KEYS) == ["instance_type"]
+    assert fingerprint_differences(HERE, there, FINGERPRINT_FIELDS) == ["instance_type", "python"]
+    assert fingerprint_differences(HERE, there, ()) == []
     partial = {k: v for k, v in HERE.items() if k != "torch"}
-    assert fingerprint_matches(partial, HERE, KEYS) == ["torch"]
+    assert fingerprint_differences(partial, HERE, KEYS) == ["torch"]
 
 
 # --- round trip and format ----------------------------------------------------------------------

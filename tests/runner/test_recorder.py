@@ -24,7 +24,7 @@ def test_percentiles_are_nearest_rank_when_every_sample_is_kept() -> None:
     data = np.random.default_rng(1).integers(1000, 5_000_000, size=10_001).astype(np.int64)
     s.add(data)
     s.traces.append(data)
-    got = s.percentiles_ns((0, 50, 99, 100))
+    got = s.percentiles((0, 50, 99, 100))
     assert got == [float(v) for v in np.percentile(data, [0, 50, 99, 100], method="inverted_cdf")]
 
 
@@ -33,9 +33,9 @@ def test_histogram_percentiles_when_the_trace_is_incomplete() -> None:
     data = np.random.default_rng(2).lognormal(12, 0.5, size=50_000).astype(np.int64)
     s.add(data)
     exact = np.percentile(data, [50, 90, 99], method="inverted_cdf")
-    got = s.percentiles_ns((50, 90, 99))
+    got = s.percentiles((50, 90, 99))
     assert np.allclose(got, exact, rtol=1 / 1024)
-    assert s.percentiles_ns((0, 100)) == [float(data.min()), float(data.max())]
+    assert s.percentiles((0, 100)) == [float(data.min()), float(data.max())]
 
 
 def test_recorder_folds_chunks_and_bins_by_end_time() -> None:
@@ -66,7 +66,7 @@ def test_trace_is_capped() -> None:
         rec.flush()
     assert sum(t.size for t in rec.stats.e2e.traces) == TRACE_CAP
     assert rec.stats.e2e.complete is False
-    assert rec.stats.e2e.percentiles_ns((50,)) == [pytest.approx(5)]
+    assert rec.stats.e2e.percentiles((50,)) == [pytest.approx(5)]
 
 
 def test_merge_adds_counts_and_keeps_extremes() -> None:

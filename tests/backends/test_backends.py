@@ -242,7 +242,7 @@ def test_enter_copy_sets_visible_cores_and_drops_num_cores(monkeypatch):
 
 def test_load_model_refuses_a_model_class():
     source = ModelSource.factory(torch.nn.Identity)
-    with pytest.raises(ValueError, match=r"compile it first with pytest_neuronperf.compile.parent\(.*compile=True"):
+    with pytest.raises(ValueError, match=r"compile it first with pytest_neuronperf.torch.compile\(.*compile=True"):
         NeuronBackend().load_model(source, Placement(copy_index=0, cores=(0,)))
 
 

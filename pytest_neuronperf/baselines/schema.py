@@ -1,0 +1,272 @@
+"""The baseline file format: records, files, and the checks that reject a damaged file.
+
+Baselines are committed next to the code they measure, so the files are
+written for people and for ``git diff``: JSON with two-space indents, sorted
+keys, one trailing newline, and records in a stable order. One file holds the
+baselines of one test module::
+
+    {"schema_version": 1,
+     "entries": {"<test>::<measurement>::<config key>": [<record>, ...]}}
+
+An entry holds one record per environment (see
+:func:`pytest_neuronperf.baselines.environment.fingerprint`), so the same file can carry
+baselines for several machine types side by side.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import numbers
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Final
+
+from pytest_neuronperf.spec.fields import CDF_KEY, LATENCY_KEYS
+
+SCHEMA_VERSION: Final = 1
+
+# The report fields kept in a baseline file: enough for people reading a diff, not every detail.
+BASELINE_REPORT_KEYS: tuple[str, ...] = (
+    "model_name", "device_type", "batch_size", "n_models", "workers_per_model", "pipeline_size",
+    "throughput_avg", "throughput_peak", *LATENCY_KEYS, "latency_samples", "duration", CDF_KEY,
+)
+# What identifies the configuration a record belongs to.
+_CONFIG_FIELDS: Final = ("model_name", "device_type", "batch_size", "n_models", "workers_per_model", "pipeline_size")
+_RECORD_KEYS: Final = frozenset({"fingerprint", "saved_at", "config", "rounds", "report"})
+_TOP_KEYS: Final = frozenset({"schema_version", "entries"})
+
+FIX_HINT: Final = (
+    "delete it, restore it from version control, or pass --npf-overwrite-corrupt to replace it "
+    "(the bad file is then kept beside it as <name>.corrupt-<time>)"
+)
+
+
+class BaselineFileError(ValueError):
+    """A baseline file exists but cannot be used; the message names the file, the problem and the fixes."""
+
+    def __init__(self, path: str | os.PathLike[str], problem: str, hint: str = FIX_HINT) -> None:
+        self.path = Path(path)
+        self.problem = problem
+        self.hint = hint
+        super().__init__(f"baseline file {self.path} is unusable: {problem}. To fix it, {hint}")
+
+
+class _Malformed(Exception):
+    """A problem found while validating a document; becomes a BaselineFileError with the path."""
+
+    def __init__(self, problem: str, hint: str = FIX_HINT) -> None:
+        super().__init__(problem)
+        self.problem = problem
+        self.hint = hint
+
+
+def utc_now() -> str:
+    """The current time as ISO-8601 UTC with a ``Z`` suffix, to the second."""
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# --- records ------------------------------------------------------------------------------------
+
+
+def _to_json(value: object, where: str) -> object:
+    """A JSON-ready copy of ``value``; non-finite floats become null, since JSON has no NaN."""
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        number = float(value)
+        return number if math.isfinite(number) else None
+    if isinstance(value, Mapping):
+        out: dict[str, object] = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise TypeError(f"{where}: keys must be strings, got {key!r}")
+            out[key] = _to_json(item, f"{where}.{key}")
+        return out
+    if isinstance(value, (list, tuple)):
+        return [_to_json(item, f"{where}[{i}]") for i, item in enumerate(value)]
+    raise TypeError(f"{where}: {type(value).__name__} cannot be stored in a baseline (value {value!r})")
+
+
+@dataclass(frozen=True)
+class BaselineRecord:
+    """The baseline of one entry in one environment.
+
+    ``rounds`` are the per-round summaries the comparison works from (their
+    fields belong to the stats module); ``report`` is the summary report shown
+    to people.
+    """
+
+    fingerprint: Mapping[str, str]
+    config: Mapping[str, object]
+    rounds: Sequence[Mapping[str, object]]
+    report: Mapping[str, object]
+    saved_at: str = field(default_factory=utc_now)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "rounds", tuple(self.rounds))
+
+    def to_json(self) -> dict[str, object]:
+        """A JSON-ready dict; TypeError if any value cannot be stored."""
+        for key, value in self.fingerprint.items():
+            if not isinstance(key, str) or not isinstance(value, str):
+                raise TypeError(f"fingerprint values must be strings, got {key!r}: {value!r}")
+        return {
+            "fingerprint": dict(self.fingerprint),
+            "saved_at": self.saved_at,
+            "config": _to_json(self.config, "config"),
+            "rounds": _to_json(list(self.rounds), "rounds"),
+            "report": _to_json(self.report, "report"),
+        }
+
+    @classmethod
+    def from_report(cls, report: Mapping[str, object], fingerprint: Mapping[str, str]) -> BaselineRecord:
+        """The record of a finished report: its rounds for the gate, a summary for people."""
+        rounds = report.get("rounds")
+        if not isinstance(rounds, (list, tuple)) or not rounds:
+            raise ValueError("a baseline record needs the report's rounds")
+        return cls(
+            fingerprint=dict(fingerprint),
+            config={k: report.get(k) for k in _CONFIG_FIELDS},
+            rounds=list(rounds),
+            report={k: report.get(k) for k in BASELINE_REPORT_KEYS},
+        )
+
+    @classmethod
+    def from_json(cls, data: object, where: str) -> BaselineRecord:
+        if not isinstance(data, dict):
+            raise _Malformed(f"{where} must be an object, got {_kind(data)}")
+        missing = sorted(_RECORD_KEYS - data.keys())
+        if missing:
+            raise _Malformed(f"{where} lacks {', '.join(missing)}")
+        unknown = sorted(data.keys() - _RECORD_KEYS)
+        if unknown:
+            raise _Malformed(f"{where} has unexpected keys {', '.join(map(repr, unknown))}")
+        fp = data["fingerprint"]
+        if not isinstance(fp, dict) or not all(isinstance(v, str) for v in fp.values()):
+            raise _Malformed(f"{where}.fingerprint must be an object of strings")
+        if not isinstance(data["saved_at"], str):
+            raise _Malformed(f"{where}.saved_at must be a string, got {_kind(data['saved_at'])}")
+        for name in ("config", "report"):
+            if not isinstance(data[name], dict):
+                raise _Malformed(f"{where}.{name} must be an object, got {_kind(data[name])}")
+        rounds = data["rounds"]
+        if not isinstance(rounds, list) or not all(isinstance(r, dict) for r in rounds):
+            raise _Malformed(f"{where}.rounds must be a list of objects")
+        return cls(
+            fingerprint=fp,
+            config=data["config"],
+            rounds=rounds,
+            report=data["report"],
+            saved_at=data["saved_at"],
+        )
+
+
+def _kind(value: object) -> str:
+    names = {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}
+    return names.get(type(value), "a number")
+
+
+def record_order(record: BaselineRecord) -> str:
+    return json.dumps(dict(record.fingerprint), sort_keys=True)
+
+
+# --- files --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BaselineFile:
+    """The baselines of one test module; ``entries`` is empty when the file does not exist."""
+
+    path: Path
+    entries: Mapping[str, tuple[BaselineRecord, ...]] = field(default_factory=dict)
+
+    def records(self, entry_key: str) -> tuple[BaselineRecord, ...]:
+        return self.entries.get(entry_key, ())
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "entries": {key: [r.to_json() for r in records] for key, records in self.entries.items()},
+        }
+
+    def dumps(self) -> bytes:
+        """The file's bytes: the same content always gives the same bytes."""
+        doc = self.to_json()
+        try:
+            text = json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False)
+            return (text + "\n").encode("utf-8")
+        except UnicodeEncodeError:
+            # Lone surrogates (possible from a "\ud800" escape in a loaded file)
+            # have no UTF-8 form; escaped ASCII keeps the file loadable.
+            text = json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=True, allow_nan=False)
+            return (text + "\n").encode("ascii")
+
+
+def parse_baseline(data: bytes, path: str | os.PathLike[str]) -> BaselineFile:
+    """Parse and validate a baseline file's bytes; BaselineFileError is the only error raised."""
+    try:
+        return _parse(data, Path(path))
+    except _Malformed as exc:
+        raise BaselineFileError(path, exc.problem, exc.hint) from None
+
+
+def _parse(data: bytes, path: Path) -> BaselineFile:
+    try:
+        text = data.decode("utf-8-sig")  # tolerate the BOM some Windows editors add
+    except UnicodeDecodeError as exc:
+        raise _Malformed(f"it is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    if not text.strip():
+        raise _Malformed("it is empty")
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise _Malformed(
+            f"it is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}; truncated or mis-edited?)"
+        ) from None
+    except (ValueError, RecursionError) as exc:
+        raise _Malformed(f"it is not valid JSON ({exc})") from None
+    if not isinstance(doc, dict):
+        raise _Malformed(f"the top level must be an object, got {_kind(doc)}")
+    if "schema_version" not in doc:
+        raise _Malformed("it has no schema_version")
+    version = doc["schema_version"]
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise _Malformed(f"schema_version must be an integer, got {json.dumps(version)[:40]}")
+    if version > SCHEMA_VERSION:
+        raise _Malformed(
+            f"it has schema_version {version}, written by a newer pytest-neuronperf "
+            f"(this one reads up to {SCHEMA_VERSION})",
+            hint=f"upgrade pytest-neuronperf, or {FIX_HINT}",
+        )
+    if version < 1:
+        raise _Malformed(f"schema_version {version} is not one any pytest-neuronperf writes")
+    unknown = sorted(doc.keys() - _TOP_KEYS)
+    if unknown:
+        raise _Malformed(f"it has unexpected top-level keys {', '.join(map(repr, unknown))}")
+    raw_entries = doc.get("entries")
+    if not isinstance(raw_entries, dict):
+        raise _Malformed(f"'entries' must be an object, got {_kind(raw_entries)}")
+    entries: dict[str, tuple[BaselineRecord, ...]] = {}
+    for key, records in raw_entries.items():
+        if not isinstance(records, list):
+            raise _Malformed(f"entries[{key!r}] must be a list of records, got {_kind(records)}")
+        entries[key] = tuple(
+            BaselineRecord.from_json(record, f"entries[{key!r}][{i}]") for i, record in enumerate(records)
+        )
+    return BaselineFile(path, entries)
+
+
+def read_baseline(path: str | os.PathLike[str]) -> BaselineFile:
+    """Load one baseline file; a missing file is an empty one, a malformed one a BaselineFileError."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return BaselineFile(path)
+    return parse_baseline(data, path)

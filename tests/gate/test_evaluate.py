@@ -1,0 +1,143 @@
+"""Judging a whole measurement without pytest: the service the fixture and ``npf compare`` share."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from pytest_neuronperf.gate.evaluate import STALE_NOTE, GateRules, Limits, judge_measurement
+from pytest_neuronperf.gate.tolerance import Tolerance
+from pytest_neuronperf.gate.verdict import Verdict, combine
+from tests.gate.test_judge import make_round
+
+
+@dataclass(frozen=True)
+class Record:
+    rounds: Sequence[Mapping[str, object]]
+    report: Mapping[str, object] = field(default_factory=dict)
+    saved_at: str = "2026-11-30T10:00:00Z"
+
+
+@dataclass(frozen=True)
+class Found:
+    record: Record | None
+    why: str = "no baseline saved for it"
+
+    def explain(self) -> str:
+        return self.why
+
+
+def report(n_models: int = 1, *, throughput: float = 1000.0, p99: float = 20.0, status: str = "finished",
+           rounds: int = 3) -> dict[str, Any]:
+    return {
+        "n_models": n_models, "workers_per_model": 1, "batch_size": 1, "pipeline_size": 1, "status": status,
+        "reason": None if status == "finished" else "needs 10 cores",
+        "throughput_avg": throughput, "latency_ms_p50": 10.0, "latency_ms_p99": p99,
+        "rounds": [make_round(throughput * f, p99=p99 * f).to_dict() for f in (0.99, 1.0, 1.01)[:rounds]],
+    }
+
+
+def baseline(throughput: float = 1000.0, p99: float = 20.0) -> Found:
+    return Found(Record([make_round(throughput * f, p99=p99 * f).to_dict() for f in (0.99, 1.0, 1.01)],
+                        {"throughput_avg": throughput}))
+
+
+def test_unchanged_performance_passes_every_metric() -> None:
+    judged = judge_measurement("default", [report()], {"b1-n1-w1-p1": baseline()}, GateRules())
+    assert judged.verdict is Verdict.PASS
+    [outcome] = judged.outcomes
+    assert outcome.verdict is Verdict.PASS
+    assert [j.metric for j in outcome.judgements] == ["throughput", "p50", "p99"]
+    assert outcome.to_dict()["verdict"] == "pass"
+    assert outcome.to_dict()["baseline_saved_at"] == "2026-11-30T10:00:00Z"
+    assert judged.failure_message().startswith("performance regression in measurement 'default'")
+
+
+def test_a_slowdown_fails_with_a_table_and_reasons() -> None:
+    judged = judge_measurement("bs8", [report(throughput=700.0, p99=30.0)], {"b1-n1-w1-p1": baseline()},
+                               GateRules(tolerance=Tolerance(0.05, 0.05, 0.05)))
+    assert judged.verdict is Verdict.FAIL
+    message = judged.failure_message()
+    assert "measurement 'bs8'" in message
+    assert "n_models=1 workers=1 batch=1 pipeline=1: throughput 700/s vs baseline 1000/s" in message
+    assert "beyond 5%" in message
+    assert judged.needing_confirmation() == judged.outcomes
+
+
+def test_no_reference_is_reported_and_fails_only_when_required() -> None:
+    lookups = {"b1-n1-w1-p1": Found(None, "baseline exists for instance_type=c5.xlarge, not this machine's m5")}
+    relaxed = judge_measurement("default", [report()], lookups, GateRules())
+    assert relaxed.verdict is Verdict.PASS
+    assert relaxed.outcomes[0].verdict is Verdict.NO_BASELINE
+    assert relaxed.notes == ["n_models=1 workers=1 batch=1 pipeline=1: baseline exists for instance_type=c5.xlarge, "
+                             "not this machine's m5"]
+    required = judge_measurement("default", [report()], lookups, GateRules(require_baseline=True))
+    assert required.verdict is Verdict.FAIL
+    assert "--npf-require-baseline is set" in required.failure_message()
+
+
+def test_without_comparison_only_limits_judge() -> None:
+    rules = GateRules(compare=False, limits=Limits(min_throughput=2000.0))
+    judged = judge_measurement("default", [report()], {"b1-n1-w1-p1": baseline()}, rules)
+    [outcome] = judged.outcomes
+    assert outcome.judgements == []
+    assert outcome.limit_failures == ["throughput_avg 1000/s is below the minimum 2000/s"]
+    assert judged.verdict is Verdict.FAIL
+    assert Limits(max_p99_ms=5.0).describe("p99") == "<= 5 ms"
+    assert Limits(min_throughput=500.0).describe("throughput") == ">= 500/s"
+
+
+def test_a_skipped_configuration_is_kept_with_its_reason() -> None:
+    judged = judge_measurement("default", [report(), report(8, status="skipped")], {"b1-n1-w1-p1": baseline()},
+                               GateRules())
+    assert [o.verdict for o in judged.outcomes] == [Verdict.PASS, Verdict.SKIPPED]
+    assert judged.outcomes[1].note == "needs 10 cores"
+
+
+def test_a_much_faster_run_says_the_baseline_is_stale() -> None:
+    judged = judge_measurement("default", [report(throughput=2000.0, p99=10.0)], {"b1-n1-w1-p1": baseline()},
+                               GateRules())
+    assert judged.verdict is Verdict.PASS
+    assert judged.outcomes[0].note == STALE_NOTE
+
+
+def test_strict_makes_an_inconclusive_measurement_fail() -> None:
+    few = {"b1-n1-w1-p1": baseline()}
+    one_round = [report(throughput=960.0, rounds=1)]
+    assert judge_measurement("default", one_round, few, GateRules()).verdict is Verdict.INCONCLUSIVE
+    assert judge_measurement("default", one_round, few, GateRules(strict=True)).verdict is Verdict.FAIL
+
+
+def test_limits_take_only_their_keywords() -> None:
+    params = {"min_throughput": 5.0, "max_p99_ms": 2.0, "duration": 1.0}
+    limits = Limits.take(params)
+    assert limits.values == {"min_throughput": 5.0, "max_p99_ms": 2.0}
+    assert params == {"duration": 1.0}
+    with pytest.raises(TypeError, match="unknown limit"):
+        Limits(max_p90_ms=1.0)
+
+
+@pytest.mark.parametrize(
+    ("verdicts", "strict", "require", "expected"),
+    [
+        ([], False, False, Verdict.PASS),
+        (["pass", "measured", "skipped"], False, False, Verdict.PASS),
+        (["pass", "inconclusive"], False, False, Verdict.INCONCLUSIVE),
+        (["pass", "inconclusive"], True, False, Verdict.FAIL),
+        (["no baseline"], False, False, Verdict.PASS),
+        (["no baseline"], False, True, Verdict.FAIL),
+        (["inconclusive", "fail"], False, False, Verdict.FAIL),
+        (["error"], False, False, Verdict.FAIL),
+    ],
+)
+def test_one_rule_combines_verdicts(verdicts: list[str], strict: bool, require: bool, expected: Verdict) -> None:
+    assert combine(verdicts, strict=strict, require_baseline=require) is expected
+
+
+def test_verdicts_are_their_strings() -> None:
+    assert Verdict.NO_BASELINE == "no baseline"
+    assert f"{Verdict.FAIL}" == "fail"
+    assert {Verdict.PASS: 1}.get("pass") == 1
