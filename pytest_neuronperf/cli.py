@@ -1,6 +1,7 @@
 """``npf``: compare saved results with baselines, show what is stored, write reports, run a benchmark.
 
-Exit status: 0 fine, 1 a regression (``compare``) or a failed benchmark (``run``), 2 bad input.
+Exit status: 0 fine, 1 a regression or an errored measurement (``compare``) or a failed benchmark (``run``),
+2 bad input, 3 nothing compared (``compare`` found no baseline for any result; ``--allow-missing`` makes it 0).
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from pytest_neuronperf.config.options import DEFAULT_BASELINE_DIR
 EXIT_OK: Final = 0
 EXIT_REGRESSION: Final = 1
 EXIT_BAD_INPUT: Final = 2
-
+# Not 0: a gate pointed at the wrong folder (or at another machine's baselines) would pass forever.
+EXIT_NOTHING_COMPARED: Final = 3
 
 
 class InputError(Exception):
@@ -34,7 +36,14 @@ examples:
 
 RESULTS is the file written by pytest --npf-json=results.json. Each measurement is judged
 against the baseline entries of the same test, measurement and configuration, with the
-gate the plugin uses. Exit status: 0 no regression, 1 a regression, 2 bad input.
+gate the plugin uses.
+
+exit status:
+  0  no regression
+  1  a regression, or a measurement or configuration that errored in the run
+  2  bad input (a missing or malformed results or baseline file, a bad option)
+  3  nothing was compared: no baseline in BASELINE applies to any result (a wrong
+     folder, or baselines of another environment); --allow-missing makes this 0
 """
 
 
@@ -61,11 +70,12 @@ def _module_matches_file(module: str, baseline: Path) -> bool:
 
 
 def cmd_compare(args: argparse.Namespace, out: IO[str]) -> int:
-    from pytest_neuronperf.baselines.schema import read_baseline
+    from pytest_neuronperf.baselines.schema import BaselineFileError, read_baseline
     from pytest_neuronperf.gate.evaluate import GateRules, judge_measurement
     from pytest_neuronperf.gate.verdict import Verdict
     from pytest_neuronperf.report.results_file import Measurement, ResultsFileError, as_measurements, load_results
     from pytest_neuronperf.report.summary import summary_lines
+    from pytest_neuronperf.spec.fields import STATUS_OK
 
     base = Path(args.baseline)
     if not base.exists():
@@ -84,22 +94,42 @@ def cmd_compare(args: argparse.Namespace, out: IO[str]) -> int:
     judged: list[Measurement] = []
     failures: list[str] = []
     unsure: list[str] = []
+    compared = 0
     for m in measurements:
         module, test_name = m.module_path, m.test_name
         if only_matching and not _module_matches_file(module, base):
             continue
-        lookups = store_for(module).lookup_reports(module, test_name, m.name, m.reports, m.fingerprint,
-                                                   args.fingerprint_keys)
-        result = judge_measurement(m.name, m.reports, lookups, rules)
+        if m.errored and not m.reports:
+            # The run raised before this measurement had reports: nothing to judge, and it must not pass.
+            judged.append(m)
+            failures.append(f"{m.label}: the measurement errored in the run: {m.error_text()}")
+            continue
+        store = store_for(module)
+        try:
+            lookups = store.lookup_reports(module, test_name, m.name, m.reports, m.fingerprint,
+                                           args.fingerprint_keys)
+        except BaselineFileError:
+            raise
+        except ValueError as exc:  # a module path in the results that maps outside the baseline folder
+            raise InputError(f"results file {args.new}: {m.label}: {exc}") from None
+        try:
+            result = judge_measurement(m.name, m.reports, lookups, rules)
+        except ValueError as exc:
+            # load_results checked this run's side, so what is left to be malformed is the baseline's.
+            raise InputError(f"cannot compare {m.label} of {args.new} with its baseline in "
+                             f"{next(iter(lookups.values())).path if lookups else base}: {exc}") from None
+        compared += sum(1 for o in result.outcomes if o.judgements)
         judged.append(Measurement(m.nodeid, m.name, m.device_type, m.fingerprint, result.verdict.value, m.reports,
-                                  [o.to_dict() for o in result.outcomes], result.notes))
+                                  [o.to_dict() for o in result.outcomes], result.notes, module_path=m.module_path,
+                                  test_name=m.test_name, error=m.error))
         if result.verdict is Verdict.FAIL:
             failures.append(f"{m.label}: {result.failure_message()}")
+        elif m.errored:
+            failures.append(f"{m.label}: the measurement errored in the run: {m.error_text()}")
         elif result.verdict is Verdict.INCONCLUSIVE:
             unsure += [f"{m.label}: {line}" for line in result.inconclusive_lines()]
     if not judged:
         print(f"no measurements to compare in {args.new}", file=out)
-        return EXIT_OK
     for line in summary_lines(judged, verbose=False):
         print(line, file=out)
     for line in unsure:
@@ -107,7 +137,16 @@ def cmd_compare(args: argparse.Namespace, out: IO[str]) -> int:
     for failure in failures:
         print("", file=out)
         print(f"FAILED {failure}", file=out)
-    return EXIT_REGRESSION if failures else EXIT_OK
+    if failures:
+        return EXIT_REGRESSION
+    if not compared and not args.allow_missing:
+        configs = sum(1 for m in judged for r in m.reports if r.get("status") == STATUS_OK)
+        print(f"npf compare: error: nothing was compared: no baseline in {base} applies to any of the {configs} "
+              f"finished configuration(s) in {args.new} (the notes above say why); is {base} the baseline "
+              f"folder (default {DEFAULT_BASELINE_DIR})? Pass --allow-missing to accept results without a "
+              "baseline", file=sys.stderr)
+        return EXIT_NOTHING_COMPARED
+    return EXIT_OK
 
 
 # --- show ---------------------------------------------------------------------------------------------
@@ -193,7 +232,7 @@ def cmd_report(args: argparse.Namespace, out: IO[str]) -> int:
     from pytest_neuronperf.report.results_file import ResultsFileError, load_results
 
     if not args.html and not args.md:
-        raise InputError("npf report: nothing to write; give --html FILE and/or --md FILE")
+        raise InputError("nothing to write; give --html FILE and/or --md FILE")
     if args.html:
         from pytest_neuronperf.report.html import ReportDependencyError, require_matplotlib
 
@@ -284,6 +323,19 @@ def load_model(spec: str) -> Any:
     return obj
 
 
+def _at_least_one(option: str) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text.strip())
+        except ValueError:
+            value = 0
+        if value < 1:
+            raise argparse.ArgumentTypeError(f"{option}: expected a whole number of at least 1, got {text!r}")
+        return value
+
+    return parse
+
+
 def _int_list(option: str, allow_max: bool = False) -> Callable[[str], list[int | str]]:
     from pytest_neuronperf.config.settings import SettingsError, parse_int_list
 
@@ -360,10 +412,12 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("baseline", metavar="BASELINE", help="baseline folder, or one baseline file")
     compare.add_argument("new", metavar="RESULTS", help="results file written by pytest --npf-json")
     compare.add_argument("--tolerance", type=_checked(parse_tolerance, "--tolerance"), default=Tolerance(),
-                         help="allowed change: 10%% or 0.1 for all metrics, or throughput=5%%,p99=10%% "
-                              f"(default: {str(Tolerance()).replace('%', '%%')})")
+                         help="allowed change, one value for all metrics (8%% or 0.08) or per metric "
+                              f"(throughput=5%%,p99=10%%); default: {str(Tolerance()).replace('%', '%%')}")
     compare.add_argument("--strict", action="store_true",
                          help="fail on inconclusive comparisons too, not only on clear regressions")
+    compare.add_argument("--allow-missing", action="store_true",
+                         help="exit 0, not 3, when no baseline applies to any result (a first run, say)")
     compare.add_argument("--fingerprint-keys", type=_checked(parse_fingerprint_keys, "--fingerprint-keys"),
                          default=DEFAULT_FINGERPRINT_KEYS, metavar="FIELDS",
                          help="environment fields that must match for a baseline to apply, or none "
@@ -398,7 +452,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="model copies to sweep, such as 1,2 or 1,max")
     run.add_argument("--workers", type=_int_list("--workers"), metavar="LIST",
                      help="worker threads per model copy to sweep, such as 1,2")
-    run.add_argument("--rounds", type=int, default=1, metavar="N",
+    run.add_argument("--rounds", type=_at_least_one("--rounds"), default=1, metavar="N",
                      help="rounds per configuration, the duration split between them (default: 1)")
     run.add_argument("--device", default="cpu", help="device type: cpu, cuda, neuron, ... (default: cpu)")
     run.add_argument("--model-name", help="name shown in the reports (default: the class name)")
@@ -426,6 +480,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     except OSError as exc:
         print(f"npf {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except RecursionError:
+        print(f"npf {args.command}: error: an input file nests lists or objects too deeply to be read",
+              file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print(f"npf {args.command}: interrupted", file=sys.stderr)

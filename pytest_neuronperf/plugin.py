@@ -29,11 +29,16 @@ if TYPE_CHECKING:
     from pytest_neuronperf.session.session import NpfSession
 
 WORKEROUTPUT_KEY = "neuronperf_measurements"
+# Attributes of a worker's test reports, which xdist serialises with the report: the measurements
+# made during that phase (JSON text), and, on the setup report, that the test is a benchmark test.
+REPORT_MEASUREMENTS = "npf_measurements"
+REPORT_BENCHMARK = "npf_benchmark"
 CONFIGURED_KEY = pytest.StashKey[bool]()
 SETTINGS_KEY = pytest.StashKey["Settings"]()
 SESSION_KEY = pytest.StashKey["NpfSession"]()
 PROGRESS_KEY = pytest.StashKey["ProgressView"]()
 BENCH_KEY = pytest.StashKey["NpfBench"]()
+INBOX_KEY = pytest.StashKey["_WorkerReports"]()
 _SignalHandler = Union[Callable[[int, Union[FrameType, None]], Any], int, signal.Handlers, None]
 SIGTERM_KEY = pytest.StashKey[_SignalHandler]()
 
@@ -141,6 +146,10 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         del config.stash[PROGRESS_KEY]
     if SESSION_KEY in config.stash:
         del config.stash[SESSION_KEY]
+    inbox = config.stash.get(INBOX_KEY, None)
+    if inbox is not None:
+        del config.stash[INBOX_KEY]
+        config.pluginmanager.unregister(inbox)
     if SETTINGS_KEY in config.stash:
         del config.stash[SETTINGS_KEY]
     if CONFIGURED_KEY in config.stash:
@@ -150,16 +159,75 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 # -- pytest-xdist ---------------------------------------------------------------------------------
 
 
+class _WorkerReports:
+    """On the xdist controller: takes the measurements each worker's test reports carry, as they
+    come, and keeps track of the benchmark tests under way on each worker, so that a worker that
+    dies loses only the test it was running, and says so."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.running: dict[str, str] = {}  # benchmark test id -> the worker running it
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        worker = getattr(report, "worker_id", None)
+        if worker is None:
+            return  # not a worker's report (xdist's own report of a crashed test, say)
+        if report.when == "setup" and getattr(report, REPORT_BENCHMARK, False):
+            self.running[report.nodeid] = str(worker)
+        elif report.when in ("call", "teardown"):
+            # The call report carries what the test measured: from here on nothing of it can be lost.
+            self.running.pop(report.nodeid, None)
+        payload = getattr(report, REPORT_MEASUREMENTS, None)
+        if isinstance(payload, str) and payload:
+            _session(self.config).receive(payload)
+
+    def running_on(self, worker: str) -> list[str]:
+        nodeids = sorted(nodeid for nodeid, on in self.running.items() if on == worker)
+        for nodeid in nodeids:
+            del self.running[nodeid]
+        return nodeids
+
+
+def _worker_reports(config: pytest.Config) -> _WorkerReports:
+    inbox = config.stash.get(INBOX_KEY, None)
+    if inbox is None:
+        inbox = config.stash[INBOX_KEY] = _WorkerReports(config)
+        config.pluginmanager.register(inbox, "neuronperf-worker-reports")
+    return inbox
+
+
 @pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node: Any) -> None:
+    _worker_reports(node.config)
     _progress(node.config).configure_node(node)
 
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_testnodedown(node: Any, error: Any) -> None:
+    # What a worker measured after its last test report (rare: a session-scoped fixture's own
+    # teardown), sent with its output at shutdown.
     payload = getattr(node, "workeroutput", {}).get(WORKEROUTPUT_KEY)
     if payload:
         _session(node.config).receive(payload)
+    if error is not None and error != "keyboard-interrupt":  # an interrupted run is reported as such
+        inbox = node.config.stash.get(INBOX_KEY, None)
+        worker = str(getattr(getattr(node, "gateway", None), "id", "?"))
+        lost = inbox.running_on(worker) if inbox is not None else []
+        if lost:
+            _session(node.config).lost(lost, worker, error)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
+    report = yield
+    if hasattr(item.config, "workerinput"):  # an xdist worker: each phase's report carries what it measured
+        if call.when == "setup" and _is_benchmark(item):
+            setattr(report, REPORT_BENCHMARK, True)
+        npf_session = item.config.stash.get(SESSION_KEY, None)
+        payload = npf_session.payload() if npf_session is not None else ""
+        if payload:
+            setattr(report, REPORT_MEASUREMENTS, payload)
+    return report
 
 
 # -- the end of the run ---------------------------------------------------------------------------
@@ -230,7 +298,7 @@ def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: objec
 
         try:
             check_keywords(marker.kwargs, f"{item.nodeid}: @pytest.mark.{MARKER}")
-        except TypeError as exc:
+        except (TypeError, ValueError) as exc:
             raise collector.CollectError(str(exc)) from None
     return result
 

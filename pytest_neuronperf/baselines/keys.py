@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 from pytest_neuronperf.spec.matrix import config_key
 
-__all__ = ["config_key", "entry_key", "split_nodeid"]
+__all__ = ["check_part", "config_key", "entry_key", "split_nodeid"]
 
 
 def split_nodeid(nodeid: str) -> tuple[str, str]:
@@ -24,10 +24,16 @@ def entry_key(test_name: str, measurement: str, config: Mapping[str, object] | s
     measurement and config key may not, so a key always splits from the right.
     """
     key = config if isinstance(config, str) else config_key(config)
-    for what, value in (("test name", test_name), ("measurement", measurement), ("config key", key)):
-        if not value:
-            raise ValueError(f"{what} must not be empty")
-    for what, value in (("measurement", measurement), ("config key", key)):
-        if "::" in value:
-            raise ValueError(f"{what} must not contain '::', got {value!r}")
+    if not test_name:
+        raise ValueError("test name must not be empty")
+    check_part("measurement", measurement)
+    check_part("config key", key)
     return f"{test_name}::{measurement}::{key}"
+
+
+def check_part(what: str, value: str) -> None:
+    """A measurement name or config key that an entry key can hold: not empty, no ``::``; else ValueError."""
+    if not value:
+        raise ValueError(f"{what} must not be empty")
+    if "::" in value:
+        raise ValueError(f"{what} must not contain '::', got {value!r}")

@@ -6,11 +6,19 @@ keys, one trailing newline, and records in a stable order. One file holds the
 baselines of one test module::
 
     {"schema_version": 1,
+     "module": "<the test module's path, as in its node ids>",
      "entries": {"<test>::<measurement>::<config key>": [<record>, ...]}}
 
 An entry holds one record per environment (see
 :func:`pytest_neuronperf.baselines.environment.fingerprint`), so the same file can carry
-baselines for several machine types side by side.
+baselines for several machine types side by side. ``module`` names the test module the entries
+belong to, so that a lookup never judges one module's tests by another's; files written before
+it existed have none and are accepted for any module.
+
+What is checked when: parsing rejects anything that makes the file as a whole unusable (not
+JSON, a wrong shape, NaN or Infinity, a key given twice, an entry with no rounds); the rounds of
+a record are checked field by field (:func:`round_problem`) when that record is about to be
+judged, so that a damaged entry fails the tests that would use it and no other.
 """
 
 from __future__ import annotations
@@ -19,15 +27,18 @@ import json
 import math
 import numbers
 import os
+import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Final
+from typing import Final, TypeGuard
 
 from pytest_neuronperf.spec.fields import CDF_KEY, LATENCY_KEYS
 
-SCHEMA_VERSION: Final = 1
+# 2 records the test module a file belongs to ("module"); files of version 1 still load, and an older
+# plugin that meets a version 2 file says to upgrade instead of calling the file damaged.
+SCHEMA_VERSION: Final = 2
 
 # The report fields kept in a baseline file: enough for people reading a diff, not every detail.
 BASELINE_REPORT_KEYS: tuple[str, ...] = (
@@ -37,11 +48,16 @@ BASELINE_REPORT_KEYS: tuple[str, ...] = (
 # What identifies the configuration a record belongs to.
 _CONFIG_FIELDS: Final = ("model_name", "device_type", "batch_size", "n_models", "workers_per_model", "pipeline_size")
 _RECORD_KEYS: Final = frozenset({"fingerprint", "saved_at", "config", "rounds", "report"})
-_TOP_KEYS: Final = frozenset({"schema_version", "entries"})
+_TOP_KEYS: Final = frozenset({"schema_version", "module", "entries"})
 
 FIX_HINT: Final = (
     "delete it, restore it from version control, or pass --npf-overwrite-corrupt to replace it "
     "(the bad file is then kept beside it as <name>.corrupt-<time>)"
+)
+# For one damaged record: the rest of the file is fine and stays.
+ENTRY_FIX_HINT: Final = (
+    "restore the file from version control, delete that entry, or record it again with "
+    "--npf-save-baseline --npf-overwrite-corrupt (which replaces this environment's record of the entry)"
 )
 
 
@@ -126,10 +142,25 @@ class BaselineRecord:
 
     @classmethod
     def from_report(cls, report: Mapping[str, object], fingerprint: Mapping[str, str]) -> BaselineRecord:
-        """The record of a finished report: its rounds for the gate, a summary for people."""
+        """The record of a finished report: its rounds for the gate, a summary for people.
+
+        ValueError when the report has no rounds, or a round timed no inference: such a record
+        would make every later comparison against it fail or divide by zero.
+        """
         rounds = report.get("rounds")
         if not isinstance(rounds, (list, tuple)) or not rounds:
             raise ValueError("a baseline record needs the report's rounds")
+        for i, r in enumerate(rounds):
+            if not isinstance(r, Mapping):
+                raise ValueError(f"round {i} of the report is not a round summary")
+            n, throughput = r.get("n"), r.get("throughput")
+            if not (_is_number(n) and n >= 1 and _is_number(throughput) and throughput > 0
+                    and math.isfinite(throughput)):
+                raise ValueError(
+                    f"round {i} of the report completed no inference (n={n!r}, throughput={throughput!r}): "
+                    "a baseline with zero samples is never saved; run longer (--npf-duration) or check "
+                    "that the model finishes an inference within the window"
+                )
         return cls(
             fingerprint=dict(fingerprint),
             config={k: report.get(k) for k in _CONFIG_FIELDS},
@@ -158,6 +189,8 @@ class BaselineRecord:
         rounds = data["rounds"]
         if not isinstance(rounds, list) or not all(isinstance(r, dict) for r in rounds):
             raise _Malformed(f"{where}.rounds must be a list of objects")
+        if not rounds:
+            raise _Malformed(f"{where}.rounds is empty: a baseline without rounds cannot judge anything")
         return cls(
             fingerprint=fp,
             config=data["config"],
@@ -170,6 +203,45 @@ class BaselineRecord:
 def _kind(value: object) -> str:
     names = {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}
     return names.get(type(value), "a number")
+
+
+def _is_number(value: object) -> TypeGuard[int | float]:
+    # bool is an int subclass, but true/false in a numeric field is not a count.
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def round_problem(data: Mapping[str, object]) -> str | None:
+    """What makes one stored round summary unusable for the gate, or None when it is usable.
+
+    The round must read back as a :class:`~pytest_neuronperf.stats.rounds.RoundSummary` (every
+    field present, of its type), with finite values, at least one inference and a throughput
+    and latencies above zero: the gate takes logarithms of them.
+    """
+    # Imported here: the stats module needs numpy, which reading a baseline file does not.
+    from pytest_neuronperf.stats.rounds import RoundSummary
+
+    try:
+        summary = RoundSummary.from_dict(data)
+    except ValueError as exc:
+        return str(exc)
+    for name in ("throughput", "p50_ms", "p99_ms", "n_eff_p50", "n_eff_p99", "duration_s", "throughput_cv"):
+        value = getattr(summary, name)
+        if not math.isfinite(value):
+            return f"round summary field {name!r} must be a finite number, got {value!r}"
+    if summary.n < 1:
+        return f"round summary field 'n' is {summary.n}: the round completed no inference"
+    for name in ("throughput", "p50_ms", "p99_ms"):
+        if getattr(summary, name) <= 0:
+            return f"round summary field {name!r} must be above zero, got {getattr(summary, name)!r}"
+    return None
+
+
+def check_record(record: BaselineRecord, path: str | os.PathLike[str], where: str) -> None:
+    """Raise a BaselineFileError naming ``path``, ``where`` and the round when a round of ``record`` is unusable."""
+    for i, data in enumerate(record.rounds):
+        problem = round_problem(data)
+        if problem is not None:
+            raise BaselineFileError(path, f"{where}.rounds[{i}]: {problem}", ENTRY_FIX_HINT)
 
 
 def record_order(record: BaselineRecord) -> str:
@@ -185,15 +257,19 @@ class BaselineFile:
 
     path: Path
     entries: Mapping[str, tuple[BaselineRecord, ...]] = field(default_factory=dict)
+    module: str | None = None  # the test module the entries belong to; None in files written before
 
     def records(self, entry_key: str) -> tuple[BaselineRecord, ...]:
         return self.entries.get(entry_key, ())
 
     def to_json(self) -> dict[str, object]:
-        return {
+        doc: dict[str, object] = {
             "schema_version": SCHEMA_VERSION,
             "entries": {key: [r.to_json() for r in records] for key, records in self.entries.items()},
         }
+        if self.module is not None:
+            doc["module"] = self.module
+        return doc
 
     def dumps(self) -> bytes:
         """The file's bytes: the same content always gives the same bytes."""
@@ -224,7 +300,7 @@ def _parse(data: bytes, path: Path) -> BaselineFile:
     if not text.strip():
         raise _Malformed("it is empty")
     try:
-        doc = json.loads(text)
+        doc = json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_no_constant)
     except json.JSONDecodeError as exc:
         raise _Malformed(
             f"it is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}; truncated or mis-edited?)"
@@ -249,6 +325,9 @@ def _parse(data: bytes, path: Path) -> BaselineFile:
     unknown = sorted(doc.keys() - _TOP_KEYS)
     if unknown:
         raise _Malformed(f"it has unexpected top-level keys {', '.join(map(repr, unknown))}")
+    module = doc.get("module")
+    if module is not None and (not isinstance(module, str) or not module):
+        raise _Malformed(f"'module' must be the test module's path, got {json.dumps(module)[:40]}")
     raw_entries = doc.get("entries")
     if not isinstance(raw_entries, dict):
         raise _Malformed(f"'entries' must be an object, got {_kind(raw_entries)}")
@@ -259,14 +338,49 @@ def _parse(data: bytes, path: Path) -> BaselineFile:
         entries[key] = tuple(
             BaselineRecord.from_json(record, f"entries[{key!r}][{i}]") for i, record in enumerate(records)
         )
-    return BaselineFile(path, entries)
+    return BaselineFile(path, entries, module)
+
+
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    out: dict[str, object] = {}
+    for key, value in pairs:
+        if key in out:
+            # json.loads would keep the last silently: after a bad merge that is a lost baseline.
+            raise _Malformed(f"the key {key!r} appears twice in one object (a merge gone wrong?); keep one")
+        out[key] = value
+    return out
+
+
+def _no_constant(name: str) -> object:
+    raise _Malformed(f"it holds {name}, which is not a JSON number (a value that could not be measured "
+                     "is stored as null)")
+
+
+_NOT_A_FILE_HINT: Final = "remove or rename what is there; a baseline file is a regular file named <module>.json"
 
 
 def read_baseline(path: str | os.PathLike[str]) -> BaselineFile:
-    """Load one baseline file; a missing file is an empty one, a malformed one a BaselineFileError."""
+    """Load one baseline file; a missing file is an empty one, a malformed or unreadable one a BaselineFileError."""
     path = Path(path)
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return BaselineFile(path)
+    except NotADirectoryError:
+        raise BaselineFileError(path, "a folder on its path is a file", _NOT_A_FILE_HINT) from None
+    except OSError as exc:
+        raise BaselineFileError(path, f"it cannot be examined ({exc.strerror or exc})",
+                                "check the permissions of its folder") from None
+    if stat.S_ISDIR(mode):
+        raise BaselineFileError(path, "it is a directory, not a file", _NOT_A_FILE_HINT)
+    if not stat.S_ISREG(mode):
+        # Reading a FIFO would block the session; a device is nobody's baseline.
+        raise BaselineFileError(path, "it is not a regular file (a FIFO, socket or device)", _NOT_A_FILE_HINT)
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        return BaselineFile(path)
+        return BaselineFile(path)  # removed between the two looks
+    except OSError as exc:
+        raise BaselineFileError(path, f"it cannot be read ({exc.strerror or exc})",
+                                "give this user read access to it, or restore it from version control") from None
     return parse_baseline(data, path)

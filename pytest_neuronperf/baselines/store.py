@@ -3,7 +3,8 @@
 Files are only ever replaced whole (temp file, fsync, ``os.replace``) and only
 under an exclusive lock, so concurrent test sessions merge their entries
 instead of overwriting each other, and an interrupted write leaves the old
-file as it was. The format is :mod:`pytest_neuronperf.baselines.schema`'s.
+file as it was. The lock is the folder the file lives in (see :func:`lock_path`).
+The format is :mod:`pytest_neuronperf.baselines.schema`'s.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
@@ -26,6 +26,7 @@ from pytest_neuronperf.baselines.schema import (
     BaselineFile,
     BaselineFileError,
     BaselineRecord,
+    check_record,
     read_baseline,
     record_order,
 )
@@ -37,9 +38,28 @@ DEFAULT_MAX_ROUNDS: Final = 30
 LOCK_TIMEOUT_S: Final = 120.0
 
 _UNSAFE_CHAR = re.compile(r"[^A-Za-z0-9._-]")
-# Well under the 255-byte file-name limit, leaving room for ".json.lock" and
+# Well under the 255-byte file-name limit, leaving room for ".json" and
 # the ".corrupt-<time>" suffix.
 _MAX_COMPONENT = 150
+_HASH_LEN = 12
+# The names this module gives to components it had to change: the readable part, "--" and a hash
+# of the original. A real name of that shape is given a hash too, so that none can stand for another.
+_HASHED = re.compile(rf".*--[0-9a-f]{{{_HASH_LEN}}}")
+# How over-long names were shortened before hashes were added (kept, so that their files still load).
+_LONG = re.compile(rf".{{{_MAX_COMPONENT - 17}}}-[0-9a-f]{{16}}")
+
+
+def module_parts(module_path: str) -> list[str]:
+    """The components of a module path: ``/`` and ``\\`` separate them, empty and ``.`` ones are dropped."""
+    parts = [p for p in re.split(r"[/\\]", module_path) if p not in ("", ".")]
+    if not parts:
+        raise ValueError(f"module path {module_path!r} names no file")
+    return parts
+
+
+def canonical_module(module_path: str) -> str:
+    """The form of a module path that a baseline file records: ``./tests//x.py`` -> ``tests/x.py``."""
+    return "/".join(module_parts(module_path))
 
 
 def baseline_relpath(module_path: str) -> PurePosixPath:
@@ -48,28 +68,43 @@ def baseline_relpath(module_path: str) -> PurePosixPath:
     ``tests/models/test_mlp.py`` -> ``tests/models/test_mlp.json``. Every
     component is reduced to ``[A-Za-z0-9._-]`` (other characters become
     ``_``), components made only of dots become underscores and empty ones are
-    dropped, so no module path can name a file outside the directory. Distinct
-    odd names may share a file; entries inside it stay distinct by test name.
+    dropped, so no module path can name a file outside the directory. A
+    component that this changed (or that is too long) also gets ``--`` and a
+    hash of the original (``test_é.py`` -> ``test__--<hash>.json``), so distinct
+    module paths never share a file, while a path that needed no change keeps
+    its plain name. A last component that is not ``*.py`` is always hashed, as
+    its plain name is a ``.py`` module's.
     """
-    parts = [p for p in re.split(r"[/\\]", module_path) if p not in ("", ".")]
-    if not parts:
-        raise ValueError(f"module path {module_path!r} names no file")
+    parts = module_parts(module_path)
     last = parts[-1]
+    names = [_safe_component(p, p) for p in parts[:-1]]
     if last.endswith(".py") and len(last) > len(".py"):
-        last = last[: -len(".py")]
-    names = [_safe_component(p) for p in parts[:-1]]
-    names.append(_safe_component(last) + ".json")
+        names.append(_safe_component(last[: -len(".py")], last) + ".json")
+    else:
+        names.append(_hashed(_sanitised(last), last) + ".json")
     return PurePosixPath(*names)
 
 
-def _safe_component(part: str) -> str:
+def _sanitised(part: str) -> str:
     name = _UNSAFE_CHAR.sub("_", part)
-    if not name.strip("."):
-        name = "_" * len(name)
-    if len(name) > _MAX_COMPONENT:
-        digest = hashlib.sha256(part.encode("utf-8", "surrogatepass")).hexdigest()[:16]
-        name = f"{name[: _MAX_COMPONENT - 17]}-{digest}"
-    return name
+    return "_" * len(name) if not name.strip(".") else name
+
+
+def _safe_component(part: str, original: str) -> str:
+    """``part`` made safe; ``original`` is what the hash, when one is needed, is taken of."""
+    name = _sanitised(part)
+    if name == part and not _HASHED.fullmatch(name):
+        if len(name) <= _MAX_COMPONENT and not _LONG.fullmatch(name):
+            return name
+        if len(name) > _MAX_COMPONENT:
+            digest = hashlib.sha256(part.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+            return f"{name[: _MAX_COMPONENT - 17]}-{digest}"
+    return _hashed(name, original)
+
+
+def _hashed(name: str, original: str) -> str:
+    digest = hashlib.sha256(original.encode("utf-8", "surrogatepass")).hexdigest()[:_HASH_LEN]
+    return f"{name[: _MAX_COMPONENT - _HASH_LEN - 2]}--{digest}"
 
 
 def _move_aside(path: Path) -> Path:
@@ -113,13 +148,19 @@ class Mismatch:
 
 @dataclass(frozen=True)
 class Lookup:
-    """The outcome of looking up one entry for one environment."""
+    """The outcome of looking up one entry for one environment.
+
+    ``other_module`` is set when the file belongs to another test module than the one looked
+    up; nothing in it is then used.
+    """
 
     path: Path
     entry_key: str
     fingerprint: Mapping[str, str]
     record: BaselineRecord | None
     mismatches: tuple[Mismatch, ...] = ()
+    module: str | None = None
+    other_module: str | None = None
 
     @property
     def found(self) -> bool:
@@ -129,6 +170,9 @@ class Lookup:
         """One line for people: what was found, or why nothing matched."""
         if self.record is not None:
             return f"baseline saved {self.record.saved_at} in {self.path}"
+        if self.other_module is not None:
+            return (f"no baseline for {self.module} in {self.path}: that file holds the baselines of "
+                    f"{self.other_module}, which are not compared with another module's tests")
         if not self.mismatches:
             return f"no baseline saved for {self.entry_key} in {self.path}"
         reasons = []
@@ -150,7 +194,22 @@ class SaveResult:
     moved_aside: Path | None = None
 
 
-def _find(baseline: BaselineFile, key: str, fingerprint: Mapping[str, str], keys: Sequence[str]) -> Lookup:
+def _find(
+    baseline: BaselineFile,
+    key: str,
+    fingerprint: Mapping[str, str],
+    keys: Sequence[str],
+    module_path: str | None = None,
+    check_rounds: bool = False,
+) -> Lookup:
+    """The record of ``key`` for this environment.
+
+    With ``check_rounds``, a record the gate cannot use (see :func:`schema.round_problem`) raises
+    BaselineFileError naming the file, the entry and the round.
+    """
+    module = None if module_path is None else canonical_module(module_path)
+    if module is not None and baseline.module is not None and baseline.module != module:
+        return Lookup(baseline.path, key, dict(fingerprint), None, module=module, other_module=baseline.module)
     records = baseline.records(key)
     matches = [r for r in records if not fingerprint_differences(r.fingerprint, fingerprint, keys)]
     if matches:
@@ -159,24 +218,25 @@ def _find(baseline: BaselineFile, key: str, fingerprint: Mapping[str, str], keys
             matches,
             key=lambda r: (-len(fingerprint_differences(r.fingerprint, fingerprint, every)), r.saved_at),
         )
-        return Lookup(baseline.path, key, dict(fingerprint), best)
+        if check_rounds:
+            check_record(best, baseline.path, f"entries[{key!r}][{records.index(best)}]")
+        return Lookup(baseline.path, key, dict(fingerprint), best, module=module)
     mismatches = tuple(
         Mismatch(r.fingerprint, tuple(fingerprint_differences(r.fingerprint, fingerprint, keys))) for r in records
     )
-    return Lookup(baseline.path, key, dict(fingerprint), None, mismatches)
+    return Lookup(baseline.path, key, dict(fingerprint), None, mismatches, module=module)
 
 
 def lock_path(path: Path) -> Path:
-    """The lock guarding one baseline file's read-merge-write.
+    """The lock guarding one baseline file's read-merge-write: the folder the file (a link's target) lives in.
 
-    It lives in the temporary folder, keyed by the file's absolute path, so the
-    committed baseline folder holds nothing but baselines; every saver on this
-    machine computes the same name.
+    Every writer of the file meets there, whatever its temporary folder, user or
+    container (the lock of a folder is the kernel's, on the folder's inode, which
+    replacing files inside it does not change), and the committed baseline folder
+    gets no lock files. Files of one folder are saved one at a time, which costs
+    nothing: a save takes milliseconds.
     """
-    digest = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:24]
-    folder = Path(tempfile.gettempdir()) / "pytest-neuronperf-locks"
-    folder.mkdir(exist_ok=True)
-    return folder / f"{digest}.lock"
+    return Path(os.path.realpath(path)).parent
 
 
 class BaselineStore:
@@ -199,6 +259,22 @@ class BaselineStore:
     def load(self, module_path: str) -> BaselineFile:
         return read_baseline(self.path_for(module_path))
 
+    def _writable_path(self, module_path: str) -> tuple[Path, Path]:
+        """(the module's file, the file a write lands in); a link leading out of ``root`` is refused.
+
+        A link inside the folder is written through (the link stays); one that leads
+        elsewhere would let a committed baseline folder overwrite any file its user can.
+        """
+        path = self.path_for(module_path)
+        real = Path(os.path.realpath(path))
+        root = os.path.realpath(self.root)
+        if os.path.commonpath([root, str(real)]) != root:
+            raise BaselineFileError(
+                path, f"it leads (through a symbolic link) to {real}, outside the baseline folder {root}",
+                "replace the link by the file itself, or point --npf-baseline-dir at the folder the file is in",
+            )
+        return path, real
+
     def lookup(
         self,
         module_path: str,
@@ -209,9 +285,11 @@ class BaselineStore:
         """The record of entry ``key`` whose fingerprint matches on ``keys``.
 
         When several match (``keys`` being a subset of the recorded fields),
-        the one agreeing on the most recorded fields wins, then the newest.
+        the one agreeing on the most recorded fields wins, then the newest. A
+        file that belongs to another module finds nothing. The record's rounds
+        are returned as stored; :meth:`lookup_reports` checks them.
         """
-        return _find(self.load(module_path), key, fingerprint, keys)
+        return _find(self.load(module_path), key, fingerprint, keys, module_path)
 
     def lookup_reports(
         self,
@@ -222,10 +300,15 @@ class BaselineStore:
         fingerprint: Mapping[str, str],
         keys: Sequence[str],
     ) -> dict[str, Lookup]:
-        """The lookup of every finished report of one measurement, by config key (the file read once)."""
+        """The lookup of every finished report of one measurement, by config key (the file read once).
+
+        This is the lookup the gate judges by, so a found record whose rounds the gate cannot
+        use raises BaselineFileError, naming the file, the entry, the round and the problem.
+        """
         baseline = self.load(module_path)
         return {
-            config_key(r): _find(baseline, entry_key(test_name, measurement, r), fingerprint, keys)
+            config_key(r): _find(baseline, entry_key(test_name, measurement, r), fingerprint, keys, module_path,
+                                 check_rounds=True)
             for r in reports if r.get("status") == STATUS_OK
         }
 
@@ -245,7 +328,8 @@ class BaselineStore:
         and the new ones appended, the newest ``max_rounds`` surviving. The
         file is re-read under the lock, so sessions saving at the same time
         all keep their entries. An unusable existing file raises
-        BaselineFileError unless ``overwrite_corrupt``, which moves it aside.
+        BaselineFileError unless ``overwrite_corrupt``, which moves it aside;
+        so does a file of another module, or a link that leads out of ``root``.
         """
         if max_rounds < 1:
             raise ValueError(f"max_rounds must be at least 1, got {max_rounds}")
@@ -257,6 +341,9 @@ class BaselineStore:
         path = self.path_for(module_path)
         if not updates:
             return SaveResult(path)
+        module = canonical_module(module_path)
+        # Checked before any folder is made: a linked folder must not get new folders outside ``root`` either.
+        path, real = self._writable_path(module_path)
         path.parent.mkdir(parents=True, exist_ok=True)
         moved: Path | None = None
         with FileLock(lock_path(path), timeout=LOCK_TIMEOUT_S):
@@ -265,13 +352,16 @@ class BaselineStore:
             except BaselineFileError:
                 if not overwrite_corrupt:
                     raise
-                moved = _move_aside(path)
+                moved = _move_aside(real)  # the file itself: a link to it stays and is written through
                 current = BaselineFile(path)
+            if current.module is not None and current.module != module:
+                raise BaselineFileError(path, f"it holds the baselines of {current.module}, not of {module}",
+                                        f"move it to {current.module}'s baseline file, or delete it")
             entries = dict(current.entries)
             for key, record in updates.items():
                 entries[key] = _merge(entries.get(key, ()), record, keys, accumulate.get(key, False), max_rounds)
-            remove_stale_temp_files(path)
-            write_atomic(path, BaselineFile(path, entries).dumps())
+            remove_stale_temp_files(real)
+            write_atomic(path, BaselineFile(path, entries, module).dumps())
         return SaveResult(path, moved)
 
 
@@ -281,7 +371,8 @@ def iter_baselines(
 ) -> Iterator[tuple[str, BaselineFile]]:
     """Every baseline file under ``root`` as (module path, contents), in path order.
 
-    The module path is rebuilt from the file name (``x.json`` -> ``x.py``), so
+    The module path is the one the file records; for files written before it
+    was recorded it is rebuilt from the file name (``x.json`` -> ``x.py``), so
     for names that were sanitised it is the sanitised form. Unusable files
     raise, or, with ``on_error``, are reported to it and skipped.
     """
@@ -298,4 +389,4 @@ def iter_baselines(
                 raise
             on_error(exc)
             continue
-        yield path.relative_to(base).with_suffix(".py").as_posix(), baseline
+        yield baseline.module or path.relative_to(base).with_suffix(".py").as_posix(), baseline

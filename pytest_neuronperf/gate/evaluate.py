@@ -7,6 +7,8 @@ configuration (a stored baseline today), and show what it returns.
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -14,13 +16,17 @@ from typing import Any, Protocol
 from pytest_neuronperf.gate import judge
 from pytest_neuronperf.gate.tolerance import Tolerance
 from pytest_neuronperf.gate.verdict import Verdict, combine
-from pytest_neuronperf.spec.fields import ROUNDS_KEY, STATUS_OK
+from pytest_neuronperf.spec.fields import ROUNDS_KEY, STATUS_ERROR, STATUS_OK
 from pytest_neuronperf.spec.matrix import config_key, config_text
 from pytest_neuronperf.spec.metrics import BY_NAME, LIMIT_KEYWORDS, METRICS
 from pytest_neuronperf.stats.rounds import RoundSummary
 
 STALE_NOTE = ("faster than the baseline beyond the tolerance: the baseline looks stale "
               "(record the new normal with --npf-save-baseline)")
+EMPTY_BASELINE_NOTE = ("the baseline entry holds no rounds, so nothing could be compared "
+                       "(re-record it with --npf-save-baseline)")
+NO_CURRENT_ROUNDS_NOTE = "this run's report holds no rounds, so nothing could be compared"
+_BY_LIMIT = {m.limit_keyword: m for m in METRICS}
 
 
 class Reference(Protocol):
@@ -54,7 +60,7 @@ class Limits:
         unknown = sorted(set(values) - set(LIMIT_KEYWORDS))
         if unknown:
             raise TypeError(f"unknown limit(s) {', '.join(unknown)}; known: {', '.join(LIMIT_KEYWORDS)}")
-        self.values: dict[str, float] = {k: v for k, v in values.items() if v is not None}
+        self.values: dict[str, float] = {k: limit_value(k, v) for k, v in values.items() if v is not None}
 
     @classmethod
     def take(cls, params: dict[str, Any]) -> Limits:
@@ -68,6 +74,16 @@ class Limits:
         spec = BY_NAME[metric]
         value = self.values.get(spec.limit_keyword)
         return "" if value is None else spec.describe_limit(value)
+
+
+def limit_value(keyword: str, value: object) -> float:
+    """An absolute limit as a float; ValueError naming ``keyword`` unless it is a positive finite number."""
+    # A limit of 0, below 0, NaN or infinity bounds nothing (or everything): it is a typo, not a gate.
+    # numbers.Real, so numpy scalars pass; bool is an int, but True is no limit.
+    example = "500 (inferences/s)" if _BY_LIMIT[keyword].limit_is_minimum else "5.0 (ms)"
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{keyword} must be a positive finite number such as {example}, got {value!r}")
+    return float(value)
 
 
 @dataclass(frozen=True)
@@ -128,12 +144,28 @@ class MeasurementJudgement:
 
     @property
     def verdict(self) -> Verdict:
+        if self.compared_nothing:
+            return Verdict.FAIL
         return combine((o.verdict for o in self.outcomes), strict=self.rules.strict,
                        require_baseline=self.rules.require_baseline)
 
     @property
+    def compared_nothing(self) -> bool:
+        """Baselines are required, yet not one configuration was compared with one (every configuration
+        skipped, errored or without usable rounds): a gate that judged nothing must not pass."""
+        return (self.rules.require_baseline and self.rules.compare
+                and not any(o.judgements for o in self.outcomes))
+
+    @property
+    def errors(self) -> list[str]:
+        """One line per configuration that could not be measured: configuration and reason."""
+        return [f"{config_text(o.report)}: error: {o.note}" for o in self.outcomes if o.verdict is Verdict.ERROR]
+
+    @property
     def notes(self) -> list[str]:
-        return [f"{config_text(o.report)}: {o.note}" for o in self.outcomes if o.note]
+        """Notes for people; an errored configuration's reason is an error (:attr:`errors`), not a note."""
+        return [f"{config_text(o.report)}: {o.note}" for o in self.outcomes
+                if o.note and o.verdict is not Verdict.ERROR]
 
     def needing_confirmation(self) -> list[ConfigOutcome]:
         """The configurations whose statistical verdict more rounds could change."""
@@ -163,9 +195,37 @@ class MeasurementJudgement:
                 lines.append(f"{cfg}: {msg}")
             if o.verdict is Verdict.NO_BASELINE and self.rules.require_baseline:
                 lines.append(f"{cfg}: {o.note} (--npf-require-baseline is set; record one with --npf-save-baseline)")
-        head = f"performance regression in measurement {self.name!r}:"
+            if o.verdict is Verdict.ERROR:
+                lines.append(f"{cfg}: error: {o.note}")
+        if self.compared_nothing:
+            lines.append(self._nothing_compared_line())
+        if any(j.pooled_over_rounds for o in self.outcomes for j in o.judgements
+               if j.verdict is not Verdict.PASS or strict):
+            lines.insert(0, "(baseline and current are the gate's estimates: geometric means of the per-round "
+                            "values where a side has several rounds; the reports show the percentiles pooled "
+                            "over all rounds)")
+        judged_worse = {Verdict.FAIL, Verdict.INCONCLUSIVE} | ({Verdict.NO_BASELINE} if self.rules.require_baseline
+                                                                else set())
+        unjudged = self.compared_nothing or any(o.verdict is Verdict.ERROR for o in self.outcomes)
+        if unjudged and not any(o.verdict in judged_worse for o in self.outcomes):
+            head = f"measurement {self.name!r} was not judged:"
+        else:
+            head = f"performance regression in measurement {self.name!r}:"
         table = judge.format_table(rows) if rows else ""
         return "\n".join(part for part in (head, table, "\n".join(lines)) if part)
+
+    def _nothing_compared_line(self) -> str:
+        finished = [o for o in self.outcomes if o.report.get("status") == STATUS_OK]
+        if not self.outcomes:
+            why = "it has no configuration at all"
+        elif not finished:
+            reasons = sorted({o.note for o in self.outcomes if o.note})
+            why = "no configuration finished" + (f" ({'; '.join(reasons)})" if reasons else "")
+        else:
+            why = "no finished configuration had a baseline with rounds to compare"
+        return (f"nothing was compared with a baseline: {why}; --npf-require-baseline is set, so a measurement "
+                "must compare at least one configuration (make one run here, or record a baseline with "
+                "--npf-save-baseline)")
 
 
 def judge_measurement(
@@ -182,6 +242,11 @@ def judge_measurement(
     outcomes: list[ConfigOutcome] = []
     for report in reports:
         key = config_key(report)
+        if report.get("status") == STATUS_ERROR:
+            # Nothing was measured, so there is nothing to judge: the configuration fails with its reason.
+            reason = str(report.get("reason") or "the configuration could not be measured")
+            outcomes.append(ConfigOutcome(key, report, Verdict.ERROR, note=reason))
+            continue
         if report.get("status") != STATUS_OK:
             outcomes.append(ConfigOutcome(key, report, Verdict.SKIPPED, note=str(report.get("reason") or "")))
             continue
@@ -203,10 +268,15 @@ def judge_measurement(
                                            duration_name=rules.duration_name)
                         for m in METRICS
                     ]
+                elif not base:
+                    # A record that cannot be judged is no reference: it fails under --npf-require-baseline.
+                    outcome.verdict, outcome.note = Verdict.NO_BASELINE, EMPTY_BASELINE_NOTE
+                else:
+                    outcome.note = NO_CURRENT_ROUNDS_NOTE
         outcomes.append(outcome)
     _correct(outcomes)
     for o in outcomes:
-        if o.verdict is Verdict.SKIPPED:
+        if o.verdict in (Verdict.SKIPPED, Verdict.ERROR):
             continue
         if o.judgements:
             o.verdict = judge.decide(o.judgements)

@@ -66,6 +66,14 @@ class Judgement:
     message: str
     hint: str = ""
     improved: bool = False
+    # How many rounds each side had: with several, baseline / current are geometric means of rounds.
+    baseline_rounds: int = 1
+    current_rounds: int = 1
+
+    @property
+    def pooled_over_rounds(self) -> bool:
+        """True when a side's value is a geometric mean of per-round values (not one round's own value)."""
+        return max(self.baseline_rounds, self.current_rounds) > 1
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -83,6 +91,8 @@ class Judgement:
             "message": self.message,
             "hint": self.hint,
             "improved": self.improved,
+            "baseline_rounds": self.baseline_rounds,
+            "current_rounds": self.current_rounds,
         }
 
 
@@ -205,12 +215,18 @@ def _too_few_samples(
     The smallest n_eff among a side's rounds counts: each round's percentile
     enters the comparison on its own. n_eff grows about in proportion to the
     measured duration, so the hint asks for that factor (plus a margin).
+
+    The duration to set is the total, split over the rounds (``--npf-duration`` and ``duration`` are
+    per configuration, not per round), so the per-round duration times the factor is multiplied by the
+    rounds of the run that would follow the hint: the current run's (a baseline is re-recorded with the
+    same rounds; its own count can hold rounds accumulated over many saves).
     """
     if spec.quantile is None or spec.round_n_eff is None:
         return None
     metric = spec.name
     need = min_samples_for_quantile(spec.quantile)
     attr = spec.round_n_eff
+    rounds_to_run = max(1, len(cur))
     hints = []
     for label, rounds in (("current run", cur), ("baseline", base)):
         worst = min(rounds, key=lambda r: float(getattr(r, attr)))
@@ -218,7 +234,9 @@ def _too_few_samples(
         if have >= need:
             continue
         factor = DURATION_MARGIN * need / max(have, 1.0)
-        seconds = max(1, math.ceil(worst.duration_s * factor))
+        # The tiny slack keeps a product that floating point lands just above a whole number from
+        # asking for one more second.
+        seconds = max(1, math.ceil(worst.duration_s * factor * rounds_to_run - 1e-9))
         verb = "run" if label == "current run" else "re-record the baseline"
         hints.append(
             f"{verb} about {factor:.1f}x longer ({duration_name}={seconds}s) to judge {metric}: "
@@ -324,6 +342,8 @@ def judge_metric(
         message=message,
         hint=hint,
         improved=improved,
+        baseline_rounds=len(baseline),
+        current_rounds=len(current),
     )
 
 

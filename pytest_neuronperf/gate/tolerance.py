@@ -94,9 +94,9 @@ def _parse_fraction(text: str, option: str, what: str) -> float:
 
 
 def parse_tolerance(text: str, option: str = "--npf-tolerance") -> Tolerance:
-    """``10%`` or ``0.1`` for every metric, or per metric: ``throughput=5%,p99=10%``.
+    """One tolerance for every metric (``8%`` or ``0.08``), or per metric: ``throughput=5%,p99=10%``.
 
-    Metrics left out keep their default (:data:`pytest_neuronperf.spec.fields.DEFAULT_TOLERANCE`).
+    Metrics left out keep their default, 5% (:data:`pytest_neuronperf.spec.fields.DEFAULT_TOLERANCE`).
     """
     if "=" not in text:
         value = _parse_fraction(text, option, "")

@@ -27,7 +27,7 @@ from pytest_neuronperf.gate.wording import (
     format_change,
     format_number,
 )
-from pytest_neuronperf.report.markdown import explanations, judgement, verdict_counts
+from pytest_neuronperf.report.markdown import MEASUREMENT_ITSELF, explanations, judgement, verdict_counts
 from pytest_neuronperf.report.results_file import (
     Measurement,
     Results,
@@ -191,8 +191,7 @@ def _cdf_plot(plots: _Plots, report: Mapping[str, Any], baseline: Mapping[str, A
 
 
 def _throughput_bars(plots: _Plots, m: Measurement) -> str | None:
-    rows = [(r, o) for r, o in zip(m.reports, m.outcomes, strict=True)
-            if isinstance(r.get("throughput_avg"), (int, float))]
+    rows = [(r, o) for r, o in m.pairs() if isinstance(r.get("throughput_avg"), (int, float))]
     if not rows:
         return None
     batches = len({r.get("batch_size") for r, _ in rows}) > 1
@@ -296,6 +295,9 @@ h3 { font-size: 14px; margin: 18px 0 8px; color: #374151; }
 .v-fail { background: #fee2e2; color: #991b1b; border-color: #fca5a5; }
 .v-inconclusive { background: #fef3c7; color: #92400e; border-color: #fcd34d; }
 .v-no-baseline { background: #e0e7ff; color: #3730a3; border-color: #a5b4fc; }
+.v-error { background: #fce7f3; color: #9d174d; border-color: #f9a8d4; }
+pre.error { margin: 8px 0; padding: 8px 10px; border: 1px solid #f9a8d4; border-radius: 8px; background: #fdf2f8;
+  font-size: 12px; white-space: pre-wrap; word-break: break-word; }
 .v-measured, .v-skipped, .v-other { background: #f3f4f6; color: #374151; border-color: #d1d5db; }
 nav ul { margin: 6px 0 0; padding-left: 18px; }
 nav li { margin: 2px 0; }
@@ -354,12 +356,27 @@ def _tiles(what: str, counts: Mapping[str, int], total: int) -> str:
     return "".join(parts)
 
 
+def _errors_phrase(by_m: Mapping[str, int], by_c: Mapping[str, int]) -> str:
+    counts = [(n, what) for n, what in
+              ((by_m.get(Verdict.ERROR, 0), "measurement"), (by_c.get(Verdict.ERROR, 0), "configuration")) if n]
+    if not counts:
+        return ""
+    parts = [f"{n} {what}{'' if n == 1 else 's'}" for n, what in counts]
+    whose = "its" if len(counts) == 1 and counts[0][0] == 1 else "their"
+    return f"{' and '.join(parts)} errored; {whose} results are missing."
+
+
 def _summary(ms: Sequence[Measurement]) -> str:
     by_m, by_c = verdict_counts(ms)
     n_c = sum(by_c.values())
     regressed = by_c.get(Verdict.FAIL, 0)
+    errored = _errors_phrase(by_m, by_c)
     if not ms:
         headline = "No performance measurements."
+    elif errored:
+        # A crash hides whatever it would have measured: never call such a run free of regressions.
+        headline = errored + (
+            f" {regressed} of {n_c} configuration{'' if n_c == 1 else 's'} regressed." if regressed else "")
     elif regressed:
         headline = f"{regressed} of {n_c} configuration{'' if n_c == 1 else 's'} regressed."
     elif by_c.get(Verdict.INCONCLUSIVE, 0):
@@ -368,7 +385,7 @@ def _summary(ms: Sequence[Measurement]) -> str:
         headline = "No regression: every compared configuration passed."
     else:
         headline = "Nothing was compared with a baseline."
-    tone = "worse" if regressed else ""
+    tone = "worse" if regressed or errored else ""
     return (f'<section class="summary" id="summary"><p><strong class="{tone}">{_esc(headline)}</strong></p>'
             f"{_tiles('Measurements', by_m, len(ms))}{_tiles('Configurations', by_c, n_c)}</section>")
 
@@ -390,13 +407,21 @@ def _change_cell(j: Mapping[str, Any] | None, higher_is_better: bool) -> str:
 def _config_table(m: Measurement) -> str:
     head = ("<thead><tr><th>Configuration</th><th class=\"num\">Throughput /s</th><th class=\"num\">Baseline</th>"
             "<th class=\"num\">Change</th><th class=\"num\">p50 ms</th><th class=\"num\">p99 ms</th>"
-            "<th class=\"num\">Baseline p99</th><th class=\"num\">Change</th><th>Verdict</th></tr></thead>")
+            "<th class=\"num\">Baseline p99</th><th class=\"num\" title=\"the gate's change: the geometric mean "
+            "of the per-round p99 ratios\">Change</th><th>Verdict</th></tr></thead>")
     rows = []
-    for report, outcome in zip(m.reports, m.outcomes, strict=True):
+    if m.errored and not m.reports:
+        rows.append(f'<tr><td>{_esc(MEASUREMENT_ITSELF)}</td>' + '<td class="num">—</td>' * 7
+                    + f"<td>{_badge(Verdict.ERROR.value)}</td></tr>")
+    for report, outcome in m.pairs():
         verdict = str(outcome.get("verdict"))
         tput, p99 = judgement(outcome, "throughput"), judgement(outcome, "p99")
         base_tput = tput["baseline"] if tput else _baseline_value(outcome, "throughput_avg")
-        base_p99 = p99["baseline"] if p99 else _baseline_value(outcome, "latency_ms_p99")
+        # The baseline report's p99 is pooled over its rounds, like this run's p99 beside it; the
+        # gate's own estimate (a geometric mean of per-round p99s) is a value no round measured.
+        base_p99 = _baseline_value(outcome, "latency_ms_p99")
+        if base_p99 is None and p99:
+            base_p99 = p99["baseline"]
         key = outcome.get("config_key") or ""
         reason = "" if report.get("status") == fields.STATUS_OK else str(report.get("reason") or "")
         label = (f"{_esc(config_label(report))}<br><span class=\"ci\">{_esc(key)}"
@@ -413,6 +438,10 @@ def _config_table(m: Measurement) -> str:
     return f'<table class="configs">{head}<tbody>{"".join(rows)}</tbody></table>'
 
 
+def _measurement_verdict(m: Measurement) -> str:
+    return Verdict.ERROR.value if m.errored else m.verdict
+
+
 def _anchor(index: int) -> str:
     return f"m{index}"
 
@@ -423,14 +452,16 @@ def _age(saved_at: Any, now: datetime) -> str:
 
 def _measurement_section(plots: _Plots, m: Measurement, index: int, now: datetime) -> str:
     out = [f'<section class="test" id="{_anchor(index)}"><div class="test-head">'
-           f"<h2>{_esc(measurement_label(m))}</h2>{_badge(m.verdict)}</div>"]
+           f"<h2>{_esc(measurement_label(m))}</h2>{_badge(_measurement_verdict(m))}</div>"]
     model = next((str(r["model_name"]) for r in m.reports if r.get("model_name")), "")
     meta = [f"model {model}" if model else "", f"device {m.device_type}" if m.device_type else "",
             f"measurement {m.name!r}" if m.name != "default" else "",
             f"{len(m.reports)} configuration{'' if len(m.reports) == 1 else 's'}"]
     out.append(f'<p class="muted">{_esc(" · ".join(p for p in meta if p))}</p>')
     out.append(_config_table(m))
-    why = explanations(m)
+    if m.errored and (m.error or not m.reports):
+        out.append(f'<pre class="error">{_esc(m.error_text())}</pre>')
+    why = [(cfg, kind, text) for cfg, kind, text in explanations(m) if cfg != MEASUREMENT_ITSELF]
     if why:
         out.append('<ul class="why">' + "".join(
             f"<li><strong>{_esc(cfg)}</strong> {_kind(kind)} {_esc(text)}</li>" for cfg, kind, text in why) + "</ul>")
@@ -441,7 +472,7 @@ def _measurement_section(plots: _Plots, m: Measurement, index: int, now: datetim
         out.append('<h3>Throughput</h3><div class="plots wide">'
                    + "".join(f"<figure>{svg}</figure>" for svg in wide) + "</div>")
     cdfs = []
-    for report, outcome in zip(m.reports, m.outcomes, strict=True):
+    for report, outcome in m.pairs():
         baseline = outcome.get("baseline") if isinstance(outcome.get("baseline"), Mapping) else None
         svg = _cdf_plot(plots, report, baseline, _age(outcome.get("baseline_saved_at"), now))
         if svg:
@@ -469,7 +500,7 @@ def html_report(data: Results, *, title: str = "neuronperf report") -> str:
     nav = ""
     if len(ms) > 1:
         nav = ("<nav><h3>Tests</h3><ul>" + "".join(
-            f'<li><a href="#{_anchor(i)}">{_esc(measurement_label(m))}</a> {_badge(m.verdict)}</li>'
+            f'<li><a href="#{_anchor(i)}">{_esc(measurement_label(m))}</a> {_badge(_measurement_verdict(m))}</li>'
             for i, m in enumerate(ms)) + "</ul></nav>")
     sections = "".join(_measurement_section(plots, m, i, now) for i, m in enumerate(ms))
     stamp = now.strftime("%Y-%m-%d %H:%M UTC")

@@ -22,15 +22,16 @@ from pytest_neuronperf.gate.wording import (
     sentence_word,
 )
 from pytest_neuronperf.report.results_file import Measurement, Results, as_measurements, measurement_label
+from pytest_neuronperf.report.summary import first_line
 
 __all__ = ["append_markdown", "config_label", "explanations", "markdown_summary", "measurement_label",
            "summary_sentence", "verdict_counts", "write_markdown"]
 
 
 def verdict_counts(measurements: Sequence[Measurement]) -> tuple[Counter[str], Counter[str]]:
-    """(verdicts of measurements, verdicts of configurations)."""
-    return (Counter(m.verdict for m in measurements),
-            Counter(str(o["verdict"]) for m in measurements for o in m.outcomes))
+    """(verdicts of measurements, verdicts of configurations); a measurement that errored counts as "error"."""
+    return (Counter(Verdict.ERROR.value if m.errored else m.verdict for m in measurements),
+            Counter(str(o.get("verdict")) for m in measurements for _, o in m.pairs()))
 
 
 def _ordered(counts: Counter[str]) -> list[tuple[str, int]]:
@@ -54,21 +55,29 @@ def judgement(outcome: Mapping[str, Any], metric: str) -> Mapping[str, Any] | No
     return next((j for j in outcome.get("judgements") or [] if j.get("metric") == metric), None)
 
 
-def explanations(m: Measurement) -> list[tuple[str, str, str]]:
-    """(configuration, kind, sentence) for every judgement that did not pass, limit failure and note.
+MEASUREMENT_ITSELF: Final = "the measurement"
 
-    ``kind`` is the judgement's verdict, ``fail`` for a limit failure, or ``note``.
+
+def explanations(m: Measurement) -> list[tuple[str, str, str]]:
+    """(configuration, kind, sentence) for every error, judgement that did not pass, limit failure and note.
+
+    ``kind`` is ``error`` (the measurement's own error comes first, as configuration "the
+    measurement"), the judgement's verdict, ``fail`` for a limit failure, or ``note``.
     """
     lines: list[tuple[str, str, str]] = []
-    for report, outcome in zip(m.reports, m.outcomes, strict=True):
+    if m.errored and (m.error or not m.reports):
+        lines.append((MEASUREMENT_ITSELF, Verdict.ERROR.value, m.error_text()))
+    for report, outcome in m.pairs():
         cfg = config_label(report)
         for j in outcome.get("judgements") or []:
             if j.get("verdict") != Verdict.PASS:
                 hint = f" ({j['hint']})" if j.get("hint") else ""
                 lines.append((cfg, str(j.get("verdict")), f"{j.get('message', '')}{hint}"))
         lines.extend((cfg, Verdict.FAIL.value, str(msg)) for msg in outcome.get("limit_failures") or [])
-        if outcome.get("note"):
-            lines.append((cfg, "note", str(outcome["note"])))
+        errored = outcome.get("verdict") == Verdict.ERROR
+        note = outcome.get("note") or (report.get("reason") if errored else None)
+        if note:
+            lines.append((cfg, Verdict.ERROR.value if errored else "note", str(note)))
     return lines
 
 
@@ -109,7 +118,9 @@ def markdown_summary(measurements: Results, *, title: str = "neuronperf") -> str
     lines += [summary_sentence(ms), "", MD_HEADER]
     for m in ms:
         label = _md_code(measurement_label(m))
-        for report, outcome in zip(m.reports, m.outcomes, strict=True):
+        if m.errored and not m.reports:
+            lines.append("| " + " | ".join([label, "—", "—", "—", "—", "—", md_verdict(Verdict.ERROR.value)]) + " |")
+        for report, outcome in m.pairs():
             throughput, p99 = judgement(outcome, "throughput"), judgement(outcome, "p99")
             cells = [
                 label, _md_cell(config_label(report)),
@@ -121,10 +132,16 @@ def markdown_summary(measurements: Results, *, title: str = "neuronperf") -> str
     reasons = [(m, cfg, kind, text) for m in ms for cfg, kind, text in explanations(m)]
     if reasons:
         lines += ["", "<details><summary>Why</summary>", ""]
-        lines += [f"- {_md_code(measurement_label(m))}, {_md_cell(cfg)}: **{_md_cell(kind)}**: {_md_cell(text)}"
+        lines += [f"- {_md_code(measurement_label(m))}, {_md_cell(cfg)}: **{_md_cell(kind)}**: "
+                  f"{_md_cell(_first_line(text) if kind == Verdict.ERROR else text)}"
                   for m, cfg, kind, text in reasons]
         lines += ["", "</details>"]
     return "\n".join(lines) + "\n"
+
+
+def _first_line(text: str) -> str:
+    # A traceback in a table cell or list item would be one unreadable line; the test's report has it whole.
+    return first_line(text, limit=500)
 
 
 def write_markdown(measurements: Results, filename: str | os.PathLike[str]) -> str:

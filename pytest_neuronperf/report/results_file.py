@@ -6,6 +6,7 @@ that holds them, which ``npf compare`` and ``npf report`` read back.
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -59,18 +60,52 @@ class Measurement:
             error=str(data.get("error") or ""),
         )
 
+    @property
+    def errored(self) -> bool:
+        """The measurement ended with an exception (its ``error``) instead of a verdict."""
+        return bool(self.error) or self.verdict == Verdict.ERROR
+
+    def error_text(self) -> str:
+        return self.error or "the measurement raised before it could be judged"
+
+    def pairs(self) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+        """(report, outcome) per configuration. A measurement that errored before it was judged may hold
+        reports without outcomes: those get an outcome with the measurement's verdict and error."""
+        out = []
+        for i, report in enumerate(self.reports):
+            if i < len(self.outcomes):
+                out.append((report, self.outcomes[i]))
+            else:
+                # No note: the measurement's own error is listed once, not once per configuration.
+                out.append((report, {"config_key": "", "verdict": self.verdict, "judgements": [],
+                                     "limit_failures": [], "baseline": None, "baseline_saved_at": None,
+                                     "note": ""}))
+        return out
+
     def flat_rows(self) -> list[dict[str, Any]]:
-        """One row per configuration: the report with the test, measurement and verdict beside it."""
+        """One row per configuration: the report with the test, measurement and verdict beside it.
+
+        A measurement that errored with no report at all still gets a row, with its error as the
+        reason, so that every result file lists it. The baseline's p99 is the one its report shows
+        (pooled over that run's rounds, as this run's ``latency_ms_p99`` is); the changes are the gate's.
+        """
         rows = []
-        for report, outcome in zip(self.reports, self.outcomes, strict=True):
-            throughput = next((j for j in outcome["judgements"] if j["metric"] == "throughput"), None)
-            p99 = next((j for j in outcome["judgements"] if j["metric"] == "p99"), None)
+        if not self.reports and self.errored:
+            rows.append({**{k: None for k in fields.RUN_KEYS}, "test": self.nodeid, "measurement": self.name,
+                         "verdict": Verdict.ERROR.value, "status": fields.STATUS_ERROR,
+                         "reason": self.error_text()})
+        for report, outcome in self.pairs():
+            judgements = outcome.get("judgements") or []
+            throughput = next((j for j in judgements if j.get("metric") == "throughput"), None)
+            p99 = next((j for j in judgements if j.get("metric") == "p99"), None)
+            baseline = outcome.get("baseline")
+            pooled_p99 = baseline.get("latency_ms_p99") if isinstance(baseline, Mapping) else None
             rows.append({
-                "test": self.nodeid, "measurement": self.name, "verdict": outcome["verdict"],
-                "baseline_throughput": throughput["baseline"] if throughput else None,
-                "throughput_change": throughput["change"] if throughput else None,
-                "baseline_p99_ms": p99["baseline"] if p99 else None,
-                "p99_change": p99["change"] if p99 else None,
+                "test": self.nodeid, "measurement": self.name, "verdict": outcome.get("verdict"),
+                "baseline_throughput": throughput.get("baseline") if throughput else None,
+                "throughput_change": throughput.get("change") if throughput else None,
+                "baseline_p99_ms": pooled_p99 if _is_number(pooled_p99) else (p99.get("baseline") if p99 else None),
+                "p99_change": p99.get("change") if p99 else None,
                 **{k: v for k, v in report.items() if k not in fields.LIST_KEYS},
             })
         return rows
@@ -78,6 +113,10 @@ class Measurement:
     @property
     def label(self) -> str:
         return label_of(self.nodeid, self.name)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def label_of(nodeid: str, name: str) -> str:
@@ -116,17 +155,22 @@ def _pseudo_measurement(reports: Sequence[Mapping[str, Any]]) -> Measurement:
             key = config_key(r)
         except ValueError:
             key = "?"
-        finished = r.get("status") == fields.STATUS_OK
+        status = r.get("status")
+        verdict = {fields.STATUS_OK: Verdict.MEASURED, fields.STATUS_ERROR: Verdict.ERROR}.get(
+            str(status), Verdict.SKIPPED)
         outcomes.append({
-            "config_key": key, "verdict": (Verdict.MEASURED if finished else Verdict.SKIPPED).value,
+            "config_key": key, "verdict": verdict.value,
             "judgements": [],
             "limit_failures": [], "baseline": None, "baseline_saved_at": None,
-            "note": "" if finished else str(r.get("reason") or ""),
+            "note": "" if verdict is Verdict.MEASURED else str(r.get("reason") or ""),
         })
     name = next((str(r["model_name"]) for r in reports if r.get("model_name")), "benchmark")
     device = next((str(r["device_type"]) for r in reports if r.get("device_type")), "")
+    # A configuration that could not be measured fails the whole, as it does in the gate.
+    errored = any(o["verdict"] == Verdict.ERROR for o in outcomes)
     return Measurement(nodeid=name, name=DEFAULT_NAME, device_type=device, fingerprint={},
-                       verdict=Verdict.MEASURED.value, reports=[dict(r) for r in reports], outcomes=outcomes)
+                       verdict=(Verdict.FAIL if errored else Verdict.MEASURED).value,
+                       reports=[dict(r) for r in reports], outcomes=outcomes)
 
 
 def _is_measurement_json(item: Mapping[str, Any]) -> bool:
@@ -165,7 +209,8 @@ def load_results(path: str | os.PathLike[str], *, allow_reports: bool = True) ->
     """Read and check a ``--npf-json`` file; ResultsFileError says what is wrong with it.
 
     With ``allow_reports`` a file of plain ``benchmark()`` reports (``write_json``, ``npf run --json``)
-    is accepted too, as a document with one measurement.
+    is accepted too, as a document with one measurement. Everything the gate and the report writers
+    read is checked here, so a malformed file is reported by path and problem, never by a traceback.
     """
     name = os.fspath(path)
     try:
@@ -181,18 +226,203 @@ def load_results(path: str | os.PathLike[str], *, allow_reports: bool = True) ->
         raise ResultsFileError(
             f"results file {name} is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
         ) from None
+    except RecursionError:
+        raise ResultsFileError(f"results file {name} nests lists or objects too deeply to be read; "
+                               "give the file written by --npf-json") from None
+    except ValueError as exc:  # e.g. an integer with more digits than Python converts
+        raise ResultsFileError(f"results file {name} is not valid JSON ({exc})") from None
     except OSError as exc:
         raise ResultsFileError(f"results file {name} cannot be read: {exc.strerror or exc}") from None
     if isinstance(doc, list) and doc and all(isinstance(r, dict) and "n_models" in r for r in doc):
         if not allow_reports:
             raise ResultsFileError(f"results file {name} holds plain benchmark reports without test names; "
                                    "give the file written by pytest --npf-json")
+        problem = next((p for j, r in enumerate(doc) if (p := _report_problem(f"[{j}]", r))), "")
+        if problem:
+            raise ResultsFileError(f"results file {name} holds malformed benchmark reports: {problem}")
         return {"schema_version": RESULTS_SCHEMA_VERSION, "environment": {},
                 "measurements": [_pseudo_measurement(doc).to_json()]}
     problem = _results_problem(doc)
     if problem:
         raise ResultsFileError(f"results file {name} is not a pytest-neuronperf results file: {problem}")
     return doc  # type: ignore[no-any-return]
+
+
+def _kind(value: object) -> str:
+    """What a JSON value is, for a message: ``a string``, ``the number 5``, ``null``."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"{str(value).lower()}"
+    if isinstance(value, (int, float)):
+        return f"the number {value!r}"
+    if isinstance(value, str):
+        return f"the string {value[:40]!r}"
+    return "a list" if isinstance(value, list) else "an object" if isinstance(value, dict) else type(value).__name__
+
+
+def _finite(value: object) -> bool:
+    return _is_number(value) and math.isfinite(float(value))  # type: ignore[arg-type]
+
+
+def _expect(where: str, value: object, what: str, ok: bool) -> str:
+    return "" if ok else f"{where} must be {what}, got {_kind(value)}"
+
+
+def _optional_str(where: str, value: object) -> str:
+    return _expect(where, value, "a string", value is None or isinstance(value, str))
+
+
+def _pairs_problem(where: str, value: object, *, null_values: bool) -> str:
+    """A list of [number, number] points (the second may be null where ``null_values``)."""
+    if not isinstance(value, list):
+        return _expect(where, value, "a list of [x, y] points", False)
+    for k, point in enumerate(value):
+        good = (isinstance(point, list) and len(point) == 2 and _finite(point[0])
+                and (_finite(point[1]) or (null_values and point[1] is None)))
+        if not good:
+            return _expect(f"{where}[{k}]", point, "a pair of numbers", False)
+    return ""
+
+
+def _rounds_problem(where: str, rounds: object) -> str:
+    from pytest_neuronperf.stats.rounds import RoundSummary
+
+    if not isinstance(rounds, list):
+        return _expect(where, rounds, "a list of round summaries", False)
+    for k, data in enumerate(rounds):
+        at = f"{where}[{k}]"
+        if not isinstance(data, dict):
+            return _expect(at, data, "an object (a round summary)", False)
+        try:
+            summary = RoundSummary.from_dict(data)
+        except ValueError as exc:
+            return f"{at}: {exc}"
+        for attr in ("throughput", "p50_ms", "p99_ms", "duration_s"):
+            value = getattr(summary, attr)
+            if not (math.isfinite(value) and value > 0):
+                return f"{at}.{attr} must be a positive, finite number, got {value!r}"
+        if summary.n < 1:
+            return f"{at}.n must be at least 1 (a round that timed nothing has no summary), got {summary.n}"
+    return ""
+
+
+def _report_problem(where: str, report: object) -> str:
+    if not isinstance(report, dict):
+        return _expect(where, report, "an object (a configuration's report)", False)
+    for key in fields.MATRIX_KEYS:
+        value = report.get(key)
+        if isinstance(value, bool) or not isinstance(value, int):
+            return f"{where}.{key} must be a whole number, got {_kind(value)}"
+    for key in ("status", "reason", "model_name", "device_type"):
+        problem = _optional_str(f"{where}.{key}", report.get(key))
+        if problem:
+            return problem
+    if report.get(fields.ROUNDS_KEY) is not None:
+        problem = _rounds_problem(f"{where}.{fields.ROUNDS_KEY}", report[fields.ROUNDS_KEY])
+        if problem:
+            return problem
+    if report.get(fields.CDF_KEY) is not None:
+        problem = _pairs_problem(f"{where}.{fields.CDF_KEY}", report[fields.CDF_KEY], null_values=True)
+        if problem:
+            return problem
+    timeline = report.get(fields.TIMELINE_KEY)
+    if timeline is not None:
+        if not isinstance(timeline, list):
+            return _expect(f"{where}.{fields.TIMELINE_KEY}", timeline, "a list (one list of points per round)", False)
+        for k, points in enumerate(timeline):
+            problem = _pairs_problem(f"{where}.{fields.TIMELINE_KEY}[{k}]", points, null_values=False)
+            if problem:
+                return problem
+    return ""
+
+
+def _judgement_problem(where: str, j: object) -> str:
+    if not isinstance(j, dict):
+        return _expect(where, j, "an object (a metric's judgement)", False)
+    for key in ("metric", "verdict"):
+        if not isinstance(j.get(key), str):
+            return f"{where}.{key} must be a string, got {_kind(j.get(key))}"
+    for key in ("message", "hint", "rule"):
+        problem = _optional_str(f"{where}.{key}", j.get(key))
+        if problem:
+            return problem
+    for key in ("baseline", "current", "change", "tolerance", "p_value"):
+        value = j.get(key)
+        if value is not None and not _is_number(value):
+            return f"{where}.{key} must be a number, got {_kind(value)}"
+    for key in ("baseline_ci", "current_ci", "change_ci"):
+        value = j.get(key)
+        if value is not None and not (isinstance(value, list) and len(value) == 2 and all(map(_is_number, value))):
+            return f"{where}.{key} must be a pair of numbers, got {_kind(value)}"
+    return ""
+
+
+def _outcome_problem(where: str, outcome: object) -> str:
+    if not isinstance(outcome, dict):
+        return _expect(where, outcome, "an object (a configuration's outcome)", False)
+    if not isinstance(outcome.get("verdict"), str):
+        return f"{where}.verdict must be a string, got {_kind(outcome.get('verdict'))}"
+    for key in ("note", "config_key", "baseline_saved_at"):
+        problem = _optional_str(f"{where}.{key}", outcome.get(key))
+        if problem:
+            return problem
+    baseline = outcome.get("baseline")
+    if baseline is not None and not isinstance(baseline, dict):
+        return _expect(f"{where}.baseline", baseline, "an object (the baseline's report) or null", False)
+    if isinstance(baseline, dict) and baseline.get(fields.CDF_KEY) is not None:
+        problem = _pairs_problem(f"{where}.baseline.{fields.CDF_KEY}", baseline[fields.CDF_KEY], null_values=True)
+        if problem:
+            return problem
+    for key, item_problem in (("judgements", _judgement_problem),
+                              ("limit_failures", lambda at, v: _expect(at, v, "a string", isinstance(v, str)))):
+        items = outcome.get(key)
+        if items is None:
+            continue
+        if not isinstance(items, list):
+            return _expect(f"{where}.{key}", items, "a list", False)
+        problem = next((p for k, item in enumerate(items) if (p := item_problem(f"{where}.{key}[{k}]", item))), "")
+        if problem:
+            return problem
+    return ""
+
+
+def _measurement_problem(where: str, m: object) -> str:
+    if not isinstance(m, dict):
+        return f"{where} must be an object"
+    missing = [k for k in _MEASUREMENT_KEYS if k not in m]
+    if missing:
+        return f"{where} lacks {', '.join(missing)}"
+    for key in ("test", "measurement", "device_type", "verdict"):
+        if not isinstance(m[key], str):
+            return f"{where}.{key} must be a string, got {_kind(m[key])}"
+    for key in ("module", "test_name", "error"):
+        problem = _optional_str(f"{where}.{key}", m.get(key))
+        if problem:
+            return problem
+    fingerprint = m["fingerprint"]
+    if not isinstance(fingerprint, dict) or not all(isinstance(v, str) for v in fingerprint.values()):
+        return _expect(f"{where}.fingerprint", fingerprint, "an object of strings (the environment)", False)
+    notes = m.get("notes")
+    if notes is not None and not (isinstance(notes, list) and all(isinstance(n, str) for n in notes)):
+        return _expect(f"{where}.notes", notes, "a list of strings", False)
+    if not isinstance(m["reports"], list) or not isinstance(m["outcomes"], list):
+        return f"{where}: reports and outcomes must be lists"
+    # A measurement that raised before it was judged may have reports without outcomes.
+    if len(m["reports"]) != len(m["outcomes"]) and not (m["verdict"] == Verdict.ERROR
+                                                         and len(m["outcomes"]) < len(m["reports"])):
+        return f"{where} has {len(m['reports'])} reports but {len(m['outcomes'])} outcomes"
+    if not all(isinstance(r, dict) for r in m["reports"] + m["outcomes"]):
+        return f"{where}: every report and outcome must be an object"
+    for k, report in enumerate(m["reports"]):
+        problem = _report_problem(f"{where}.reports[{k}]", report)
+        if problem:
+            return problem
+    for k, outcome in enumerate(m["outcomes"]):
+        problem = _outcome_problem(f"{where}.outcomes[{k}]", outcome)
+        if problem:
+            return problem
+    return ""
 
 
 def _results_problem(doc: object) -> str:
@@ -206,21 +436,14 @@ def _results_problem(doc: object) -> str:
     if version > RESULTS_SCHEMA_VERSION:
         return (f"schema_version {version} was written by a newer pytest-neuronperf "
                 f"(this one reads up to {RESULTS_SCHEMA_VERSION}); upgrade pytest-neuronperf")
+    environment = doc.get("environment")
+    if environment is not None and not isinstance(environment, dict):
+        return _expect("environment", environment, "an object", False)
     measurements = doc.get("measurements")
     if not isinstance(measurements, list):
         return "'measurements' must be a list"
     for i, m in enumerate(measurements):
-        if not isinstance(m, dict):
-            return f"measurements[{i}] must be an object"
-        missing = [k for k in _MEASUREMENT_KEYS if k not in m]
-        if missing:
-            return f"measurements[{i}] lacks {', '.join(missing)}"
-        if not isinstance(m["reports"], list) or not isinstance(m["outcomes"], list):
-            return f"measurements[{i}]: reports and outcomes must be lists"
-        if len(m["reports"]) != len(m["outcomes"]):
-            return f"measurements[{i}] has {len(m['reports'])} reports but {len(m['outcomes'])} outcomes"
-        if not all(isinstance(r, dict) for r in m["reports"] + m["outcomes"]):
-            return f"measurements[{i}]: every report and outcome must be an object"
+        problem = _measurement_problem(f"measurements[{i}]", m)
+        if problem:
+            return problem
     return ""
-
-

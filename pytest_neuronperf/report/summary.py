@@ -6,9 +6,11 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
+from pytest_neuronperf.gate.verdict import Verdict
 from pytest_neuronperf.gate.wording import pct
 from pytest_neuronperf.report.results_file import Measurement
 from pytest_neuronperf.report.text import format_value
+from pytest_neuronperf.spec.matrix import config_text
 
 COLUMNS = ("test", "throughput_avg", "latency_ms_p50", "latency_ms_p99", "n_models", "pipeline_size",
            "workers_per_model", "batch_size", "model_filename", "baseline_throughput", "throughput_change",
@@ -29,9 +31,26 @@ def table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> list[str]:
 
 
 def counts_line(measurements: Sequence[Measurement]) -> str:
-    verdicts = Counter(o["verdict"] for m in measurements for o in m.outcomes)
+    verdicts = Counter(o["verdict"] for m in measurements for _, o in m.pairs())
     parts = [f"{n} {v}" for v, n in sorted(verdicts.items())]
-    return f"neuronperf: {len(measurements)} measurement(s), configurations: " + (", ".join(parts) or "none")
+    errored = sum(1 for m in measurements if m.errored)
+    head = f"neuronperf: {len(measurements)} measurement(s)" + (f" ({errored} errored)" if errored else "")
+    return f"{head}, configurations: " + (", ".join(parts) or "none")
+
+
+def first_line(text: str, limit: int = 300) -> str:
+    """The first line of a message (an error's traceback follows in the test's own failure report)."""
+    lines = text.strip().splitlines() or [""]
+    line = lines[0] if len(lines[0]) <= limit else lines[0][: limit - 3] + "..."
+    return line + (" (...)" if len(lines) > 1 else "")
+
+
+def error_lines(m: Measurement) -> list[str]:
+    """The measurement's own error, and each configuration that errored, with its reason."""
+    lines = [f"error: {m.label}: {first_line(m.error_text())}"] if m.errored and (m.error or not m.reports) else []
+    lines += [f"error: {m.label}: {config_text(r)}: {first_line(str(o.get('note') or r.get('reason') or ''))}"
+              for r, o in m.pairs() if o.get("verdict") == Verdict.ERROR and (o.get("note") or r.get("reason"))]
+    return lines
 
 
 def summary_lines(measurements: Sequence[Measurement], *, verbose: bool) -> list[str]:
@@ -45,5 +64,7 @@ def summary_lines(measurements: Sequence[Measurement], *, verbose: bool) -> list
     lines = table(rows, columns)
     for m in measurements:
         lines.extend(f"note: {m.nodeid}: {note}" for note in m.notes)
+    for m in measurements:
+        lines.extend(error_lines(m))
     lines.append(counts_line(measurements))
     return lines

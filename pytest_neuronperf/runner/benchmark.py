@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -17,7 +18,7 @@ from pytest_neuronperf.errors import DeviceUnavailableError
 from pytest_neuronperf.runner import events
 from pytest_neuronperf.runner.orchestrator import run_config, start_context
 from pytest_neuronperf.runner.replica import CopyJob
-from pytest_neuronperf.runner.reports import get_reports
+from pytest_neuronperf.runner.reports import empty_round_reason, get_reports
 from pytest_neuronperf.runner.results import ConfigResult, RoundResult
 from pytest_neuronperf.spec import fields
 from pytest_neuronperf.spec import params as P
@@ -72,9 +73,7 @@ def benchmark(
     timeout_s = P.positive_seconds("timeout", timeout)
     P.positive_seconds("warmup_duration", warmup_duration, allow_zero=True)
     warmup = P.non_negative_int("warmup", warmup)
-    rounds = P.non_negative_int("rounds", rounds)
-    if rounds < 1:
-        raise ValueError("rounds: must be at least 1")
+    rounds = P.positive_int("rounds", rounds)
     copies = P.positive_int_list("n_models", n_models, allow_max=True)
     workers = P.int_list("workers_per_model", workers_per_model)
     P.check_workers(workers)
@@ -139,10 +138,18 @@ def benchmark(
                     for w, n in enumerate(c.worker_counts):
                         logger.debug("Model copy %d, worker %d finished after %d inferences.",
                                      c.copy_index, w, n)
+                empty = empty_round_reason(result, rounds)
+                if empty is not None:
+                    # A model slower than the window times nothing in the next rounds either: the
+                    # configuration is an error of its own, and the other configurations go on.
+                    result.status, result.reason = fields.STATUS_ERROR, empty
+                    logger.error("Configuration %s: %s", described, empty)
+                    break
             config["stop_dts"] = wall_clock_stamp()
             _tell(name, i, len(matrix.runs), described, rounds - 1, rounds,
                   duration_s * (len(matrix.runs) - i - 1), "finished")
-            _warn_if_short(result, run)
+            if result.status == fields.STATUS_OK:
+                _warn_if_short(result, run, duration_s)
             results.append(result)
         if return_timers:
             return results
@@ -160,16 +167,22 @@ def _bin_ns(duration_s: float, stats_interval: float) -> int:
     return max(1_000_000, int(min(stats_interval, duration_s / 5) * 1e9))
 
 
-def _warn_if_short(result: ConfigResult, run: RunConfig) -> None:
+def _warn_if_short(result: ConfigResult, run: RunConfig, duration_s: float) -> None:
     from pytest_neuronperf.stats.quantiles import min_samples_for_quantile
 
     need = min_samples_for_quantile(0.99)
-    count = sum(c.stats.e2e.count for r in result.rounds for c in r.copies)
-    if count < need:
+    # The gate judges each round's p99 on its own, so the fewest inferences of any round is what counts;
+    # the duration to set is the total (it is split over the rounds), so longer by the same factor.
+    counts = [sum(c.stats.e2e.count for c in r.copies) for r in result.rounds]
+    fewest = min(counts, default=0)
+    if fewest < need:
+        factor = -(-need // max(fewest, 1))
+        per_round = "" if len(counts) == 1 else f" in a round (the fewest of {len(counts)} rounds)"
         logger.warning(
-            "Configuration n_models=%d, workers_per_model=%d: only %d inferences were timed; a p99 needs "
-            "at least %d to be trustworthy, so run about %dx longer (duration).",
-            run.n_models, run.workers_per_model, count, need, -(-need // max(count, 1)),
+            "Configuration n_models=%d, workers_per_model=%d: only %d inferences were timed%s; a p99 needs "
+            "at least %d per round to be trustworthy, so run about %dx longer (duration=%d).",
+            run.n_models, run.workers_per_model, fewest, per_round, need, factor,
+            math.ceil(duration_s * factor),
         )
 
 

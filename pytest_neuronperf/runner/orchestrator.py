@@ -17,15 +17,20 @@ import contextlib
 import multiprocessing as mp
 import os
 import reprlib
+import shutil
 import signal
+import sys
+import tempfile
 import threading
+import time
+import warnings
 from collections.abc import Callable, Sequence
 from multiprocessing.connection import wait
 from multiprocessing.context import BaseContext
 from typing import Any, NoReturn
 
 from pytest_neuronperf._util.log import logger
-from pytest_neuronperf._util.processes import stop_processes
+from pytest_neuronperf._util.processes import GroupLeftovers, is_running, process_state, stop_groups, stop_processes
 from pytest_neuronperf.backends.base import Backend, Placement
 from pytest_neuronperf.errors import BenchmarkError
 from pytest_neuronperf.runner.protocol import (
@@ -43,7 +48,20 @@ from pytest_neuronperf.runner.resources import ResourceSampler
 START_MARGIN_NS = 20_000_000
 # How long stopped copies get to exit on SIGTERM before they are killed.
 STOP_GRACE_S = 1.0
+# How long the copies of a configuration get, all together, to exit after sending their results.
+EXIT_WAIT_S = 5.0
 _PRELOAD = ["pytest_neuronperf.runner.replica", "numpy", "torch"]
+# A Unix socket's path must fit in sun_path (108 bytes on Linux, 104 on macOS and the BSDs, NUL included).
+SOCKET_PATH_MAX = 108 if sys.platform.startswith("linux") else 104
+# multiprocessing names the forkserver's socket <temp dir>/pymp-XXXXXXXX/listener-XXXXXXXX.
+_LISTENER_NAME = len("/listener-XXXXXXXX")
+_MP_DIR_NAME = len("/pymp-XXXXXXXX")
+# Where a short private folder for the socket can go when the temporary folder's path is too long.
+_SHORT_BASES = ("/tmp", "/var/tmp", "/dev/shm")
+
+
+class RunnerWarning(UserWarning):
+    """Something the model left behind (processes, threads) that the runner had to clean up."""
 
 
 def start_context(multiinterpreter: bool) -> BaseContext:
@@ -51,7 +69,48 @@ def start_context(multiinterpreter: bool) -> BaseContext:
         return mp.get_context("spawn")
     ctx = mp.get_context("forkserver")
     ctx.set_forkserver_preload(_PRELOAD)
+    fit_socket_dir()
     return ctx
+
+
+def fit_socket_dir() -> str | None:
+    """Give multiprocessing a temporary folder short enough for the forkserver's socket path.
+
+    The forkserver listens on a Unix socket in multiprocessing's own temporary folder, made
+    under ``tempfile.gettempdir()``; with a long ``TMPDIR`` (per-job folders in CI, nested
+    build directories) the path does not fit in ``sun_path`` and every benchmark failed with
+    ``OSError: AF_UNIX path too long``. Then a private folder (mode 0700) under ``/tmp`` takes
+    its place, removed at exit as multiprocessing's own is. Returns the folder chosen, or
+    None when the current one fits. Must run before the forkserver starts; later it changes
+    nothing the running server uses.
+    """
+    from multiprocessing import process, util
+
+    config = process.current_process()._config  # type: ignore[attr-defined]
+    current = config.get("tempdir")
+    if current is not None:
+        longest = len(os.fsencode(current)) + _LISTENER_NAME
+    else:
+        longest = len(os.fsencode(tempfile.gettempdir())) + _MP_DIR_NAME + _LISTENER_NAME
+    if longest < SOCKET_PATH_MAX:
+        return None
+    for base in _SHORT_BASES:
+        if len(os.fsencode(base)) + _MP_DIR_NAME + _LISTENER_NAME >= SOCKET_PATH_MAX:
+            continue
+        try:
+            short = tempfile.mkdtemp(prefix="npf-mp-", dir=base)
+        except OSError:
+            continue
+        util.Finalize(None, shutil.rmtree, args=(short,), kwargs={"ignore_errors": True}, exitpriority=-100)
+        config["tempdir"] = short
+        logger.debug("The temporary folder %r is too long for a socket path; the forkserver's socket goes in %r.",
+                     current or tempfile.gettempdir(), short)
+        return short
+    raise OSError(
+        f"the temporary folder {current or tempfile.gettempdir()!r} is too long for the model copies' forkserver "
+        f"socket (a Unix socket path must be shorter than {SOCKET_PATH_MAX} bytes), and none of "
+        f"{', '.join(_SHORT_BASES)} is writable to hold a short one instead; set TMPDIR to a shorter folder"
+    )
 
 
 class _Handle:
@@ -70,17 +129,27 @@ class _Handle:
         return self.process.sentinel if self.process is not None else None
 
 
-def stop_all(handles: Sequence[_Handle], grace_s: float = STOP_GRACE_S) -> None:
+def stop_all(handles: Sequence[_Handle], grace_s: float = STOP_GRACE_S) -> GroupLeftovers:
     """Stop every copy at once: close the connections, then SIGTERM to all, one shared grace period, SIGKILL.
 
     See :func:`stop_processes`: teardown stays within ``grace_s`` (plus the bounded wait after
     SIGKILL) however many copies there are, and an interruption while waiting kills the
-    remaining copies at once before it propagates.
+    remaining copies at once before it propagates. Then each copy's process group goes the
+    same way (:func:`stop_groups`): processes the model started, and a copy whose forkserver
+    died (its ``Process`` then reports an exit status, so it is no longer signalled by pid).
+    Returns what was found in the groups besides the copies themselves.
     """
     for h in handles:
         with contextlib.suppress(Exception):
             h.conn.close()
-    stop_processes([h.process for h in handles if h.process is not None], grace_s=grace_s)
+    processes = [h.process for h in handles if h.process is not None]
+    try:
+        stop_processes(processes, grace_s=grace_s)
+    finally:
+        # A copy leads a process group with its own pid (replica.run_copy); None: never started.
+        pids = [p.pid for p in processes if p.pid is not None]
+        leftovers = stop_groups(pids, exclude=pids, grace_s=grace_s)
+    return leftovers
 
 
 def _signal_note(signum: int) -> str:
@@ -109,6 +178,40 @@ def _name_of(message: object) -> str:
 def _describe(config: dict[str, Any]) -> str:
     keys = ("n_models", "workers_per_model", "batch_size", "pipeline_size", "model_filename")
     return ", ".join(f"{k}={config[k]}" for k in keys if k in config)
+
+
+# Process states (/proc/<pid>/stat) worth naming when a copy did not answer in time.
+_STATE_NOTES = {
+    "T": "is stopped (SIGSTOP?): paused by a stop signal (SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU), so it could not run",
+    "t": "is stopped by a debugger (tracing stop), so it could not run",
+    "D": "is in uninterruptible sleep, usually waiting on a device driver or a stuck file system",
+    "Z": "has exited (a zombie not yet reaped)",
+}
+
+
+def _state_note(handle: _Handle) -> str:
+    """What the kernel says the copy is doing, when that explains why it did not answer; else ''."""
+    pid = handle.process.pid if handle.process is not None else None
+    state = process_state(pid) if pid else None
+    return _STATE_NOTES.get(state or "", "")
+
+
+def _forkserver_gone() -> bool:
+    """Whether this process started a forkserver that is no longer running."""
+    from multiprocessing import forkserver
+
+    pid = getattr(getattr(forkserver, "_forkserver", None), "_forkserver_pid", None)
+    return isinstance(pid, int) and not is_running(pid)
+
+
+def _warn(message: str) -> None:
+    """Say it where a user looks: the runner's log, and a warning (pytest's warnings summary names the test)."""
+    logger.warning("%s", message)
+    warnings.warn(RunnerWarning(message), stacklevel=3)
+
+
+# The exit status multiprocessing gives a forkserver copy whose status never came (the server is gone).
+_FORKSERVER_LOST = 255
 
 
 class CopyGroup:
@@ -155,7 +258,38 @@ class CopyGroup:
         logger.debug("Model copy %d started (%s).", job.placement.copy_index, job.placement.describe())
 
     def __exit__(self, *exc: object) -> None:
-        stop_all(self.handles)
+        leftovers = stop_all(self.handles)
+        if leftovers:
+            self._report_leftovers(leftovers)
+
+    def _report_leftovers(self, leftovers: GroupLeftovers) -> None:
+        found = "; ".join(f"pid {pid}: {cmd}" for pid, cmd in sorted(leftovers.found.items()))
+        text = (f"configuration {_describe(self.config)}: the model left {len(leftovers.found)} process(es) "
+                f"running after its copies ended ({found}); they were stopped (SIGTERM, then SIGKILL). A model's "
+                "helper processes never outlive its copy; stop them yourself if they need a clean shutdown")
+        if leftovers.survivors:
+            text += (f". Still alive after SIGKILL (stuck in the kernel?): pids "
+                     f"{', '.join(map(str, leftovers.survivors))}")
+        _warn(text)
+
+    def wait_exit(self, wait_s: float = EXIT_WAIT_S) -> None:
+        """Let the copies exit by themselves, all against one deadline; warn about those that do not."""
+        deadline = time.monotonic() + wait_s
+        for h in self.handles:
+            if h.process is not None:
+                h.process.join(max(0.0, deadline - time.monotonic()))
+        threads = {i: r.lingering_threads for i, r in sorted(self.done.items()) if r.lingering_threads}
+        if threads:
+            named = "; ".join(f"copy {i}: {', '.join(map(repr, t))}" for i, t in threads.items())
+            _warn(f"configuration {_describe(self.config)}: the model left non-daemon thread(s) running after the "
+                  f"timed window ({named}); the copies ended without waiting for them. Make such threads daemon "
+                  "threads (threading.Thread(daemon=True)) or stop them when the model is done")
+        stuck = [h for h in self.handles if h.process is not None and h.process.is_alive()]
+        if stuck:
+            _warn(f"configuration {_describe(self.config)}: model copies {', '.join(str(h.index) for h in stuck)} "
+                  f"did not exit within {wait_s:g}s of sending their results; they were stopped")
+        for h in self.handles:
+            logger.debug("Model copy %d finished.", h.index)
 
     def collect(self, expected: type[Ready | Done], deadline_ns: int, what: str, limit: str = "") -> None:
         """Wait for one ``expected`` message from every copy; raise on an error, a death or the deadline.
@@ -169,9 +303,11 @@ class CopyGroup:
             if remaining <= 0:
                 idle = ", ".join(str(h.index) for h in pending.values())
                 bound = f"{limit}; " if limit else ""
+                states = "".join(f"; copy {h.index} (pid {h.process.pid}) {note}" for h in pending.values()
+                                 if (note := _state_note(h)))
                 raise BenchmarkError(
                     f"model copies {idle} did not finish {what} in time ({bound}configuration: "
-                    f"{_describe(self.config)}); they were stopped. Raise `timeout` if the model "
+                    f"{_describe(self.config)}){states}; they were stopped. Raise `timeout` if the model "
                     "legitimately needs longer.",
                     self.config,
                 )
@@ -224,8 +360,13 @@ class CopyGroup:
             code = handle.process.exitcode
         else:
             code = None
+        state = _state_note(handle)
         if code is None:
-            how = "stopped"
+            how = "closed its connection to the benchmark but is still running" + (f": it {state}" if state else "")
+        elif code == _FORKSERVER_LOST and _forkserver_gone():
+            # The forkserver reports every copy's exit status; without it the status reads 255.
+            how = ("lost the forkserver that started it (the process that forks model copies was killed or "
+                   "crashed); the copy was stopped, and the next configuration starts a new forkserver")
         elif code >= 0:
             how = f"exited with code {code}"
         else:
@@ -256,8 +397,5 @@ def run_config(jobs: Sequence[CopyJob], backend: Backend, *, ctx: BaseContext | 
         with ResourceSampler(min(stats_interval, max(duration_s / 4, 0.05))) as sampler:
             group.collect(Done, stop_ns + int(timeout_s * 1e9), "running the timed window",
                           f"timeout={timeout_s:g}s after the {duration_s:g}s window closed")
-        for h in group.handles:
-            if h.process is not None:
-                h.process.join(5.0)
-            logger.debug("Model copy %d finished.", h.index)
+        group.wait_exit()
     return [group.done[i] for i in sorted(group.done)], start_ns, stop_ns, sampler.summary()

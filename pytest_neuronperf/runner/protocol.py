@@ -37,6 +37,8 @@ class CopyResult:
     stats: StreamStats
     worker_counts: list[int] = field(default_factory=list)
     exhausted: bool = False
+    # Non-daemon threads the model left running when the window closed; the copy exits without them.
+    lingering_threads: list[str] = field(default_factory=list)
 
 
 @dataclass

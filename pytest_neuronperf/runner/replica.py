@@ -15,13 +15,16 @@ import contextlib
 import itertools
 import os
 import select
+import signal
+import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
+from pytest_neuronperf._util.processes import group_members, is_running
 from pytest_neuronperf.backends.base import Placement
 from pytest_neuronperf.runner.protocol import CopyFailure, CopyResult, Done, Failed, Ready, ReadyInfo, Start
 from pytest_neuronperf.runner.recorder import CHUNK, Recorder, StreamStats
@@ -65,7 +68,7 @@ class _Phase:
         self.name = "starting"
 
 
-# The exit status of a copy that ended itself because its orchestrator was gone.
+# The exit status of a copy that ended itself because its orchestrator (or forkserver) was gone.
 ORPHANED_EXIT_CODE = 70
 _POLL_S = 0.2
 
@@ -74,20 +77,33 @@ def run_copy(conn: Connection, job: CopyJob, orchestrator_pid: int | None = None
     """Entry point of a model copy (process target, or thread target in-process).
 
     ``orchestrator_pid``: the process that started this copy; a process copy ends itself
-    as soon as that process is gone (see :func:`watch_orchestrator`).
+    as soon as that process, or the forkserver that forked it, is gone (see
+    :func:`watch_orchestrator`).
     """
-    if orchestrator_pid is not None and not job.in_process:
-        watch_orchestrator(orchestrator_pid)
+    if not job.in_process:
+        # A process group of its own: whatever the model starts (helper processes, servers)
+        # joins it, so the orchestrator can stop all of it with the copy (os.killpg), even after
+        # the copy has exited; and a Ctrl-C at the terminal reaches pytest, which stops the copies,
+        # not the copies themselves halfway through a message.
+        with contextlib.suppress(OSError):
+            os.setpgid(0, 0)
+        with contextlib.suppress(OSError, ValueError):
+            # Out of the terminal's foreground group, a write to the terminal under `stty tostop`
+            # would stop the copy (SIGTTOU); ignored, the write goes through as it did before.
+            signal.signal(signal.SIGTTOU, signal.SIG_IGN)
+        if orchestrator_pid is not None:
+            watch_orchestrator(orchestrator_pid, os.getppid())
     phase = _Phase()
+    lingering: list[str] = []
     try:
-        _run_copy(conn, job, phase)
+        lingering = _run_copy(conn, job, phase)
     except BaseException as exc:  # report everything, including SystemExit from user code
         failure = CopyFailure(
             copy_index=job.placement.copy_index,
             phase=phase.name,
             error_type=type(exc).__name__,
-            message=str(exc),
-            traceback="".join(traceback.format_exception(exc)),
+            message=_exception_text(exc),
+            traceback=_traceback_text(exc),
         )
         with contextlib.suppress(Exception):
             conn.send(Failed(failure))
@@ -97,53 +113,101 @@ def run_copy(conn: Connection, job: CopyJob, orchestrator_pid: int | None = None
     finally:
         with contextlib.suppress(Exception):
             conn.close()
+    if lingering and not job.in_process:
+        # Its results are sent; exiting normally would wait for the model's non-daemon threads
+        # (threading._shutdown), which may never end. The orchestrator has their names and says so.
+        _flush_std_streams()
+        os._exit(0)
 
 
-def watch_orchestrator(pid: int) -> threading.Thread:
-    """Start a daemon thread that ends this process (``os._exit``) once process ``pid`` has exited.
+def _exception_text(exc: BaseException) -> str:
+    """``str(exc)``, or a note saying that it raised: a broken ``__str__`` must not hide the error."""
+    try:
+        return str(exc)
+    except BaseException as inner:  # whatever the user's __str__ raises
+        return f"<str() of the exception raised {type(inner).__name__}>"
+
+
+def _traceback_text(exc: BaseException) -> str:
+    try:
+        return "".join(traceback.format_exception(exc))
+    except BaseException:  # format_exception calls the exception's own methods too
+        frames = "".join(traceback.format_tb(exc.__traceback__))
+        return f"Traceback (most recent call last):\n{frames}{type(exc).__name__}: {_exception_text(exc)}\n"
+
+
+def _flush_std_streams() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            if stream is not None:
+                stream.flush()
+
+
+def _model_threads() -> list[str]:
+    """Names of the non-daemon threads still running besides the main thread: the model's own."""
+    main = threading.main_thread()
+    return sorted(t.name for t in threading.enumerate() if t is not main and not t.daemon and t.is_alive())
+
+
+def watch_orchestrator(pid: int, *others: int) -> threading.Thread:
+    """Start a daemon thread that ends this process (``os._exit``) once ``pid`` or one of ``others`` exits.
 
     A copy must not outlive the benchmark that started it, however that benchmark ended
     (SIGKILL, the OOM killer, a crash). Nothing else tells it reliably: a copy's parent is
     the forkserver, which stays up while any copy holds its pipe, so neither a parent-death
     signal nor a change of parent fires; and a copy in its timed window (or stuck in the
-    model) is not reading the pipe to the orchestrator. The thread blocks on a pidfd, which
-    costs nothing while the benchmark runs, and polls where pidfds are unavailable.
+    model) is not reading the pipe to the orchestrator. ``others`` is the forkserver: once it
+    is gone the orchestrator can no longer learn the copy's exit status or stop it by pid, and
+    a copy left running would load the cores while the next configuration measures. The
+    thread blocks on pidfds, which costs nothing while the benchmark runs, and polls where
+    pidfds are unavailable. A copy that leads its own process group takes the processes the
+    model started with it.
     """
-    thread = threading.Thread(target=_wait_for_exit, args=(pid,), name="npf-orchestrator-watchdog",
+    pids = [p for p in dict.fromkeys((pid, *others)) if p > 1]
+    thread = threading.Thread(target=_wait_for_exit, args=(pids,), name="npf-orchestrator-watchdog",
                               daemon=True)
     thread.start()
     return thread
 
 
-def _wait_for_exit(pid: int) -> None:
+def _wait_for_exit(pids: Iterable[int]) -> None:
+    pids = list(pids)
+    fds = []
     try:
-        fd = os.pidfd_open(pid)
+        for pid in pids:
+            fds.append(os.pidfd_open(pid))
     except ProcessLookupError:
-        os._exit(ORPHANED_EXIT_CODE)
+        _orphaned()
     except (AttributeError, OSError):  # no pidfd_open here (old kernel, other OS, seccomp)
-        while _is_running(pid):
+        while all(_is_running(p) for p in pids):
             time.sleep(_POLL_S)
-        os._exit(ORPHANED_EXIT_CODE)
-    select.select([fd], [], [])  # a pidfd becomes readable when its process exits
-    os._exit(ORPHANED_EXIT_CODE)
+        _orphaned()
+    select.select(fds, [], [])  # a pidfd becomes readable when its process exits
+    _orphaned()
 
 
 def _is_running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            # A killed orchestrator stays a zombie until its own parent reaps it.
-            return fh.read().rsplit(b")", 1)[1].split()[0] != b"Z"
-    except (OSError, IndexError):
-        return True
+    # A killed orchestrator stays a zombie until its own parent reaps it: that counts as gone.
+    return is_running(pid)
 
 
-def _run_copy(conn: Connection, job: CopyJob, phase: _Phase) -> None:
+def _orphaned() -> NoReturn:
+    """End what the model started (this copy's process group), then this copy."""
+    me = os.getpid()
+    if os.getpgrp() == me:
+        with contextlib.suppress(OSError):
+            members = group_members(me)
+            if members is None:
+                os.killpg(me, signal.SIGKILL)  # no /proc to list them: the whole group, this copy too
+            for pid in sorted(members or ()):
+                if pid != me:
+                    with contextlib.suppress(OSError):
+                        os.kill(pid, signal.SIGKILL)
+    os._exit(ORPHANED_EXIT_CODE)
+
+
+def _run_copy(conn: Connection, job: CopyJob, phase: _Phase) -> list[str]:
+    """Load, warm up, run the window and send the results; returns the model's threads still running."""
     backend = _backend(job.backend_name)
     copy_id = job.placement.copy_index
     if not job.in_process:
@@ -188,7 +252,7 @@ def _run_copy(conn: Connection, job: CopyJob, phase: _Phase) -> None:
     message = conn.recv()
     if not isinstance(message, Start):
         shared.abort()
-        return
+        return []
     phase.name = "timed run"
     shared.go(message.start_ns, message.stop_ns)
     shared.wait_done()
@@ -197,11 +261,14 @@ def _run_copy(conn: Connection, job: CopyJob, phase: _Phase) -> None:
     for w in workers:
         assert w.recorder is not None
         stats.merge(w.recorder.stats)
+    lingering = [] if job.in_process else _model_threads()
     conn.send(Done(CopyResult(
         copy_index=copy_id, cores=job.placement.cores, pid=os.getpid(), load_ns=load_ns,
         warmup_count=sum(w.warmup_count for w in workers), warmup_ns=sum(w.warmup_ns for w in workers),
         stats=stats, worker_counts=[w.count for w in workers], exhausted=shared.exhausted,
+        lingering_threads=lingering,
     )))
+    return lingering
 
 
 def _backend(name: str) -> Any:

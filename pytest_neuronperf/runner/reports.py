@@ -12,6 +12,10 @@ from pytest_neuronperf.runner.recorder import StreamStats
 from pytest_neuronperf.runner.results import ConfigResult, RoundResult
 from pytest_neuronperf.spec import fields
 
+# When a model is slower than its window, the duration suggested is long enough for about this many
+# inferences per worker and round: enough to time some, not yet enough for a p99 (that hint comes later).
+INFERENCES_TO_SUGGEST = 10
+
 
 def _ms(ns: float) -> float | None:
     return None if math.isnan(ns) else round(ns / 1e6, 4)
@@ -52,8 +56,11 @@ def round_summary(r: RoundResult, batch_size: int) -> dict[str, Any]:
     bins = _summed_bins(r)
     full = r.window_ns // r.bin_ns if r.bin_ns else 0
     # Whole bins only: a partial last bin would read as a dip. A window shorter than one bin (a
-    # dataset that ran out at once) has only its partial bin.
+    # dataset that ran out at once) has only its partial bin, and so does a window whose few
+    # completions all fell in it (a dataset closes the window at its last completion, in that bin).
     counted = bins[:full] if full >= 1 else bins[:1]
+    if not counted.sum() and bins.size > counted.size:
+        counted = bins[: counted.size + 1]
     summary = summarize_round(
         s.e2e, counted * batch_size, r.bin_ns / 1e9, r.window_ns / 1e9,
         completed=s.e2e.count * batch_size, to_ms=1e-6,
@@ -61,12 +68,68 @@ def round_summary(r: RoundResult, batch_size: int) -> dict[str, Any]:
     return summary.to_dict()
 
 
+def _seconds(value: float) -> str:
+    return f"{value:.3g} s" if value < 10 else f"{value:.0f} s"
+
+
+def empty_round_reason(result: ConfigResult, rounds: int | None = None) -> str | None:
+    """Why a configuration cannot be reported: a round in which no inference completed (None when every
+    round timed some).
+
+    The reason says how long one inference took (from the copies' warm-up) and what duration would
+    time some, so a model slower than the window gets an error that says what to change. ``rounds`` is
+    how many rounds the configuration was to run (default: the rounds it holds).
+    """
+    n_rounds = max(1, rounds or 0, len(result.rounds))
+    for index, r in enumerate(result.rounds):
+        if sum(c.stats.e2e.count for c in r.copies):
+            continue
+        window_s = max(0, r.window_stop_ns - r.window_start_ns) / 1e9
+        which = f" of round {index + 1} of {n_rounds}" if n_rounds > 1 else ""
+        warm_n = sum(c.warmup_count for c in r.copies)
+        warm_ns = sum(c.warmup_ns for c in r.copies)
+        head = f"no inference completed in the {_seconds(window_s)} timed window{which}"
+        if warm_n and warm_ns > 0:
+            one_s = warm_ns / warm_n / 1e9
+            took = f"one inference took about {_seconds(one_s)} in warm-up"
+            took += (", longer than the window" if one_s >= window_s
+                     else ", yet none finished in the window (did the model stall, or slow down after warm-up?)")
+            per_round = INFERENCES_TO_SUGGEST * one_s
+        else:
+            took = (f"no warm-up inference was timed (warmup=0), so one inference takes longer than "
+                    f"{_seconds(window_s)}; warm up at least once (warmup=1) to learn how long")
+            per_round = INFERENCES_TO_SUGGEST * window_s
+        # The duration is split over the rounds, so the total must give each round its share.
+        total = max(1, math.ceil(max(per_round, 2 * window_s) * n_rounds))
+        return (f"{head}: {took}; run at least {total} s (duration={total}, or --npf-duration={total}s "
+                f"in pytest) to time some")
+    return None
+
+
+def _phase_averages(report: dict[str, Any], result: ConfigResult) -> None:
+    copies = [c for r in result.rounds for c in r.copies]
+    if not copies:
+        return
+    report["load_avg_ms"] = _ms(sum(c.load_ns for c in copies) / len(copies))
+    warm_n = sum(c.warmup_count for c in copies)
+    report["warmup_avg_ms"] = _ms(sum(c.warmup_ns for c in copies) / warm_n) if warm_n else None
+
+
 def build_report(result: ConfigResult) -> dict[str, Any]:
     report: dict[str, Any] = {key: None for key in fields.ALL_KEYS}
     report.update({k: v for k, v in result.config.items() if k in fields.CONFIG_KEYS})
     report["status"] = result.status
     report["reason"] = result.reason
-    if result.status != fields.STATUS_OK or not result.rounds:
+    if result.status == fields.STATUS_OK:
+        empty = empty_round_reason(result)
+        if empty is not None:
+            # Raw results from before this check (or built by hand) say "finished"; the report must not.
+            report["status"], report["reason"] = fields.STATUS_ERROR, empty
+    if report["status"] == fields.STATUS_ERROR:
+        _phase_averages(report, result)
+        report["latency_samples"] = sum(c.stats.e2e.count for r in result.rounds for c in r.copies)
+        return report
+    if report["status"] != fields.STATUS_OK or not result.rounds:
         return report
     bs = int(result.config["batch_size"])
     stats = merged_stats(result.rounds)
@@ -84,10 +147,7 @@ def build_report(result: ConfigResult) -> dict[str, Any]:
         report[key] = _ms(value)
     infer50, infer99 = stats.infer.percentiles((50.0, 99.0))
     report["infer_ms_p50"], report["infer_ms_p99"] = _ms(infer50), _ms(infer99)
-    copies = [c for r in result.rounds for c in r.copies]
-    report["load_avg_ms"] = _ms(sum(c.load_ns for c in copies) / len(copies))
-    warm_n = sum(c.warmup_count for c in copies)
-    report["warmup_avg_ms"] = _ms(sum(c.warmup_ns for c in copies) / warm_n) if warm_n else None
+    _phase_averages(report, result)
     if count:
         report["preprocess_avg_ms"] = _ms(stats.preprocess_ns / count)
         report["infer_avg_ms"] = _ms(stats.infer.mean_ns())

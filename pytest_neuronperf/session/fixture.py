@@ -12,9 +12,17 @@ from typing import Any
 
 import pytest
 
+from pytest_neuronperf.baselines.keys import check_part
 from pytest_neuronperf.config.options import MARKER
 from pytest_neuronperf.config.settings import Settings, SettingsError, Tolerance, parse_tolerance
-from pytest_neuronperf.gate.evaluate import ConfigOutcome, GateRules, Limits, MeasurementJudgement, judge_measurement
+from pytest_neuronperf.gate.evaluate import (
+    ConfigOutcome,
+    GateRules,
+    Limits,
+    MeasurementJudgement,
+    judge_measurement,
+    limit_value,
+)
 from pytest_neuronperf.gate.verdict import Verdict
 from pytest_neuronperf.report.results_file import DEFAULT_NAME, Measurement, label_of
 from pytest_neuronperf.session.session import NpfSession
@@ -42,12 +50,68 @@ def valid_keywords() -> list[str]:
 
 
 def check_keywords(kwargs: Mapping[str, Any], where: str) -> None:
+    """Unknown keywords are a TypeError; a gate keyword with an unusable value is a ValueError.
+
+    Called at collection for the marker and when the fixture is called, so a bad value fails its
+    test before anything is measured, not the session after every test ran.
+    """
     unknown = sorted(set(kwargs) - set(valid_keywords()))
     if unknown:
         raise TypeError(
             f"{where}: unknown keyword(s) {', '.join(unknown)}; valid keywords are the runner's parameters "
             f"({', '.join(runner_keywords())}) and the gate's ({', '.join(GATE_KEYWORDS)})"
         )
+    for keyword in LIMIT_KEYWORDS:
+        if kwargs.get(keyword) is not None:
+            check_limit(keyword, kwargs[keyword], where)
+    if kwargs.get("tolerance") is not None:
+        tolerance_of(kwargs["tolerance"], f"{where}: tolerance")
+    if kwargs.get("name") is not None:
+        measurement_name(kwargs["name"], where)
+
+
+def check_limit(keyword: str, value: object, where: str) -> float:
+    """An absolute limit as a float; ValueError (naming ``where``) unless it is a positive finite number."""
+    try:
+        return limit_value(keyword, value)
+    except ValueError as exc:
+        raise ValueError(f"{where}: {exc}") from None
+
+
+def tolerance_of(value: object, option: str) -> Tolerance:
+    """A marker/fixture ``tolerance=`` (``0.05``, ``"5%"``, ``"p99=10%"`` or a Tolerance); ValueError if unusable."""
+    if isinstance(value, Tolerance):
+        return value
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise ValueError(f"{option}: expected a fraction such as 0.05 or text such as '5%' or 'p99=10%', "
+                         f"got {value!r}")
+    try:
+        return parse_tolerance(repr(value) if isinstance(value, float) else str(value), option)
+    except SettingsError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def measurement_name(value: object, where: str) -> str:
+    """The measurement's name (the default one for None or ""); ValueError if a baseline entry could not hold it."""
+    name = str(value or DEFAULT_NAME)
+    try:
+        # The baseline entry key's own rule, so the two can never disagree.
+        check_part("measurement", name)
+    except ValueError as exc:
+        raise ValueError(f"{where}: name={name!r} cannot name a measurement: {exc} (baseline entries are keyed "
+                         "<test>::<name>::<configuration>)") from None
+    return name
+
+
+def error_text(exc: BaseException, max_lines: int = 5) -> str:
+    """``<ExceptionType>: <message>``, cut to its first lines (a copy's traceback follows them)."""
+    try:
+        message = str(exc)
+    except Exception:  # an exception whose __str__ raises still deserves its type in the report
+        message = "<the exception's message could not be formatted>"
+    lines = f"{type(exc).__name__}: {message}".strip().splitlines()
+    text = "\n".join(lines[:max_lines]) + ("\n..." if len(lines) > max_lines else "")
+    return text[:2000]
 
 
 @dataclass
@@ -100,6 +164,7 @@ class NpfBench:
         marker = item.get_closest_marker(MARKER)
         self.defaults: dict[str, Any] = dict(marker.kwargs) if marker is not None else {}
         self.names: list[str] = []
+        self._recorded: set[str] = set()  # names whose Measurement the session already holds
 
     @property
     def called(self) -> bool:
@@ -112,7 +177,7 @@ class NpfBench:
             params["model"] = model
         if inputs is not None:
             params["inputs"] = inputs
-        name = str(params.pop("name", None) or DEFAULT_NAME)
+        name = measurement_name(params.pop("name", None), "npf_bench")
         if name in self.names:
             raise ValueError(
                 f"npf_bench: this test already measured {name!r}; give each measurement in one test its own "
@@ -122,19 +187,29 @@ class NpfBench:
             if params.get(required) is None:
                 raise TypeError(f"npf_bench: no {required!r} given (pass it to npf_bench or to the marker)")
         self.names.append(name)
-        return self._measure(name, params)
+        try:
+            return self._measure(name, params)
+        except Exception as exc:
+            # Recorded before the test fails as it always did, so the error reaches every report
+            # (and, under xdist, the controller) instead of leaving no trace of the measurement.
+            self._record_error(name, params, error_text(exc))
+            raise
+
+    def _record_error(self, name: str, params: Mapping[str, Any], error: str) -> None:
+        if name in self._recorded:
+            return
+        self._recorded.add(name)
+        module, test_name = self._node_parts()
+        device = params.get("device_type") or self.settings.device or "cpu"
+        self.session.add(Measurement(
+            nodeid=self.item.nodeid, name=name, device_type=str(device), fingerprint={},
+            verdict=Verdict.ERROR.value, reports=[], outcomes=[], module_path=module, test_name=test_name,
+            error=error,
+        ))
 
     def _gate_rules(self, params: dict[str, Any]) -> GateRules:
         tol = params.pop("tolerance", None)
-        if tol is None:
-            tolerance = self.settings.tolerance
-        elif isinstance(tol, Tolerance):
-            tolerance = tol
-        else:
-            try:
-                tolerance = parse_tolerance(str(tol) if not isinstance(tol, float) else repr(tol), "tolerance")
-            except SettingsError as exc:
-                raise ValueError(str(exc)) from None
+        tolerance = self.settings.tolerance if tol is None else tolerance_of(tol, "tolerance")
         s = self.settings
         return GateRules(tolerance=tolerance, limits=Limits.take(params), compare=s.compare, strict=s.strict,
                          require_baseline=s.require_baseline, duration_name=DURATION_FLAG)
@@ -189,6 +264,7 @@ class NpfBench:
                 found = BaselineStore(self.session.baseline_root).lookup_reports(
                     module, test_name, name, reports, fingerprint, self.settings.fingerprint_keys)
             except BaselineFileError as exc:
+                self._record_error(name, params, error_text(exc))
                 pytest.fail(str(exc), pytrace=False)
         judged = judge_measurement(name, reports, found, rules)
         unsure = judged.needing_confirmation()
@@ -196,6 +272,7 @@ class NpfBench:
             self._confirm(params, reports, unsure)
             judged = judge_measurement(name, reports, found, rules)
         verdict = judged.verdict
+        self._recorded.add(name)
         self.session.add(Measurement(
             nodeid=self.item.nodeid, name=name, device_type=backend.name, fingerprint=fingerprint,
             verdict=verdict.value, reports=reports, outcomes=[o.to_dict() for o in judged.outcomes], notes=judged.notes,
@@ -203,7 +280,8 @@ class NpfBench:
         ))
         self._record_properties(name, judged)
         result = BenchResult(name, reports, judged.outcomes, verdict, judged.notes)
-        if verdict is Verdict.FAIL and not self.settings.save_baseline:
+        # Saving a baseline accepts a slower normal, never a configuration that could not be measured.
+        if (verdict is Verdict.FAIL and not self.settings.save_baseline) or judged.errors:
             pytest.fail(judged.failure_message(), pytrace=False)
         if verdict is Verdict.INCONCLUSIVE:
             warnings.warn(NeuronPerfWarning(

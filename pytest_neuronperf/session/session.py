@@ -8,16 +8,24 @@ a run that benchmarks something (or asked for a result file), not in every run.
 from __future__ import annotations
 
 import json
+import math
 import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 if TYPE_CHECKING:
+    from pytest_neuronperf.baselines.schema import BaselineRecord
     from pytest_neuronperf.config.settings import Settings
     from pytest_neuronperf.report.results_file import Measurement
     from pytest_neuronperf.session.progress_view import ProgressView
+
+
+# How the error of a measurement whose results a crashed xdist worker took with it begins.
+LOST = "results lost"
 
 
 class NpfSession:
@@ -29,6 +37,9 @@ class NpfSession:
         self.saved: list[str] = []
         self.errors: list[str] = []
         self.written: list[str] = []
+        self.warnings: list[str] = []
+        self.lost_tests: dict[str, str] = {}  # xdist: test id -> what happened to its results
+        self._unsent: list[Measurement] = []  # on an xdist worker: measured, not yet sent to the controller
         self.progress: ProgressView | None = None  # the plugin attaches the terminal view
 
     @property
@@ -37,18 +48,49 @@ class NpfSession:
 
     def add(self, measurement: Measurement) -> None:
         self.measurements.append(measurement)
+        if self.is_worker:
+            self._unsent.append(measurement)
 
-    # -- xdist: workers send their measurements to the controller -----------------------------
+    # -- xdist: workers send each measurement to the controller as its test reports ---------------
 
     def payload(self) -> str:
-        """This xdist worker's measurements, to send home to the controller."""
-        return json.dumps([m.to_json() for m in self.measurements])
+        """This xdist worker's measurements not sent yet (JSON), to go to the controller; empty when none.
+
+        The plugin attaches it to each test report, so a worker that crashes later loses nothing
+        it had already reported.
+        """
+        if not self._unsent:
+            return ""
+        text = json.dumps([m.to_json() for m in self._unsent])
+        self._unsent.clear()
+        return text
 
     def receive(self, payload: str) -> None:
-        """Take the measurements a worker sent home (the :meth:`payload` of its session)."""
+        """Take the measurements a worker sent (a :meth:`payload` of its session)."""
         from pytest_neuronperf.report.results_file import Measurement
 
-        self.measurements.extend(Measurement.from_json(m) for m in json.loads(payload))
+        arrived = [Measurement.from_json(m) for m in json.loads(payload)]
+        rerun = {m.nodeid for m in arrived} & set(self.lost_tests)
+        if rerun:
+            # xdist ran a lost test again on another worker: its new results replace the placeholder.
+            self.measurements = [m for m in self.measurements if not (m.nodeid in rerun and m.error.startswith(LOST))]
+            for nodeid in rerun:
+                self.lost_tests[nodeid] += "; it ran again on another worker, whose results are kept"
+        self.measurements.extend(arrived)
+
+    def lost(self, nodeids: list[str], worker: str, error: object) -> None:
+        """Benchmark tests that were running on an xdist worker when it died: their results never came."""
+        from pytest_neuronperf.gate.verdict import Verdict
+        from pytest_neuronperf.report.results_file import DEFAULT_NAME, Measurement
+
+        why = f"xdist worker {worker} crashed while running it ({error})"
+        for nodeid in nodeids:
+            self.lost_tests[nodeid] = (f"results of {nodeid} lost: {why}; the results of the tests that "
+                                       f"finished on {worker} before it are kept")
+            self.measurements.append(Measurement(
+                nodeid=nodeid, name=DEFAULT_NAME, device_type="", fingerprint={}, verdict=Verdict.ERROR.value,
+                reports=[], outcomes=[], error=f"{LOST}: {why}",
+            ))
 
     # -- the end of the run -----------------------------------------------------------------------
 
@@ -60,40 +102,72 @@ class NpfSession:
         if self.settings.save_baseline:
             self._save_baselines()
         self._write_files()
-        if self.errors:
+        if self.errors or self.lost_tests:
             session.testsfailed += 1
 
     def _save_baselines(self) -> None:
-        from pytest_neuronperf.baselines.keys import entry_key
-        from pytest_neuronperf.baselines.schema import BaselineFileError, BaselineRecord
         from pytest_neuronperf.baselines.store import BaselineStore
         from pytest_neuronperf.gate.verdict import Verdict
-        from pytest_neuronperf.spec.fields import STATUS_OK
 
         store = BaselineStore(self.baseline_root)
         by_module: dict[str, tuple[dict[str, BaselineRecord], dict[str, bool]]] = {}
         for m in self.measurements:
+            if m.verdict == Verdict.ERROR:
+                continue  # a measurement that raised has nothing trustworthy to keep
             updates, accumulate = by_module.setdefault(m.module_path, ({}, {}))
-            for report, outcome in zip(m.reports, m.outcomes, strict=True):
-                if report.get("status") != STATUS_OK or not report.get("rounds"):
+            # Not strict: a report without its outcome (never judged) is simply not saved.
+            for report, outcome in zip(m.reports, m.outcomes, strict=False):
+                # One entry that cannot be saved is reported and skipped; it never costs the others.
+                try:
+                    entry = self._baseline_entry(m, report, outcome)
+                except Exception as exc:
+                    self.errors.append(f"baseline not saved for {_where(m, report)}: {type(exc).__name__}: {exc}")
                     continue
-                key = entry_key(m.test_name, m.name, report)
-                updates[key] = BaselineRecord.from_report(report, m.fingerprint)
-                # Rounds accumulate only while performance is unchanged; a changed normal replaces them.
-                accumulate[key] = outcome["verdict"] == Verdict.PASS and bool(outcome["judgements"])
+                if entry is not None:
+                    key, record, keep_rounds = entry
+                    updates[key] = record
+                    accumulate[key] = keep_rounds
         for module, (updates, accumulate) in sorted(by_module.items()):
             if not updates:
                 continue
             try:
                 result = store.save(module, updates, self.settings.fingerprint_keys, accumulate,
                                     overwrite_corrupt=self.settings.overwrite_corrupt)
-            except (BaselineFileError, OSError) as exc:
+            except Exception as exc:  # BaselineFileError, OSError, or a value the file cannot hold
                 self.errors.append(f"baseline not saved for {module}: {exc}")
                 continue
             self.saved.append(_relative(result.path, self.config.rootpath))
             if result.moved_aside is not None:
                 kept = _relative(result.moved_aside, self.config.rootpath)
                 self.saved.append(f"(unreadable old file kept as {kept})")
+
+    def _baseline_entry(self, m: Measurement, report: dict[str, Any],
+                        outcome: dict[str, Any]) -> tuple[str, BaselineRecord, bool] | None:
+        """(entry key, record, accumulate rounds) of one configuration, or None when it is not saved."""
+        from pytest_neuronperf.baselines.keys import entry_key
+        from pytest_neuronperf.baselines.schema import BaselineRecord
+        from pytest_neuronperf.gate.verdict import Verdict
+        from pytest_neuronperf.spec.fields import STATUS_OK
+
+        if report.get("status") != STATUS_OK or not report.get("rounds"):
+            return None
+        key = entry_key(m.test_name, m.name, report)
+        record = BaselineRecord.from_report(report, m.fingerprint)
+        record.to_json()  # a value the file cannot hold fails this entry here, not the module's whole save
+        problems = baseline_quality(report["rounds"])
+        if problems.unusable:
+            self.errors.append(f"baseline not saved for {_where(m, report)}: {problems.unusable}")
+            return None
+        if problems.weak:
+            advice = "run longer (--npf-duration) on a quieter machine, then save again"
+            if self.settings.strict:
+                self.errors.append(f"baseline not saved for {_where(m, report)} (--npf-strict): "
+                                   f"{'; '.join(problems.weak)}; {advice}")
+                return None
+            self.warnings.append(f"weak baseline saved for {_where(m, report)}: {'; '.join(problems.weak)}; "
+                                 f"{advice} (--npf-strict refuses such baselines)")
+        # Rounds accumulate only while performance is unchanged; a changed normal replaces them.
+        return key, record, outcome["verdict"] == Verdict.PASS and bool(outcome["judgements"])
 
     def _write_files(self) -> None:
         if self.settings.json_path:
@@ -102,16 +176,15 @@ class NpfSession:
             from pytest_neuronperf.report.results_file import results_document
             from pytest_neuronperf.report.text import json_text
 
-            doc = results_document(self.measurements, fingerprint(self.settings.device or "cpu"))
-            self._write(self.settings.json_path, "--npf-json",
-                        lambda path: write_atomic(path, json_text(doc).encode()))
+            self._write(self.settings.json_path, "--npf-json", lambda path: write_atomic(
+                path, json_text(results_document(self.measurements, fingerprint(self.settings.device or "cpu")))
+                .encode()))
         if self.settings.csv_path:
             from pytest_neuronperf.report.text import write_csv
             from pytest_neuronperf.spec import fields
 
-            rows = [row for m in self.measurements for row in m.flat_rows()]
-            self._write(self.settings.csv_path, "--npf-csv",
-                        lambda path: write_csv(rows, path, cols=fields.CSV_RUN_COLS))
+            self._write(self.settings.csv_path, "--npf-csv", lambda path: write_csv(
+                [row for m in self.measurements for row in m.flat_rows()], path, cols=fields.CSV_RUN_COLS))
         if self.settings.md_path:
             from pytest_neuronperf.report.markdown import write_markdown
 
@@ -130,7 +203,7 @@ class NpfSession:
 
             try:
                 append_markdown(self.measurements, step_summary)
-            except OSError as exc:
+            except Exception as exc:  # OSError mostly; nothing here may cost the files already written
                 self.errors.append(f"GITHUB_STEP_SUMMARY: could not append to {step_summary}: {exc}")
             else:
                 self.written.append("GitHub step summary")
@@ -142,22 +215,33 @@ class NpfSession:
             write(str(target))
         except OSError as exc:
             self.errors.append(f"{option}: could not write {path}: {exc}")
+        except ImportError:
+            raise  # a missing report dependency has its own message
+        except Exception as exc:
+            # A report that cannot render one value must not cost the other files (or the baselines).
+            self.errors.append(f"{option}: could not write {path}: {type(exc).__name__}: {exc}")
         else:
             self.written.append(path)
 
     # -- terminal output --------------------------------------------------------------------------
 
     def terminal_summary(self, terminalreporter: Any, config: pytest.Config) -> None:
-        if self.is_worker or not (self.measurements or self.errors or self.saved or self.written):
+        if self.is_worker or not (self.measurements or self.errors or self.lost_tests or self.warnings or self.saved
+                                  or self.written):
             return
         from pytest_neuronperf.report.summary import summary_lines
 
         verbosity = config.get_verbosity()
-        lines = summary_lines(self.measurements, verbose=verbosity > 0)
+        try:
+            lines = summary_lines(self.measurements, verbose=verbosity > 0)
+        except Exception as exc:  # the files and baselines are written by now; still show what went wrong
+            lines = [f"ERROR: the neuronperf table could not be shown: {type(exc).__name__}: {exc}"]
         if verbosity < 0:
             lines = lines[-1:] if lines else []
-        for error in self.errors:
+        for error in [*self.lost_tests.values(), *self.errors]:
             lines.append(f"ERROR: {error}")
+        for warning in self.warnings:
+            lines.append(f"WARNING: {warning}")
         if self.saved:
             lines.append("baselines saved: " + ", ".join(self.saved))
         if self.written:
@@ -175,3 +259,56 @@ def _relative(path: Path, root: Path | str) -> str:
         return os.path.relpath(path, root)
     except ValueError:
         return str(path)
+
+
+def _where(m: Measurement, report: Mapping[str, Any]) -> str:
+    from pytest_neuronperf.spec.matrix import config_text
+
+    return f"{m.label} ({config_text(report)})"
+
+
+@dataclass
+class BaselineQuality:
+    """What is wrong with the rounds a save would store: ``unusable`` is never saved, ``weak`` warns
+    (and is refused under ``--npf-strict``)."""
+
+    unusable: str = ""
+    weak: list[str] = field(default_factory=list)
+
+
+def baseline_quality(rounds: Sequence[Mapping[str, Any]]) -> BaselineQuality:
+    """Judge the rounds of one configuration as a future baseline.
+
+    A round with no inference cannot be compared with anything. Unstable rounds and percentiles
+    from fewer effective samples than the gate's minimum make every later comparison against this
+    baseline noisy or inconclusive: saved, but said so.
+    """
+    from pytest_neuronperf.spec.metrics import METRICS
+    from pytest_neuronperf.stats.quantiles import min_samples_for_quantile
+
+    quality = BaselineQuality()
+    if not all(_number(r.get("n")) >= 1 and _number(r.get("throughput")) > 0 for r in rounds):
+        quality.unusable = "a round completed no inference (nothing to compare later runs with)"
+        return quality
+    unstable = sum(1 for r in rounds if r.get("stable") is not True)
+    if unstable:
+        quality.weak.append(f"{unstable} of {len(rounds)} round(s) unstable (throughput drifted within the "
+                            "window by more than 10%)")
+    for metric in METRICS:
+        if metric.quantile is None or metric.round_n_eff is None:
+            continue
+        need = min_samples_for_quantile(metric.quantile)
+        counts = [_number(r.get(metric.round_n_eff)) for r in rounds]
+        have = math.nan if any(math.isnan(c) for c in counts) else min(counts)  # min() would skip a NaN
+        if not have >= need:
+            shown = f"{have:.0f}" if math.isfinite(have) else "no"
+            quality.weak.append(f"{metric.name} rests on {shown} effective samples in its smallest round, "
+                                f"the gate needs {need} to judge it")
+    return quality
+
+
+def _number(value: object) -> float:
+    """A numeric field as a float; anything else (missing, null, text) as NaN, which fails every check."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return math.nan
+    return float(value)

@@ -52,6 +52,7 @@ def pair_inputs(inputs: Any, batch_sizes: Sequence[int] | None) -> list[ModelInp
     if inputs is None:
         raise ValueError("inputs: required; pass a tensor, a tuple of tensors, a list of those, or a Dataset")
     if is_dataset(inputs):
+        _check_dataset_length(inputs)
         sizes = list(batch_sizes) if batch_sizes else [1]
         if len(sizes) != 1:
             raise ValueError(
@@ -72,3 +73,17 @@ def pair_inputs(inputs: Any, batch_sizes: Sequence[int] | None) -> list[ModelInp
                 f"{len(sizes)} batch size(s) {sizes}; pass a list with one input per batch size"
             )
     return [ModelInput(batch_size=bs, args=t) for bs, t in zip(sizes, tuples, strict=True)]
+
+
+def _check_dataset_length(dataset: Any) -> None:
+    # An empty dataset would run no inference at all: warm-up has no item to feed, and without
+    # warm-up the window would close at once with nothing timed, so refuse it before any copy starts.
+    try:
+        length = len(dataset)
+    except Exception as exc:
+        raise ValueError(f"inputs: len() of the Dataset raised {type(exc).__name__}: {exc}") from exc
+    if length == 0:
+        raise ValueError(
+            f"inputs: the Dataset is empty ({type(dataset).__name__} has len() 0); give a Dataset with at least "
+            "one item (with loop_dataset=True it is repeated until the duration ends)"
+        )

@@ -49,6 +49,13 @@ def non_negative_int(name: str, value: object) -> int:
     return value
 
 
+def positive_int(name: str, value: object) -> int:
+    """A whole number of at least 1 (rounds, say)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name}: must be at least 1 (a whole number), got {value!r}")
+    return value
+
+
 def optional_callable(name: str, fn: object, *, must_pickle: bool) -> Callable[..., Any] | None:
     if fn is None:
         return None

@@ -70,3 +70,111 @@ def test_write_atomic_uses_the_same_temp_names_that_stale_cleanup_knows(tmp_path
     os.rename(tmp_path / "copy", left_behind)
     remove_stale_temp_files(target)
     assert os.listdir(tmp_path) == ["baseline.json"]
+
+
+# --- what is not a regular file (issue 12, item 1) -------------------------------------------------
+
+
+def test_a_link_is_written_through_and_stays_a_link(tmp_path: Path) -> None:
+    (tmp_path / "real").mkdir()
+    target = tmp_path / "real" / "index.json"
+    target.write_bytes(b"old")
+    target.chmod(0o600)
+    link = tmp_path / "index.json"
+    link.symlink_to(Path("real") / "index.json")
+    chained = tmp_path / "chained.json"
+    chained.symlink_to(link)
+    write_atomic(chained, b"new")
+    assert link.is_symlink() and chained.is_symlink()
+    assert target.read_bytes() == b"new" and _mode(target) == 0o600
+    assert sorted(os.listdir(tmp_path / "real")) == ["index.json"]
+    with atomic_path(link) as tmp:
+        assert tmp.parent == tmp_path / "real"  # beside the target, for an atomic rename
+        tmp.write_bytes(b"newer")
+    assert link.is_symlink() and target.read_bytes() == b"newer"
+
+
+def test_a_dangling_link_creates_its_target(tmp_path: Path) -> None:
+    link = tmp_path / "out.json"
+    link.symlink_to("made.json")
+    write_atomic(link, b"{}")
+    assert link.is_symlink() and (tmp_path / "made.json").read_bytes() == b"{}"
+
+
+def test_a_loop_of_links_is_an_error(tmp_path: Path) -> None:
+    (tmp_path / "a").symlink_to("b")
+    (tmp_path / "b").symlink_to("a")
+    with pytest.raises(OSError, match="too many levels of symbolic links"):
+        write_atomic(tmp_path / "a", b"x")
+
+
+def test_a_fifo_is_written_into_in_place(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    with pytest.raises(OSError, match="no process is reading this FIFO"):
+        write_atomic(fifo, b"nobody listens")
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        write_atomic(fifo, b"hello")
+        assert os.read(reader, 100) == b"hello"
+    finally:
+        os.close(reader)
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    assert os.listdir(tmp_path) == ["pipe"]
+
+
+def test_a_character_device_is_written_into_in_place(tmp_path: Path) -> None:
+    if os.geteuid() == 0:
+        device = tmp_path / "null"  # as root a regression would replace the real /dev/null
+        try:
+            os.mknod(device, stat.S_IFCHR | 0o666, os.makedev(1, 3))
+            device.write_bytes(b"")
+        except OSError as exc:
+            pytest.skip(f"cannot make a device node here: {exc}")
+    else:
+        device = Path("/dev/null")
+    rdev = os.stat(device).st_rdev
+    write_atomic(device, b"discarded")
+    with atomic_path(device) as tmp:
+        assert tmp == device  # written into as it is
+        tmp.write_bytes(b"discarded too")
+    assert stat.S_ISCHR(os.lstat(device).st_mode) and os.stat(device).st_rdev == rdev
+
+
+def test_a_link_to_an_open_descriptor_writes_to_that_descriptor(tmp_path: Path) -> None:
+    out = tmp_path / "captured.txt"
+    with open(out, "wb") as fh:
+        fh.write(b"before\n")
+        fh.flush()
+        link = tmp_path / "stream"
+        link.symlink_to(f"/proc/self/fd/{fh.fileno()}")
+        write_atomic(link, b"{}\n")
+        fh.write(b"after\n")  # at the shared offset: nothing is overwritten
+    assert out.read_bytes() == b"before\n{}\n" + b"after\n"
+    assert link.is_symlink()
+
+
+@pytest.mark.parametrize("kind", ["directory", "proc"])
+def test_what_is_never_written_is_refused_with_a_message(tmp_path: Path, kind: str) -> None:
+    if kind == "directory":
+        path, message = tmp_path / "out", "it is a directory; name a file inside it instead"
+        path.mkdir()
+    else:
+        path, message = tmp_path / "setting", "it is in /proc"
+        path.symlink_to("/proc/sys/kernel/hostname")
+    with pytest.raises(OSError, match=message):
+        write_atomic(path, b"x")
+    with pytest.raises(OSError, match=message), atomic_path(path):
+        pass
+
+
+def test_stale_temp_files_are_looked_for_beside_a_links_target(tmp_path: Path) -> None:
+    (tmp_path / "real").mkdir()
+    link = tmp_path / "baseline.json"
+    link.symlink_to(Path("real") / "baseline.json")
+    write_atomic(link, b"{}")
+    with atomic_path(link) as tmp:
+        os.link(tmp, tmp_path / "real" / "copy")
+    os.rename(tmp_path / "real" / "copy", tmp)
+    remove_stale_temp_files(link)
+    assert os.listdir(tmp_path / "real") == ["baseline.json"]

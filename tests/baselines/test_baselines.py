@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import hashlib
 import json
 import multiprocessing
 import os
@@ -20,15 +21,17 @@ from pytest_neuronperf.baselines import store as baseline_module
 from pytest_neuronperf.baselines.environment import fingerprint, fingerprint_differences
 from pytest_neuronperf.baselines.keys import config_key, entry_key, split_nodeid
 from pytest_neuronperf.baselines.schema import (
+    ENTRY_FIX_HINT,
     FIX_HINT,
     SCHEMA_VERSION,
     BaselineFile,
     BaselineFileError,
     BaselineRecord,
     parse_baseline,
+    round_problem,
 )
 from pytest_neuronperf.baselines.store import BaselineStore, baseline_relpath, iter_baselines, lock_path
-from pytest_neuronperf.spec.fields import DEFAULT_FINGERPRINT_KEYS, FINGERPRINT_FIELDS, MATRIX_KEYS
+from pytest_neuronperf.spec.fields import DEFAULT_FINGERPRINT_KEYS, FINGERPRINT_FIELDS, MATRIX_KEYS, STATUS_OK
 
 MODULE = "tests/models/test_mlp.py"
 KEYS = DEFAULT_FINGERPRINT_KEYS
@@ -98,21 +101,26 @@ def test_split_nodeid() -> None:
             split_nodeid(bad)
 
 
+def h(original: str) -> str:
+    """The hash a component gets when making it safe changed it (so that no two paths share a file)."""
+    return hashlib.sha256(original.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+
+
 @pytest.mark.parametrize(
     ("module_path", "relpath"),
     [
         ("tests/models/test_mlp.py", "tests/models/test_mlp.json"),
         ("test_top.py", "test_top.json"),
         ("./tests//test_a.py", "tests/test_a.json"),
-        ("../../etc/passwd", "__/__/etc/passwd.json"),
-        ("tests/../../x.py", "tests/__/__/x.json"),
+        ("../../etc/passwd", f"__--{h('..')}/__--{h('..')}/etc/passwd--{h('passwd')}.json"),
+        ("tests/../../x.py", f"tests/__--{h('..')}/__--{h('..')}/x.json"),
         ("/etc/cron.d/x.py", "etc/cron.d/x.json"),
-        ("C:\\Users\\me\\test_w.py", "C_/Users/me/test_w.json"),
-        ("tests/a\0b.py", "tests/a_b.json"),
-        ("tests/my test[1] é.py", "tests/my_test_1___.json"),
-        ("docs/README.md", "docs/README.md.json"),
-        ("tests/.py", "tests/.py.json"),
-        ("tests/...", "tests/___.json"),
+        ("C:\\Users\\me\\test_w.py", f"C_--{h('C:')}/Users/me/test_w.json"),
+        ("tests/a\0b.py", f"tests/a_b--{h('a' + chr(0) + 'b.py')}.json"),
+        ("tests/my test[1] é.py", f"tests/my_test_1___--{h('my test[1] é.py')}.json"),
+        ("docs/README.md", f"docs/README.md--{h('README.md')}.json"),
+        ("tests/.py", f"tests/.py--{h('.py')}.json"),
+        ("tests/...", f"tests/___--{h('...')}.json"),
     ],
 )
 def test_path_for_maps_and_neutralises(store: BaselineStore, module_path: str, relpath: str) -> None:
@@ -209,7 +217,8 @@ def test_file_is_sorted_indented_json_with_schema_version(store: BaselineStore) 
     store.save(MODULE, {OTHER_KEY: record(2.0), KEY: record(1.0)}, KEYS)
     text = store.path_for(MODULE).read_text(encoding="utf-8")
     doc = json.loads(text)
-    assert doc["schema_version"] == SCHEMA_VERSION == 1
+    assert doc["schema_version"] == SCHEMA_VERSION == 2
+    assert doc["module"] == MODULE
     assert text == json.dumps(doc, indent=2, sort_keys=True) + "\n"
     assert text.endswith("}\n") and not text.endswith("\n\n")
     assert list(doc["entries"]) == sorted(doc["entries"])
@@ -398,7 +407,12 @@ def test_lookup_with_no_keys_matches_any_environment(store: BaselineStore) -> No
 
 # --- malformed files ----------------------------------------------------------------------------
 
-GOOD_RECORD = {"fingerprint": HERE, "saved_at": "x", "config": {}, "rounds": [], "report": {}}
+GOOD_ROUND: dict[str, object] = {
+    "throughput": 1000.0, "throughput_ci": [990.0, 1010.0], "p50_ms": 1.0, "p50_ci": [0.99, 1.01],
+    "p99_ms": 2.0, "p99_ci": [1.9, 2.1], "n": 5000, "n_eff_p50": 900.0, "n_eff_p99": 800.0,
+    "duration_s": 5.0, "stable": True, "throughput_cv": 0.01,
+}
+GOOD_RECORD = {"fingerprint": HERE, "saved_at": "x", "config": {}, "rounds": [GOOD_ROUND], "report": {}}
 
 
 def doc(**changes: Any) -> bytes:
@@ -442,6 +456,16 @@ CORRUPT = [
         f"entries[{KEY!r}][0] lacks config, report, rounds, saved_at",
         id="missing",
     ),
+    pytest.param(bad_record(rounds=[]), f"entries[{KEY!r}][0].rounds is empty: a baseline without rounds cannot",
+                 id="no-rounds"),
+    pytest.param(doc().replace(b"1000.0", b"NaN"), "it holds NaN, which is not a JSON number", id="nan"),
+    pytest.param(doc().replace(b"2.0,", b"-Infinity,"), "it holds -Infinity, which is not a JSON number",
+                 id="infinity"),
+    pytest.param(b'{"schema_version": 1, "entries": {}, "schema_version": 1}',
+                 "the key 'schema_version' appears twice in one object", id="duplicate-top-key"),
+    pytest.param(doc().replace(b'"p50_ms": 1.0', b'"p50_ms": 1.0, "p50_ms": 9.0'),
+                 "the key 'p50_ms' appears twice in one object", id="duplicate-round-key"),
+    pytest.param(doc(module=3), "'module' must be the test module's path, got 3", id="module-number"),
 ]
 
 
@@ -471,16 +495,16 @@ def test_malformed_files_give_clear_errors_and_are_not_overwritten(
 def test_newer_schema_says_to_upgrade(store: BaselineStore) -> None:
     path = store.path_for(MODULE)
     path.parent.mkdir(parents=True)
-    path.write_bytes(doc(schema_version=2))
+    path.write_bytes(doc(schema_version=3))
     with pytest.raises(BaselineFileError) as excinfo:
         store.load(MODULE)
     assert str(excinfo.value) == (
-        f"baseline file {path} is unusable: it has schema_version 2, written by a newer pytest-neuronperf "
-        f"(this one reads up to 1). To fix it, upgrade pytest-neuronperf, or {FIX_HINT}"
+        f"baseline file {path} is unusable: it has schema_version 3, written by a newer pytest-neuronperf "
+        f"(this one reads up to 2). To fix it, upgrade pytest-neuronperf, or {FIX_HINT}"
     )
     with pytest.raises(BaselineFileError):
         store.save(MODULE, {KEY: record(1.0)}, KEYS)
-    assert path.read_bytes() == doc(schema_version=2)
+    assert path.read_bytes() == doc(schema_version=3)
 
 
 def test_a_byte_order_mark_is_tolerated(store: BaselineStore) -> None:
@@ -692,3 +716,184 @@ def test_iter_baselines_lists_files_in_order_and_reports_bad_ones(tmp_path: Path
     with pytest.raises(BaselineFileError):
         list(iter_baselines(tmp_path))
     assert list(iter_baselines(tmp_path / "missing")) == []
+
+
+# --- issue 12: names, modules, damaged rounds, special paths, locks ------------------------------
+
+
+def test_modules_that_sanitise_alike_get_distinct_files() -> None:
+    for a, b in [("test_é.py", "test__.py"), ("test_a b.py", "test_a+b.py"), ("t/x y/test.py", "t/x_y/test.py"),
+                 ("test_x.py", "test_x"), ("a.md.py", "a.md"), ("test__--0123456789ab.py", "test_é.py")]:
+        assert baseline_relpath(a) != baseline_relpath(b), (a, b)
+    # A path that needs no change keeps its name, so files saved before still load.
+    assert baseline_relpath("tests/perf/test_mlp.py").as_posix() == "tests/perf/test_mlp.json"
+    assert baseline_relpath("test__.py").as_posix() == "test__.json"
+    assert baseline_relpath("test_é.py").as_posix() == f"test__--{h('test_é.py')}.json"
+
+
+def _distinct_files_for_distinct_modules(a: str, b: str) -> None:
+    from pytest_neuronperf.baselines.store import canonical_module
+
+    try:
+        ra, rb = baseline_relpath(a), baseline_relpath(b)
+    except ValueError:
+        return
+    if canonical_module(a) != canonical_module(b):
+        assert ra != rb, (a, b)
+
+
+@settings(max_examples=500)
+@given(st.text(max_size=12), st.text(max_size=12))
+def test_baseline_files_are_injective_over_module_paths(a: str, b: str) -> None:
+    _distinct_files_for_distinct_modules(a, b)
+
+
+# Pieces that sanitise alike or look like the hashed names, so that near-collisions are common.
+LOOK_ALIKE = st.lists(st.sampled_from(["a", "é", "_", " ", "+", ".", "..", "/", "py", ".py", "--", "0123456789ab"]),
+                      min_size=1, max_size=8).map("".join)
+
+
+@settings(max_examples=500)
+@given(LOOK_ALIKE, LOOK_ALIKE)
+def test_baseline_files_are_injective_over_look_alike_paths(a: str, b: str) -> None:
+    _distinct_files_for_distinct_modules(a, b)
+
+
+def test_a_file_records_its_module_and_is_not_used_for_another(store: BaselineStore) -> None:
+    store.save("./tests//models/test_mlp.py", {KEY: record(1.0)}, KEYS)
+    doc = json.loads(store.path_for(MODULE).read_text())
+    assert doc["module"] == MODULE
+    assert store.load(MODULE).module == MODULE
+    assert store.lookup(MODULE, KEY, HERE, KEYS).found
+
+    class OneFile(BaselineStore):  # as `npf compare` reads a single file for every module
+        def path_for(self, module_path: str) -> Path:
+            return store.path_for(MODULE)
+
+    other = OneFile(store.root).lookup("tests/other/test_mlp.py", KEY, HERE, KEYS)
+    assert not other.found
+    assert other.explain() == (f"no baseline for tests/other/test_mlp.py in {store.path_for(MODULE)}: that file "
+                               f"holds the baselines of {MODULE}, which are not compared with another module's tests")
+    reports = [{**CONFIG, "status": STATUS_OK, "rounds": [GOOD_ROUND]}]
+    assert not OneFile(store.root).lookup_reports("x/test_y.py", "test_mlp[small]", "forward", reports, HERE,
+                                                  KEYS)["b1-n2-w1-p1"].found
+    with pytest.raises(BaselineFileError, match=r"it holds the baselines of tests/models/test_mlp\.py, not of x/y\.py"):
+        OneFile(store.root).save("x/y.py", {KEY: record(2.0)}, KEYS)
+    assert [m for m, _ in iter_baselines(store.root)] == [MODULE]
+
+
+def test_a_file_without_a_module_is_used_and_then_adopted(store: BaselineStore) -> None:
+    path = store.path_for(MODULE)
+    path.parent.mkdir(parents=True)
+    path.write_bytes(doc())
+    assert store.load(MODULE).module is None
+    assert store.lookup(MODULE, KEY, HERE, KEYS).found
+    store.save(MODULE, {OTHER_KEY: record(1.0)}, KEYS)
+    assert store.load(MODULE).module == MODULE
+    assert set(store.load(MODULE).entries) == {KEY, OTHER_KEY}
+
+
+def _report(**round_changes: object) -> dict[str, object]:
+    return {**CONFIG, "status": STATUS_OK, "rounds": [{**GOOD_ROUND, **round_changes}]}
+
+
+@pytest.mark.parametrize(("changes", "problem"), [
+    ({"p99_ms": None}, "round summary field 'p99_ms' must be a number, got None"),
+    ({"throughput": 0.0}, "round summary field 'throughput' must be above zero, got 0.0"),
+    ({"n": 0}, "round summary field 'n' is 0: the round completed no inference"),
+    ({"stable": 1}, "round summary field 'stable' must be true or false, got 1"),
+    ({"p50_ci": [1.0]}, "round summary field 'p50_ci' must be a pair of numbers or [null, null], got [1.0]"),
+])
+def test_a_damaged_round_is_reported_when_it_would_be_judged(
+        store: BaselineStore, changes: dict[str, object], problem: str) -> None:
+    rec = BaselineRecord(fingerprint=HERE, config=CONFIG, rounds=[GOOD_ROUND, {**GOOD_ROUND, **changes}], report={})
+    store.save(MODULE, {KEY: rec}, KEYS)
+    path = store.path_for(MODULE)
+    with pytest.raises(BaselineFileError) as excinfo:
+        store.lookup_reports(MODULE, "test_mlp[small]", "forward", [_report()], HERE, KEYS)
+    assert str(excinfo.value) == (f"baseline file {path} is unusable: entries[{KEY!r}][0].rounds[1]: {problem}. "
+                                  f"To fix it, {ENTRY_FIX_HINT}")
+    assert "--npf-overwrite-corrupt" in str(excinfo.value)
+    # Another environment's damaged record is nobody's business here.
+    assert not store.lookup_reports(MODULE, "test_mlp[small]", "forward", [_report()], {**HERE, "cpu_count": "8"},
+                                    KEYS)["b1-n2-w1-p1"].found
+
+
+def test_a_usable_round_has_no_problem() -> None:
+    assert round_problem(GOOD_ROUND) is None
+    assert round_problem({**GOOD_ROUND, "p99_ci": [None, None]}) is None  # an interval that could not be bounded
+
+
+@pytest.mark.parametrize("changes", [{"n": 0}, {"throughput": 0.0}, {"throughput": None}, {}],
+                         ids=["no-inference", "zero-throughput", "null-throughput", "no-n"])
+def test_a_report_that_timed_nothing_is_never_made_a_record(changes: dict[str, object]) -> None:
+    rounds = [{**GOOD_ROUND, **changes}] if changes else [{"throughput": 5.0}]
+    with pytest.raises(ValueError, match=r"round 0 of the report completed no inference .*a baseline with zero "
+                                         r"samples is never saved"):
+        BaselineRecord.from_report({**CONFIG, "rounds": rounds}, HERE)
+    assert BaselineRecord.from_report({**CONFIG, "rounds": [GOOD_ROUND]}, HERE).rounds == (GOOD_ROUND,)
+
+
+def test_a_baseline_path_that_is_not_a_file_is_reported(store: BaselineStore, tmp_path: Path) -> None:
+    path = store.path_for(MODULE)
+    path.mkdir(parents=True)
+    with pytest.raises(BaselineFileError, match="is unusable: it is a directory, not a file"):
+        store.load(MODULE)
+    with pytest.raises(BaselineFileError, match="it is a directory, not a file"):
+        store.save(MODULE, {KEY: record(1.0)}, KEYS)
+    assert path.is_dir()
+    result = store.save(MODULE, {KEY: record(1.0)}, KEYS, overwrite_corrupt=True)
+    assert result.moved_aside is not None and result.moved_aside.is_dir()
+    assert list(store.load(MODULE).entries) == [KEY]
+    fifo_store = BaselineStore(tmp_path / "fifo")
+    fifo = fifo_store.path_for(MODULE)
+    fifo.parent.mkdir(parents=True)
+    os.mkfifo(fifo)
+    with pytest.raises(BaselineFileError, match=r"it is not a regular file \(a FIFO, socket or device\)"):
+        fifo_store.load(MODULE)  # reading it would block forever
+
+
+def test_a_link_inside_the_folder_is_written_through_one_leaving_it_is_refused(
+        store: BaselineStore, tmp_path: Path) -> None:
+    path = store.path_for(MODULE)
+    (path.parent / "real").mkdir(parents=True)
+    path.symlink_to(Path("real") / path.name)
+    store.save(MODULE, {KEY: record(1.0)}, KEYS)
+    store.save(MODULE, {OTHER_KEY: record(2.0)}, KEYS)
+    assert path.is_symlink()
+    assert set(store.load(MODULE).entries) == {KEY, OTHER_KEY}
+    assert sorted(p.name for p in path.parent.iterdir()) == ["real", path.name]
+
+    outside = tmp_path / "outside.json"
+    outside.write_text("{}")
+    escaping = store.path_for("tests/models/test_out.py")
+    escaping.symlink_to(outside)
+    with pytest.raises(BaselineFileError, match=r"it leads \(through a symbolic link\) to .*outside\.json, outside "
+                                                r"the baseline folder"):
+        store.save("tests/models/test_out.py", {KEY: record(1.0)}, KEYS)
+    assert outside.read_text() == "{}" and escaping.is_symlink()
+    linked_dir = store.root / "linked"
+    linked_dir.symlink_to(tmp_path, target_is_directory=True)
+    with pytest.raises(BaselineFileError, match="outside the baseline folder"):
+        store.save("linked/test_x.py", {KEY: record(1.0)}, KEYS)
+    with pytest.raises(BaselineFileError, match="outside the baseline folder"):
+        store.save("linked/new/test_x.py", {KEY: record(1.0)}, KEYS)
+    assert not (tmp_path / "new").exists()  # no folder was made outside either
+    # A baseline folder that is itself a link is fine: the check is against where it leads.
+    aliased = tmp_path / "alias"
+    aliased.symlink_to(store.root, target_is_directory=True)
+    BaselineStore(aliased).save(MODULE, {"x::m::b1-n1-w1-p1": record(3.0)}, KEYS)
+    assert "x::m::b1-n1-w1-p1" in store.load(MODULE).entries
+
+
+def test_the_lock_is_the_folder_of_the_file(store: BaselineStore, tmp_path: Path) -> None:
+    path = store.path_for(MODULE)
+    path.parent.mkdir(parents=True)
+    assert lock_path(path) == path.parent
+    via_link = tmp_path / "link"
+    via_link.symlink_to(path.parent, target_is_directory=True)
+    assert lock_path(via_link / path.name) == path.parent.resolve()
+    with FileLock(lock_path(path)), pytest.raises(LockTimeoutError):
+        FileLock(path.parent, timeout=0).acquire()
+    store.save(MODULE, {KEY: record(1.0)}, KEYS)
+    assert sorted(p.name for p in path.parent.iterdir()) == [path.name]  # no lock file among the baselines

@@ -141,3 +141,66 @@ def test_verdicts_are_their_strings() -> None:
     assert Verdict.NO_BASELINE == "no baseline"
     assert f"{Verdict.FAIL}" == "fail"
     assert {Verdict.PASS: 1}.get("pass") == 1
+
+
+# --- issue 12: what the gate must not pass, and limits that bound nothing --------------------------------
+
+
+MIN_THROUGHPUT = "min_throughput must be a positive finite number such as 500 (inferences/s)"
+
+
+@pytest.mark.parametrize(("keyword", "value", "message"), [
+    ("max_p99_ms", -1, "max_p99_ms must be a positive finite number such as 5.0 (ms), got -1"),
+    ("max_p50_ms", 0.0, "max_p50_ms must be a positive finite number such as 5.0 (ms), got 0.0"),
+    ("max_p99_ms", float("nan"), "max_p99_ms must be a positive finite number such as 5.0 (ms), got nan"),
+    ("min_throughput", float("inf"), f"{MIN_THROUGHPUT}, got inf"),
+    ("min_throughput", "fast", f"{MIN_THROUGHPUT}, got 'fast'"),
+    ("min_throughput", True, f"{MIN_THROUGHPUT}, got True"),
+])
+def test_limits_are_positive_finite_numbers(keyword: str, value: object, message: str) -> None:
+    with pytest.raises(ValueError) as info:
+        Limits(**{keyword: value})  # type: ignore[arg-type]
+    assert str(info.value) == message
+    assert Limits(min_throughput=500, max_p99_ms=2.5).values == {"min_throughput": 500.0, "max_p99_ms": 2.5}
+
+
+def test_an_errored_configuration_fails_with_its_reason_and_the_others_are_judged() -> None:
+    slow = report(8, status="error")
+    slow["reason"] = "no inference completed in the 0.5 s timed window: one inference took about 3 s"
+    judged = judge_measurement("default", [report(), slow], {"b1-n1-w1-p1": baseline()}, GateRules())
+    assert [o.verdict for o in judged.outcomes] == [Verdict.PASS, Verdict.ERROR]
+    assert judged.verdict is Verdict.FAIL
+    message = judged.failure_message()
+    assert message.startswith("measurement 'default' was not judged:")
+    assert "n_models=8 workers=1 batch=1 pipeline=1: error: no inference completed in the 0.5 s timed window" in message
+    assert judged.errors == ["n_models=8 workers=1 batch=1 pipeline=1: error: " + slow["reason"]]
+    assert judged.notes == []  # an error is not a note
+
+
+def test_under_require_baseline_a_measurement_that_compared_nothing_fails() -> None:
+    skipped = [report(10**6, status="skipped")]
+    assert judge_measurement("default", skipped, {}, GateRules(strict=True)).verdict is Verdict.PASS
+    required = judge_measurement("default", skipped, {}, GateRules(require_baseline=True, strict=True))
+    assert required.compared_nothing and required.verdict is Verdict.FAIL
+    assert "nothing was compared with a baseline: no configuration finished (needs 10 cores)" \
+        in required.failure_message()
+    # Only measuring (--npf-no-compare) compares nothing on purpose.
+    assert judge_measurement("default", skipped, {}, GateRules(require_baseline=True, compare=False)).verdict \
+        is Verdict.PASS
+
+
+def test_a_baseline_entry_without_rounds_is_no_reference() -> None:
+    empty = {"b1-n1-w1-p1": Found(Record([], {"throughput_avg": 1000.0}))}
+    relaxed = judge_measurement("default", [report()], empty, GateRules())
+    assert relaxed.outcomes[0].verdict is Verdict.NO_BASELINE
+    assert "holds no rounds" in relaxed.outcomes[0].note
+    required = judge_measurement("default", [report()], empty, GateRules(require_baseline=True, strict=True))
+    assert required.verdict is Verdict.FAIL
+    assert "holds no rounds" in required.failure_message()
+
+
+def test_the_failure_table_says_its_values_are_the_gates_estimates() -> None:
+    judged = judge_measurement("default", [report(throughput=700.0, p99=30.0)], {"b1-n1-w1-p1": baseline()},
+                               GateRules())
+    assert "geometric means of the per-round values" in judged.failure_message()
+    assert all(j.baseline_rounds == 3 and j.current_rounds == 3 for j in judged.outcomes[0].judgements)

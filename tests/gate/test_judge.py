@@ -137,12 +137,29 @@ def test_percentile_with_too_few_samples_is_inconclusive_with_duration_hint() ->
     assert j.verdict is Verdict.INCONCLUSIVE
     assert j.p_value is None
     assert "too few samples" in j.message
-    assert "(duration=20s)" in gate.judge_metric("p99", base, cur, tolerance=0.10).hint  # the runner's own name
-    # 662 needed / 200 present, with a 20% margin: about 4x the 5 s rounds.
-    assert "run about 4.0x longer (--npf-duration=20s) to judge p99" in j.hint
+    assert "(duration=60s)" in gate.judge_metric("p99", base, cur, tolerance=0.10).hint  # the runner's own name
+    # 662 needed / 200 present, with a 20% margin: about 4x the 3 rounds of 5 s, in total.
+    assert "run about 4.0x longer (--npf-duration=60s) to judge p99" in j.hint
     assert "662 needed" in j.hint
     # Throughput and p50 of the same rounds are still judged.
     assert gate.judge_metric("p50", base, cur, tolerance=0.10).verdict is Verdict.PASS
+
+
+@pytest.mark.parametrize(("per_round", "rounds", "n_eff", "expected"), [
+    # The case: --npf-duration=6 over 3 rounds is 2 s a round; 1.2 x 662 / 610 = 1.3x, so 7.8 s in all.
+    (2.0, 3, 610.0, "run about 1.3x longer (--npf-duration=8s)"),
+    (2.0, 1, 610.0, "run about 1.3x longer (--npf-duration=3s)"),
+    (10.0, 5, 662.0 * 1.2 / 3.0, "run about 3.0x longer (--npf-duration=150s)"),
+])
+def test_duration_hint_is_the_total_over_the_rounds_rounded_up(per_round: float, rounds: int, n_eff: float,
+                                                                 expected: str) -> None:
+    base = [make_round()] * 3
+    cur = [make_round(n_eff_p99=n_eff, duration_s=per_round)] * rounds
+    hint = gate.judge_metric("p99", base, cur, tolerance=0.10, duration_name="--npf-duration").hint
+    assert expected in hint, hint
+    # Following the hint gives every round the longer window: per round, total / rounds >= factor x now.
+    seconds = float(hint.split("--npf-duration=")[1].split("s)")[0])
+    assert seconds / rounds >= per_round * 1.2 * 662.0 / n_eff
 
 
 def test_short_baseline_asks_to_re_record_it() -> None:

@@ -52,7 +52,8 @@ def test_save_compare_regress_and_accept(perf_project: pytest.Pytester, service:
     stored = baseline_files()
     assert list(stored) == ["test_perf.json"]
     entry = stored["test_perf.json"]["entries"]["test_busy::default::b1-n1-w1-p1"][0]
-    assert stored["test_perf.json"]["schema_version"] == 1
+    assert stored["test_perf.json"]["schema_version"] == 2
+    assert stored["test_perf.json"]["module"] == "test_perf.py"
     assert len(entry["rounds"]) == 3 and entry["fingerprint"]["device_type"] == "cpu"
 
     same = run(perf_project, "-rw")

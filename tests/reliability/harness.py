@@ -126,14 +126,16 @@ def start(pytester: pytest.Pytester, *args: str, env: Mapping[str, str] | None =
     tag = time.monotonic_ns()
     basetemp = pytester.path.parent / f"{pytester.path.name}-basetemp-{tag}"
     stdout, stderr = pytester.path / f"stdout-{tag}.txt", pytester.path / f"stderr-{tag}.txt"
-    # A private temp folder: the child's benchmark lock (one per machine and user, in the temp
-    # folder) then does not queue it behind unrelated benchmark runs on this machine. Short,
-    # because the forkserver's socket path must fit in 108 bytes.
+    # A private temp folder, and a benchmark lock of the child's own: the real lock is one per
+    # machine, and would queue the child behind unrelated benchmark runs on this machine (tests
+    # that are about that lock set PYTEST_NEURONPERF_BENCHMARK_LOCK themselves).
     tmpdir = Path(tempfile.mkdtemp(prefix="npfrel-"))
     with open(stdout, "wb") as out, open(stderr, "wb") as err:
         proc = subprocess.Popen(
             [sys.executable, "-m", "pytest", f"--basetemp={basetemp}", *QUIET_PLUGINS, *args],
-            cwd=pytester.path, env=child_env({"TMPDIR": str(tmpdir), **(env or {})}), stdout=out, stderr=err,
+            cwd=pytester.path, env=child_env({"TMPDIR": str(tmpdir),
+                                             "PYTEST_NEURONPERF_BENCHMARK_LOCK": str(tmpdir / "benchmark.lock"),
+                                             **(env or {})}), stdout=out, stderr=err,
             stdin=subprocess.DEVNULL, start_new_session=True,
         )
     return Child(proc, stdout, stderr, time.monotonic(), tmpdir)
@@ -194,3 +196,33 @@ def copies_of(sid: int, pytest_pid: int) -> set[int]:
         if pid != pytest_pid and fields is not None and int(fields[1]) != pytest_pid:  # [1]: the parent
             out.add(pid)
     return out
+
+
+def parent_of(pid: int) -> int | None:
+    """``pid``'s parent, from /proc; None when it is gone."""
+    fields = _stat(pid)
+    return int(fields[1]) if fields is not None else None
+
+
+def failure_sections(output: str) -> dict[str, str]:
+    """Test name -> the text of its failure section in a child pytest's output."""
+    import re
+
+    parts = re.split(r"_{3,} (test_\w+) _{3,}", output)
+    return dict(zip(parts[1::2], parts[2::2], strict=True))
+
+
+def call_durations(output: str) -> dict[str, float]:
+    """Test name -> seconds of its call phase, from a child pytest run with ``--durations=0 -vv``."""
+    import re
+
+    return {m.group(2): float(m.group(1)) for m in re.finditer(r"([\d.]+)s call\s+\S+::(\w+)", output)}
+
+
+def warnings_summary(output: str) -> str:
+    """The ``warnings summary`` section of a child pytest's output ('' when there is none)."""
+    start = output.find("warnings summary")
+    if start < 0:
+        return ""
+    end = output.find("-- Docs:", start)
+    return output[start:end if end > 0 else None]

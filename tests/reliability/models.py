@@ -139,3 +139,77 @@ class SleepsForever(nn.Module):
         _mark_started()
         time.sleep(3600)
         return x
+
+
+# -- process hygiene (tests/reliability/test_procs_*.py) --------------------------------------------------------
+
+CHILD_PIDS_ENV = "NPF_REL_CHILD_PIDS"
+
+
+def _start_sleeper() -> int:
+    """Start ``sleep 300`` as a model might start a helper process, and note its pid in NPF_REL_CHILD_PIDS."""
+    import subprocess
+
+    child = subprocess.Popen(["sleep", "300"])
+    path = os.environ.get(CHILD_PIDS_ENV)
+    if path:
+        with open(path, "a", encoding="ascii") as fh:
+            fh.write(f"{child.pid}\n")
+    return child.pid
+
+
+class StartsAChildProcess(nn.Module):
+    """Starts a helper process in ``__init__`` and never stops it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.child_pid = _start_sleeper()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + 1
+
+
+class StartsAChildThenSleepsForever(SleepsForever):
+    """A helper process, then a copy that only SIGKILL or its own watchdog ends."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.child_pid = _start_sleeper()
+
+
+class LeavesAThreadRunning(nn.Module):
+    """Starts a non-daemon thread that never ends, as a forgotten background poller would."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.poller = threading.Thread(target=time.sleep, args=(3600,), name="npf-rel-poller")
+        self.poller.start()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + 1
+
+
+class Unprintable(Exception):
+    """An exception whose ``__str__`` itself raises."""
+
+    def __str__(self) -> str:
+        raise RuntimeError("__str__ exploded on purpose")
+
+
+class RaisesUnprintable(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        raise Unprintable("the real problem")
+
+
+class StopsItself(_Delayed):
+    """Sends itself SIGSTOP in the timed window, as ``kill -STOP`` or a debugger would pause it."""
+
+    def fault(self) -> None:
+        os.kill(os.getpid(), signal.SIGSTOP)
+
+
+class StartsAChildAndRaises(StartsAChildProcess):
+    """A helper process, then an exception in the first call: the error path must stop the helper too."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        raise RuntimeError("forward exploded after starting a helper process")

@@ -16,7 +16,7 @@ BAD_FILES: dict[str, tuple[bytes, str]] = {
     "not_json": (b"<<<<<<< HEAD\n{}\n=======\n[]\n>>>>>>> branch\n", "it is not valid JSON ("),
     "wrong_types": (b'{"schema_version": 1, "entries": ["a", "list"]}\n', "'entries' must be an object, got a list"),
     "newer_schema": (b'{"schema_version": 99, "entries": {}}\n',
-                     "it has schema_version 99, written by a newer pytest-neuronperf (this one reads up to 1)"),
+                     "it has schema_version 99, written by a newer pytest-neuronperf (this one reads up to 2)"),
 }
 
 

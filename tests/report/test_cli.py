@@ -63,8 +63,9 @@ def test_compare_fingerprint_keys(tmp_path: Path, baseline_dir: Path, results_do
     for m in results_doc["measurements"]:
         m["fingerprint"]["instance_type"] = "other-box"
     new = _write(tmp_path / "new.json", results_doc)
-    # Measured elsewhere: no baseline applies, so nothing can regress.
-    assert main(["compare", str(baseline_dir), str(new)]) == 0
+    # Measured elsewhere: no baseline applies, so nothing can regress (and nothing was compared, which
+    # --allow-missing accepts; test_results_cli.py checks the exit status without it).
+    assert main(["compare", "--allow-missing", str(baseline_dir), str(new)]) == 0
     out = capsys.readouterr().out
     assert "baseline exists for instance_type=test-box, not this machine's other-box" in out
     assert main(["compare", "--fingerprint-keys", "device_type,cpu_model", str(baseline_dir), str(new)]) == 1

@@ -127,3 +127,10 @@ def test_collect_reads_every_copy_over_its_connection() -> None:
         for conn in ends:
             conn.close()
     assert not sender.is_alive()
+
+
+def test_a_result_names_the_threads_the_model_left_running_and_defaults_to_none() -> None:
+    assert DONE.result.lingering_threads == []
+    result = CopyResult(copy_index=0, cores=(0,), pid=1, load_ns=2, warmup_count=3, warmup_ns=4,
+                        stats=StreamStats(), lingering_threads=["poller"])
+    assert pickle.loads(pickle.dumps(Done(result))).result.lingering_threads == ["poller"]

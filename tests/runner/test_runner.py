@@ -12,6 +12,7 @@ import torch
 import pytest_neuronperf as npf
 from pytest_neuronperf._util import machine
 from pytest_neuronperf.errors import BenchmarkError
+from pytest_neuronperf.runner import results as npf_results
 from pytest_neuronperf.spec import fields
 from tests import models
 
@@ -196,3 +197,57 @@ def test_worker_failure_in_one_copy_stops_the_others() -> None:
     with pytest.raises(BenchmarkError, match="exited with code 3"):
         npf.benchmark(models.ExitsInForward, torch.randn(1, 4), n_models=1, workers_per_model=2, warmup=1,
                       duration=30)
+
+
+def _raw_round(latencies_ns: list[int], window_ns: int = 100_000_000, bins: int = 5,
+               warmup: tuple[int, int] = (1, 3_000_000_000)) -> npf_results.RoundResult:
+    """A round of one copy whose inferences end one after another from the window's start."""
+    from pytest_neuronperf.runner.protocol import CopyResult
+    from pytest_neuronperf.runner.recorder import Recorder
+
+    recorder = Recorder(0, window_ns // bins, bins, keep_raw=False)
+    end = 0
+    for latency in latencies_ns:
+        recorder.start.append(end)
+        end += latency
+        recorder.end.append(end)
+    stats = recorder.finish()
+    copy = CopyResult(copy_index=0, cores=(0,), pid=1, load_ns=5_000_000, warmup_count=warmup[0],
+                      warmup_ns=warmup[1], stats=stats, worker_counts=[len(latencies_ns)])
+    return npf_results.RoundResult(0, window_ns, window_ns // bins, [copy])
+
+
+def _config(rounds: list[npf_results.RoundResult]) -> npf_results.ConfigResult:
+    config = {"batch_size": 1, "n_models": 1, "workers_per_model": 1, "pipeline_size": 1, "duration": 0.5}
+    return npf_results.ConfigResult(config=config, status=fields.STATUS_OK, rounds=rounds)
+
+
+def test_a_round_without_inferences_makes_its_configuration_an_error_not_a_traceback() -> None:
+    [report] = npf.get_reports([_config([_raw_round([1_000_000] * 50), _raw_round([])])])
+    assert report["status"] == fields.STATUS_ERROR
+    assert report["reason"].startswith("no inference completed in the 0.1 s timed window of round 2 of 2: one "
+                                       "inference took about 3 s in warm-up, longer than the window; run at "
+                                       "least 60 s (duration=60")
+    assert report["rounds"] is None and report["throughput_avg"] is None
+    assert report["warmup_avg_ms"] == pytest.approx(3000.0)
+
+
+def test_the_p99_of_several_rounds_pools_their_samples() -> None:
+    # 1000 inferences of 1.2 ms, then 10 of 100 ms: the 1000th of 1010 sorted samples is 1.2 ms. The
+    # geometric mean of the rounds' p99s (about 11 ms) is a value no inference took.
+    fast, slow = _raw_round([1_200_000] * 1000, window_ns=2_000_000_000), _raw_round([100_000_000] * 10,
+                                                                                   window_ns=2_000_000_000)
+    [report] = npf.get_reports([_config([fast, slow])])
+    assert [r["p99_ms"] for r in report["rounds"]] == pytest.approx([1.2, 100.0])
+    assert report["latency_ms_p99"] == pytest.approx(1.2)
+    assert report["latency_samples"] == 1010
+
+
+def test_completions_only_in_the_last_partial_bin_still_summarise() -> None:
+    # A dataset that ran out closes its window at the last completion, inside a bin of its own.
+    round_ = _raw_round([55_000_000, 5_000_000], window_ns=100_000_000, bins=2)  # both end in bin 2
+    round_.window_stop_ns = 60_000_000
+    for c in round_.copies:
+        c.exhausted = True
+    [report] = npf.get_reports([_config([round_])])
+    assert report["status"] == fields.STATUS_OK and report["rounds"][0]["n"] == 2

@@ -71,3 +71,15 @@ def test_cpu_placements_are_disjoint_and_threads_match() -> None:
     assert [p.threads for p in places] == [2, 2]
     with pytest.raises(ValueError, match=r"needs 6 cores but this process may use 5"):
         CpuBackend([0, 1, 2, 3, 4]).placements(3, 2)
+
+
+def test_an_empty_dataset_is_refused_naming_inputs() -> None:
+    class Empty(torch.utils.data.Dataset[torch.Tensor]):
+        def __len__(self) -> int:
+            return 0
+
+        def __getitem__(self, index: int) -> torch.Tensor:
+            raise IndexError(index)
+
+    with pytest.raises(ValueError, match=r"^inputs: the Dataset is empty \(Empty has len\(\) 0\); give a Dataset"):
+        pair_inputs(Empty(), None)

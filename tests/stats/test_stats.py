@@ -264,3 +264,18 @@ def test_round_summary_rejects_missing_keys() -> None:
     del data["n_eff_p99"]
     with pytest.raises(ValueError, match="n_eff_p99"):
         RoundSummary.from_dict(data)
+
+
+@pytest.mark.parametrize("bins", [1, 2, 3, 5, 9, 17])
+def test_a_round_with_one_inference_is_summarised_without_dividing_by_zero(bins: int) -> None:
+    import warnings
+
+    for where in range(bins):
+        counts = np.zeros(bins)
+        counts[where] = 1
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # numpy's divide-by-zero and invalid-value warnings too
+            stable, cv = rounds.stability(counts, 0.1)
+            summary = rounds.summarize_round([2.5], counts, 0.1)
+        assert stable is False and math.isfinite(cv)
+        assert summary.n == 1 and summary.throughput > 0 and summary.p99_ms == 2.5
