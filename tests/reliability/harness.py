@@ -136,9 +136,15 @@ def start(pytester: pytest.Pytester, *args: str, env: Mapping[str, str] | None =
             cwd=pytester.path, env=child_env({"TMPDIR": str(tmpdir),
                                              "PYTEST_NEURONPERF_BENCHMARK_LOCK": str(tmpdir / "benchmark.lock"),
                                              **(env or {})}), stdout=out, stderr=err,
-            stdin=subprocess.DEVNULL, start_new_session=True,
+            stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=_default_sigint,
         )
     return Child(proc, stdout, stderr, time.monotonic(), tmpdir)
+
+
+def _default_sigint() -> None:
+    # A suite started in the background by a non-interactive shell inherits SIGINT ignored; the
+    # child must react to Ctrl-C as a user's pytest does, whoever started this one.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def finish(child: Child, timeout: float = 120.0, linger: float = 10.0) -> Run:
