@@ -16,7 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -105,21 +105,29 @@ def test_a_session_with_another_tmpdir_waits_for_a_save_in_progress(pytester: py
     path.parent.mkdir(parents=True)
     # The test holds the lock as a session saving at that moment would, with its own TMPDIR;
     # the child gets another (harness.start gives every child a private one).
-    with FileLock(lock_path(path), timeout=60):
-        child = harness.start(pytester, "--npf-save-baseline")
+    done = _run_behind(lock_path(path), pytester, "--npf-save-baseline", timeout=60,
+                       check=lambda: not path.exists())
+    assert done.result.ret == 0, done.output
+    assert list(parse_baseline(path.read_bytes(), path).entries) == ["test_it::default::b1-n1-w1-p1"]
+    assert not [p for p in path.parent.iterdir() if p.name.endswith(".lock")], "a lock file in the baseline folder"
+
+
+def _run_behind(lock: Path, pytester: pytest.Pytester, *args: str, timeout: float,
+                env: Mapping[str, str] | None = None, check: Callable[[], bool] = lambda: True) -> harness.Run:
+    """Hold ``lock``, start a child session, see it wait for the lock (and ``check`` hold meanwhile),
+    release the lock and let the child finish."""
+    with FileLock(lock, timeout=timeout):
+        child = harness.start(pytester, *args, env=env)
         try:
-            _wait_for_waiter(lock_path(path), child)
-            assert not path.exists(), "the child saved while another saver held the lock"
+            _wait_for_waiter(lock, child)
+            assert check(), "the child went on while another process held the lock"
         except BaseException:
             harness.kill_session(child)
             raise
     try:
-        done = harness.finish(child)
+        return harness.finish(child)
     finally:
         harness.kill_session(child)
-    assert done.result.ret == 0, done.output
-    assert list(parse_baseline(path.read_bytes(), path).entries) == ["test_it::default::b1-n1-w1-p1"]
-    assert not [p for p in path.parent.iterdir() if p.name.endswith(".lock")], "a lock file in the baseline folder"
 
 
 def _lock_path_with(tmpdir: Path) -> str:
@@ -144,17 +152,7 @@ def test_a_session_with_another_tmpdir_waits_for_a_benchmark_in_progress(pyteste
         machine_lock = benchmark_lock_path()
     # Held as a benchmark of another session (this process, this TMPDIR) holds it; other
     # sessions on this machine wait meanwhile, which is what the lock is for.
-    with FileLock(machine_lock, timeout=300):
-        child = harness.start(pytester, env=REAL_BENCHMARK_LOCK)
-        try:
-            _wait_for_waiter(Path(machine_lock), child)
-        except BaseException:
-            harness.kill_session(child)
-            raise
-    try:
-        done = harness.finish(child)
-    finally:
-        harness.kill_session(child)
+    done = _run_behind(Path(machine_lock), pytester, env=REAL_BENCHMARK_LOCK, timeout=300)
     assert done.result.ret == 0, done.output
 
 
