@@ -10,9 +10,17 @@ class BenchmarkError(RuntimeError):
     copy's own traceback text.
     """
 
-    def __init__(self, message: str, config: dict[str, object] | None = None) -> None:
+    def __init__(self, message: str, config: dict[str, object] | None = None, *, error_type: str = "",
+                 phase: str = "") -> None:
         super().__init__(message)
         self.config = dict(config or {})
+        # Where a copy raised: the exception's type name and what the copy was doing.
+        self.error_type = error_type
+        self.phase = phase
+
+
+class ModelNotFoundError(ImportError):
+    """The model's module or name does not exist (at the revision a copy imports from, say)."""
 
 
 class DeviceUnavailableError(RuntimeError):

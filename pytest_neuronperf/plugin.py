@@ -15,6 +15,7 @@ from __future__ import annotations
 import signal
 import threading
 from collections.abc import Callable, Generator
+from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any, Union
 
@@ -24,6 +25,7 @@ from pytest_neuronperf.config.options import MARKER, OPTIONS, ini_is_set
 
 if TYPE_CHECKING:
     from pytest_neuronperf.config.settings import Settings
+    from pytest_neuronperf.reference.worktree import ReferenceCheckout
     from pytest_neuronperf.session.fixture import NpfBench
     from pytest_neuronperf.session.progress_view import ProgressView
     from pytest_neuronperf.session.session import NpfSession
@@ -35,6 +37,9 @@ REPORT_MEASUREMENTS = "npf_measurements"
 REPORT_BENCHMARK = "npf_benchmark"
 CONFIGURED_KEY = pytest.StashKey[bool]()
 SETTINGS_KEY = pytest.StashKey["Settings"]()
+REVISION_KEY = pytest.StashKey["ReferenceCheckout"]()
+# Checkouts of the revisions compared against (--npf-against), in a folder git ignores.
+REVISIONS_DIR = ".neuronperf/revisions"
 SESSION_KEY = pytest.StashKey["NpfSession"]()
 PROGRESS_KEY = pytest.StashKey["ProgressView"]()
 BENCH_KEY = pytest.StashKey["NpfBench"]()
@@ -90,6 +95,14 @@ def _build_settings(
 
 
 def _check_settings(config: pytest.Config, settings: Settings) -> None:
+    if settings.against is not None:
+        from pytest_neuronperf.reference.worktree import RevisionError, checkout, ignored_cache_dir
+
+        try:
+            config.stash[REVISION_KEY] = checkout(settings.against, Path(config.rootpath),
+                                                  ignored_cache_dir(Path(config.rootpath) / REVISIONS_DIR))
+        except RevisionError as exc:
+            raise pytest.UsageError(str(exc)) from None
     if settings.device is not None:
         from pytest_neuronperf.backends.registry import canonical_device_type
 
@@ -125,8 +138,14 @@ def _session(config: pytest.Config) -> NpfSession:
         from pytest_neuronperf.session.session import NpfSession
 
         session = config.stash[SESSION_KEY] = NpfSession(config, get_settings(config))
+        session.revision = _revision(config)
         session.progress = _progress(config)
     return session
+
+
+def _revision(config: pytest.Config) -> ReferenceCheckout | None:
+    """The checkout of the --npf-against revision, made when the options were checked."""
+    return config.stash.get(REVISION_KEY, None)
 
 
 def _progress(config: pytest.Config) -> ProgressView:

@@ -16,14 +16,15 @@ from pytest_neuronperf.spec.fields import DEFAULT_FINGERPRINT_KEYS, DEFAULT_TOLE
 MARKER: Final = "neuron_benchmark"
 DEFAULT_BASELINE_DIR: Final = ".neuronperf/baselines"
 DEFAULT_ROUNDS: Final = 3
-DEFAULT_CONFIRM: Final = 2
+# The most rounds per configuration (per side, comparing against a revision) the sequential gate takes.
+DEFAULT_MAX_ROUNDS: Final = 10
 
 # The defaults worth showing in --help, as they would be typed.
 _SHOWN_DEFAULTS: Final[Mapping[str, str]] = {
     "baseline_dir": DEFAULT_BASELINE_DIR,
     "tolerance": f"{DEFAULT_TOLERANCE * 100:g}%",
     "rounds": str(DEFAULT_ROUNDS),
-    "confirm": str(DEFAULT_CONFIRM),
+    "max_rounds": str(DEFAULT_MAX_ROUNDS),
     "fingerprint_keys": ",".join(DEFAULT_FINGERPRINT_KEYS),
 }
 
@@ -162,10 +163,18 @@ OPTIONS: Final[tuple[Option, ...]] = (
         metavar="N",
     ),
     Option(
-        "--npf-confirm",
-        "confirm",
-        "extra rounds measured to confirm a suspected regression before failing",
+        "--npf-max-rounds",
+        "max_rounds",
+        "the most rounds per configuration (per side with --npf-against): while a comparison is inconclusive, "
+        "rounds are added until it is decided or this many were measured",
         metavar="N",
+    ),
+    Option(
+        "--npf-against",
+        "against",
+        "measure every performance test against the same test at this git revision (origin/main, a tag, a sha), "
+        "in alternating rounds in this run, instead of against stored baselines",
+        metavar="REF",
     ),
     Option(
         "--npf-strict",

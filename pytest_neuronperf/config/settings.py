@@ -20,7 +20,7 @@ from typing import Any, Final
 
 from pytest_neuronperf.config.options import (
     DEFAULT_BASELINE_DIR,
-    DEFAULT_CONFIRM,
+    DEFAULT_MAX_ROUNDS,
     DEFAULT_ROUNDS,
     OPTIONS,
     Option,
@@ -98,9 +98,17 @@ def parse_rounds(text: str, option: str = "--npf-rounds") -> int:
     return _parse_count(text, option, 1, "a whole number of rounds, at least 1")
 
 
-def parse_confirm(text: str, option: str = "--npf-confirm") -> int:
-    """How many extra rounds confirm a suspected regression: an integer of at least 0."""
-    return _parse_count(text, option, 0, "a whole number of confirmation rounds, 0 or more")
+def parse_max_rounds(text: str, option: str = "--npf-max-rounds") -> int:
+    """The most rounds a configuration is measured: an integer of at least 1."""
+    return _parse_count(text, option, 1, "a whole number of rounds, at least 1")
+
+
+def parse_revision(text: str, option: str = "--npf-against") -> str:
+    """A git revision to compare against; whether it exists is checked against the repository later."""
+    ref = text.strip()
+    if not ref or ref.startswith("-") or any(c.isspace() for c in ref):
+        raise SettingsError(option, f"expected a git revision such as origin/main, a tag or a sha, got {text!r}")
+    return ref
 
 
 def parse_bool(text: str, option: str) -> bool:
@@ -191,7 +199,8 @@ class Settings:
     only: bool = False
     verbosity: int | None = None
     rounds: int = DEFAULT_ROUNDS
-    confirm: int = DEFAULT_CONFIRM
+    max_rounds: int = DEFAULT_MAX_ROUNDS
+    against: str | None = None
     strict: bool = False
     timeout: float | None = None
     overwrite_corrupt: bool = False
@@ -206,11 +215,19 @@ class Settings:
             )
         if self.rounds < 1:
             raise SettingsError("--npf-rounds", f"expected at least 1 round, got {self.rounds}")
-        if self.confirm < 0:
-            raise SettingsError("--npf-confirm", f"expected 0 or more confirmation rounds, got {self.confirm}")
+        if self.max_rounds < 1:
+            raise SettingsError("--npf-max-rounds", f"expected at least 1 round, got {self.max_rounds}")
+        if self.against is not None and self.save_baseline:
+            raise SettingsError("--npf-against", "cannot be combined with --npf-save-baseline (a comparison "
+                                "against a revision neither needs nor writes stored baselines)")
         unknown = [k for k in self.fingerprint_keys if k not in FINGERPRINT_FIELDS]
         if unknown:
             raise SettingsError("--npf-fingerprint-keys", f"unknown environment fields {', '.join(unknown)}")
+
+    @property
+    def most_rounds(self) -> int:
+        """The sequential gate's bound on rounds per configuration (per side): never fewer than ``rounds``."""
+        return max(self.rounds, self.max_rounds)
 
     @classmethod
     def from_sources(
@@ -259,7 +276,8 @@ PARSERS: Final[Mapping[str, Callable[[str, str], object]]] = {
     "only": parse_bool,
     "verbosity": parse_verbosity,
     "rounds": parse_rounds,
-    "confirm": parse_confirm,
+    "max_rounds": parse_max_rounds,
+    "against": parse_revision,
     "strict": parse_bool,
     "timeout": parse_timeout,
     "overwrite_corrupt": parse_bool,

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from pytest_neuronperf.gate import judge
+from pytest_neuronperf.gate.sequential import Looks
 from pytest_neuronperf.gate.tolerance import Tolerance
 from pytest_neuronperf.gate.verdict import Verdict, combine
 from pytest_neuronperf.spec.fields import ROUNDS_KEY, STATUS_ERROR, STATUS_OK
@@ -49,6 +50,30 @@ class ReferenceLookup(Protocol):
     def record(self) -> Reference | None: ...
 
     def explain(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class MeasuredReference:
+    """A reference measured in this run, round for round beside the current model (an A/B comparison)."""
+
+    report: Mapping[str, object]
+    saved_at: str = ""
+
+    @property
+    def rounds(self) -> Sequence[Mapping[str, object]]:
+        rounds = self.report.get(ROUNDS_KEY)
+        return rounds if isinstance(rounds, list) else []
+
+
+@dataclass(frozen=True)
+class MeasuredLookup:
+    """The reference of one configuration of an A/B run, or why there is none (a model new in this change)."""
+
+    record: MeasuredReference | None
+    why_none: str = ""
+
+    def explain(self) -> str:
+        return self.why_none
 
 
 class Limits:
@@ -97,6 +122,12 @@ class GateRules:
     require_baseline: bool = False
     # How hints name the duration to set: "duration" (the runner's parameter) or "--npf-duration".
     duration_name: str = judge.DURATION_NAME
+    # The sequential schedule (None: one look at however many rounds there are).
+    looks: Looks | None = None
+    # The reference was measured in this run, round for round beside the current rounds (A/B).
+    paired: bool = False
+    # How messages name the reference instead of "baseline": "at origin/main (3f2a9c1)".
+    against: str | None = None
 
 
 @dataclass
@@ -168,7 +199,8 @@ class MeasurementJudgement:
                 if o.note and o.verdict is not Verdict.ERROR]
 
     def needing_confirmation(self) -> list[ConfigOutcome]:
-        """The configurations whose statistical verdict more rounds could change."""
+        """The configurations whose statistical verdict more rounds could change: none of their metrics
+        failed, and one is inconclusive for want of rounds (not for want of samples in each round)."""
         return [o for o in self.outcomes if o.judgements and judge.needs_confirmation(o.judgements)]
 
     def inconclusive_lines(self) -> list[str]:
@@ -263,9 +295,12 @@ def judge_measurement(
                 base = [RoundSummary.from_dict(r) for r in record.rounds]
                 current = rounds_of(report)
                 if base and current:
+                    sessions = None if rules.paired else [_session_of(r) for r in record.rounds]
                     outcome.judgements = [
                         judge.judge_metric(m.name, base, current, rules.tolerance.for_metric(m.name),
-                                           duration_name=rules.duration_name)
+                                           duration_name=rules.duration_name, looks=rules.looks,
+                                           paired=rules.paired, against=rules.against,
+                                           baseline_sessions=sessions)
                         for m in METRICS
                     ]
                 elif not base:
@@ -280,11 +315,16 @@ def judge_measurement(
             continue
         if o.judgements:
             o.verdict = judge.decide(o.judgements)
-            if o.improved and o.verdict is not Verdict.FAIL:
+            if o.improved and o.verdict is not Verdict.FAIL and not rules.paired:
                 o.note = STALE_NOTE
         if o.limit_failures:
             o.verdict = Verdict.FAIL
     return MeasurementJudgement(name, outcomes, rules)
+
+
+def _session_of(round_data: Mapping[str, object]) -> str | None:
+    session = round_data.get("session")
+    return session if isinstance(session, str) else None
 
 
 def _correct(outcomes: list[ConfigOutcome]) -> None:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import numpy.typing as npt
 
+from pytest_neuronperf.gate.sequential import ALPHA, Looks
 from pytest_neuronperf.gate.verdict import Verdict, combine
 from pytest_neuronperf.gate.wording import ci_pct, num, pct, tolerance_text
 from pytest_neuronperf.spec.metrics import BY_NAME, METRICS, Metric
@@ -69,6 +70,8 @@ class Judgement:
     # How many rounds each side had: with several, baseline / current are geometric means of rounds.
     baseline_rounds: int = 1
     current_rounds: int = 1
+    # Inconclusive because a round holds too few samples for the percentile: more rounds cannot help.
+    needs_longer_rounds: bool = False
 
     @property
     def pooled_over_rounds(self) -> bool:
@@ -93,17 +96,18 @@ class Judgement:
             "improved": self.improved,
             "baseline_rounds": self.baseline_rounds,
             "current_rounds": self.current_rounds,
+            "needs_longer_rounds": self.needs_longer_rounds,
         }
 
 
 # ---------------------------------------------------------------- judging
 
 
-def _comparison(metric: str, unit: str, base: float, cur: float, change: float, evidence: _Evidence) -> str:
-    return (
-        f"{metric} {num(cur)}{unit} vs baseline {num(base)}{unit} "
-        f"({pct(change)}, {evidence.ci_label} {ci_pct(evidence.change_ci)})"
-    )
+def _comparison(metric: str, unit: str, base: float, cur: float, change: float, evidence: _Evidence,
+                against: str | None = None) -> str:
+    """``throughput 812/s vs baseline 1004/s (...)``, or ``... vs 1004/s at origin/main (3f2a9c1) (...)``."""
+    versus = f"vs baseline {num(base)}{unit}" if against is None else f"vs {num(base)}{unit} {against}"
+    return f"{metric} {num(cur)}{unit} {versus} ({pct(change)}, {evidence.ci_label} {ci_pct(evidence.change_ci)})"
 
 
 @dataclass(frozen=True)
@@ -117,6 +121,12 @@ class _Evidence:
     p_value: float | None
     ci_label: str
     rule: str
+    # The bad-side bound a PASS must keep within the tolerance (wider than bad_hi at a sequential look).
+    pass_hi: float = math.nan
+
+    @property
+    def pass_bound(self) -> float:
+        return self.bad_hi if math.isnan(self.pass_hi) else self.pass_hi
 
 
 def _bounds(tolerance: float, higher_is_better: bool) -> tuple[float, float]:
@@ -151,26 +161,24 @@ def _side(rounds: Sequence[RoundSummary], spec: Metric) -> tuple[float, tuple[fl
     return float(np.exp(logs.mean())), (math.exp(lo), math.exp(hi))
 
 
-def _welch(
-    x: npt.NDArray[np.float64], y: npt.NDArray[np.float64], sign: float, bad_bound: float, alpha: float
-) -> _Evidence:
-    """Rounds on both sides: Welch t on per-round log values.
+def _t_evidence(d: float, se: float, df: float, sign: float, bad_bound: float, alpha: float, looks: Looks,
+                n: int, rule: str) -> _Evidence:
+    """The decision on a mean log change ``d`` with standard error ``se`` on ``df`` degrees of freedom.
 
-    FAIL needs the one-sided test of H0 'not worse than the tolerance' to reject
-    at ``alpha`` (the same as the whole (1 - 2 alpha) CI lying beyond the
-    tolerance). The reported interval is the 95% CI, and PASS needs its bad-side
-    bound within the tolerance. A FAIL implies the 95% CI is beyond the
-    tolerance too, so the two outcomes never overlap.
+    FAIL needs the one-sided test of H0 'not worse than the tolerance' to reject: its p-value,
+    scaled by the share of alpha this look may spend (:mod:`~pytest_neuronperf.gate.sequential`),
+    below ``alpha``. PASS needs the one-sided upper bound at this look's beta within the
+    tolerance (with one look: the bad side of the 95% CI). The reported interval is the 95% CI.
     """
-    va, vb = float(x.var(ddof=1)) / x.size, float(y.var(ddof=1)) / y.size
-    se = math.sqrt(va + vb)
-    df = (va + vb) ** 2 / (va**2 / (x.size - 1) + vb**2 / (y.size - 1)) if se > 0 else x.size + y.size - 2.0
-    d = float(y.mean() - x.mean())
     badness = sign * d
     half = t_ppf(0.5 + CI_LEVEL / 2.0, df) * se
     # With zero spread (identical rounds on each side) the change is known exactly.
     exact = 0.0 if badness > bad_bound else 1.0
-    p_value = 1.0 - t_cdf((badness - bad_bound) / se, df) if se > 0 else exact
+    raw_p = 1.0 - t_cdf((badness - bad_bound) / se, df) if se > 0 else exact
+    look_alpha = looks.alpha_at(n)
+    p_value = min(1.0, raw_p * alpha / look_alpha)
+    pass_hi = badness + t_ppf(1.0 - looks.beta_at(n), df) * se
+    at_look = "" if not looks.sequential else f" (look at {n} of at most {looks.last}: alpha {look_alpha:.2g})"
     return _Evidence(
         change_ci=(math.expm1(d - half), math.expm1(d + half)),
         bad_lo=badness - half,
@@ -178,8 +186,49 @@ def _welch(
         fail=p_value < alpha,
         p_value=p_value,
         ci_label=f"{CI_LEVEL:.0%} CI",
-        rule=f"Welch t on log values of {x.size} vs {y.size} rounds: fail if one-sided p<{alpha:g}",
+        rule=f"{rule}: fail if one-sided p<{alpha:g}{at_look}",
+        pass_hi=pass_hi,
     )
+
+
+def _welch(
+    x: npt.NDArray[np.float64], y: npt.NDArray[np.float64], sign: float, bad_bound: float, alpha: float,
+    looks: Looks, between: tuple[float, float, float] | None = None,
+) -> _Evidence:
+    """Rounds on both sides: Welch t on per-round log values.
+
+    ``between`` (variance, its df, weight): the between-session variance of the baseline's
+    sessions. The current session is one more draw of the session offset, and the baseline's mean
+    carries ``weight`` of one (the sum of squared session shares of its rounds), so the difference
+    of the means has ``variance * (1 + weight)`` more variance than the rounds show; its degrees of
+    freedom enter by Welch-Satterthwaite.
+    """
+    va, vb = float(x.var(ddof=1)) / x.size, float(y.var(ddof=1)) / y.size
+    parts = [(va, x.size - 1.0), (vb, y.size - 1.0)]
+    rule = f"Welch t on log values of {x.size} vs {y.size} rounds"
+    if between is not None and between[0] > 0:
+        tau2, tau_df, weight = between
+        parts.append((tau2 * (1.0 + weight), max(tau_df, 1.0)))
+        rule += f" plus between-session variance (sd {math.sqrt(tau2):.1%}, {tau_df + 1:.0f} baseline sessions)"
+    total = sum(v for v, _ in parts)
+    se = math.sqrt(total)
+    df = total**2 / sum(v**2 / f for v, f in parts) if se > 0 else x.size + y.size - 2.0
+    return _t_evidence(float(y.mean() - x.mean()), se, df, sign, bad_bound, alpha, looks, y.size, rule)
+
+
+def _paired(
+    ref: npt.NDArray[np.float64], cur: npt.NDArray[np.float64], sign: float, bad_bound: float, alpha: float,
+    looks: Looks,
+) -> _Evidence:
+    """Rounds measured in pairs (A B B A ...): a paired t on the per-pair log ratios.
+
+    Drift and noise that hit both rounds of a pair alike cancel in their ratio, so the spread
+    the test sees is what is left after them.
+    """
+    d = np.log(cur) - np.log(ref)
+    se = float(d.std(ddof=1)) / math.sqrt(d.size)
+    rule = f"paired t on log ratios of {d.size} round pairs"
+    return _t_evidence(float(d.mean()), se, d.size - 1.0, sign, bad_bound, alpha, looks, d.size, rule)
 
 
 def _single(
@@ -208,7 +257,8 @@ def _single(
 
 
 def _too_few_samples(
-    spec: Metric, base: Sequence[RoundSummary], cur: Sequence[RoundSummary], duration_name: str
+    spec: Metric, base: Sequence[RoundSummary], cur: Sequence[RoundSummary], duration_name: str,
+    same_run: bool = False,
 ) -> tuple[str, int] | None:
     """(hint, samples needed) when either side's percentile rests on too few effective samples.
 
@@ -228,7 +278,8 @@ def _too_few_samples(
     attr = spec.round_n_eff
     rounds_to_run = max(1, len(cur))
     hints = []
-    for label, rounds in (("current run", cur), ("baseline", base)):
+    sides = (("current run", cur), ("reference", base)) if same_run else (("current run", cur), ("baseline", base))
+    for label, rounds in sides:
         worst = min(rounds, key=lambda r: float(getattr(r, attr)))
         have = float(getattr(worst, attr))
         if have >= need:
@@ -237,12 +288,28 @@ def _too_few_samples(
         # The tiny slack keeps a product that floating point lands just above a whole number from
         # asking for one more second.
         seconds = max(1, math.ceil(worst.duration_s * factor * rounds_to_run - 1e-9))
-        verb = "run" if label == "current run" else "re-record the baseline"
+        verb = "re-record the baseline" if label == "baseline" else "run"
         hints.append(
             f"{verb} about {factor:.1f}x longer ({duration_name}={seconds}s) to judge {metric}: "
             f"the {label} has {have:.0f} effective samples per round, {need} needed"
         )
     return ("; ".join(hints), need) if hints else None
+
+
+def _between_sessions(rounds: Sequence[RoundSummary], spec: Metric,
+                      sessions: Sequence[str | None] | None) -> tuple[float, float, float] | None:
+    """(between-session variance, its df, the baseline mean's share of it) of the baseline's rounds."""
+    if sessions is None or len(sessions) != len(rounds) or len(set(sessions)) < 2:
+        return None
+    from pytest_neuronperf.stats.sessions import between_session_variance, session_groups
+
+    groups = session_groups(np.log(_values(rounds, spec)).tolist(), list(sessions))
+    if len(groups) < 2:
+        return None
+    found = between_session_variance(groups)
+    sizes = np.array([g.size for g in groups], dtype=np.float64)
+    weight = float((sizes**2).sum() / sizes.sum() ** 2)
+    return found.tau2, found.df, weight
 
 
 def _all_unstable_side(baseline: Sequence[RoundSummary], current: Sequence[RoundSummary]) -> str | None:
@@ -257,8 +324,13 @@ def judge_metric(
     baseline: Sequence[RoundSummary],
     current: Sequence[RoundSummary],
     tolerance: float,
-    alpha: float = 0.01,
+    alpha: float = ALPHA,
     duration_name: str = DURATION_NAME,
+    *,
+    looks: Looks | None = None,
+    paired: bool = False,
+    against: str | None = None,
+    baseline_sessions: Sequence[str | None] | None = None,
 ) -> Judgement:
     """Judge one metric (a name in :data:`~pytest_neuronperf.spec.metrics.METRICS`) of current rounds
     against baseline rounds.
@@ -272,6 +344,14 @@ def judge_metric(
     otherwise. A FAIL where every round of one side was unstable becomes
     INCONCLUSIVE unless even the interval's near bound exceeds twice the
     tolerance.
+
+    ``looks``: the sequential schedule this judgement is one look of (its
+    round count is the current side's); ``paired``: round i of each side was
+    measured next to the other's (an A/B run), judged by a paired t on their
+    ratios; ``against`` names the reference in messages (``at origin/main
+    (3f2a9c1)``) in place of "baseline"; ``baseline_sessions`` labels each
+    baseline round with the session that measured it, so between-session
+    variance widens the comparison (:mod:`~pytest_neuronperf.stats.sessions`).
     """
     if metric not in BY_NAME:
         raise ValueError(f"metric must be one of {sorted(BY_NAME)}, got {metric!r}")
@@ -281,24 +361,32 @@ def judge_metric(
         raise ValueError(f"alpha must be in (0, 0.5), got {alpha}")
     if not baseline or not current:
         raise ValueError("judging needs at least one baseline round and one current round")
+    if paired:
+        n = min(len(baseline), len(current))
+        baseline, current = baseline[:n], current[:n]
+    looks = looks or Looks(first=len(current), last=len(current), alpha=alpha)
     spec = BY_NAME[metric]
     sign = -1.0 if spec.higher_is_better else 1.0
     bad_bound, good_bound = _bounds(tolerance, spec.higher_is_better)
     base, base_ci = _side(baseline, spec)
     cur, cur_ci = _side(current, spec)
     change = cur / base - 1.0
-    if len(baseline) >= 2 and len(current) >= 2:
-        ev = _welch(np.log(_values(baseline, spec)), np.log(_values(current, spec)), sign, bad_bound, alpha)
+    if paired and len(current) >= 2:
+        ev = _paired(_values(baseline, spec), _values(current, spec), sign, bad_bound, alpha, looks)
+    elif len(baseline) >= 2 and len(current) >= 2:
+        between = _between_sessions(baseline, spec, baseline_sessions)
+        ev = _welch(np.log(_values(baseline, spec)), np.log(_values(current, spec)), sign, bad_bound, alpha,
+                    looks, between)
     else:
         ev = _single(base_ci, cur_ci, change, sign, bad_bound)
 
-    compared = _comparison(metric, spec.unit, base, cur, change, ev)
+    compared = _comparison(metric, spec.unit, base, cur, change, ev, against)
     tol = tolerance_text(tolerance)
     rule = f"{ev.rule} beyond {tol}; pass if the {CI_LEVEL:.0%} CI is within {tol}"
     hint = ""
     p_value = ev.p_value
     improved = ev.bad_hi < -good_bound
-    few = _too_few_samples(spec, baseline, current, duration_name)
+    few = _too_few_samples(spec, baseline, current, duration_name, same_run=paired)
     if few is not None:
         # Not judged at all, so it takes no part in a multiple-comparison correction either.
         verdict, improved, p_value = Verdict.INCONCLUSIVE, False, None
@@ -314,16 +402,22 @@ def judge_metric(
             message = f"{compared}, beyond {tol} but every {unstable} round was unstable"
             hint = "throughput drifted within the rounds; warm up longer or use a quieter machine"
             rule += f"; an all-unstable side fails only beyond {tolerance_text(2 * tolerance)}"
-    elif ev.bad_hi < bad_bound:
+    elif ev.pass_bound < bad_bound:
         verdict = Verdict.PASS
-        if improved:
+        if improved and against is None:
             message = f"{compared}, better than baseline by more than {tol}: the baseline looks stale"
+        elif improved:
+            message = f"{compared}, better by more than {tol}"
         else:
             message = f"{compared}, within {tol}"
     else:
         verdict, hint = Verdict.INCONCLUSIVE, "collect more rounds to narrow the interval"
+        if looks.sequential:
+            hint = f"the rounds ran out (at most {looks.last}: --npf-max-rounds) before the evidence decided"
         if ev.bad_lo > bad_bound and ev.p_value is not None:
             message = f"{compared}, probably beyond {tol} but not significant (p={ev.p_value:.2g} >= {alpha:g})"
+        elif ev.bad_hi < bad_bound:
+            message = f"{compared}, within {tol} at 95% but not yet at the level this look needs"
         else:
             message = f"{compared}, cannot tell whether within {tol}"
 
@@ -344,6 +438,7 @@ def judge_metric(
         improved=improved,
         baseline_rounds=len(baseline),
         current_rounds=len(current),
+        needs_longer_rounds=few is not None,
     )
 
 
@@ -402,8 +497,14 @@ def decide(judgements: Sequence[Judgement], strict: bool = False) -> Verdict:
 
 
 def needs_confirmation(judgements: Sequence[Judgement]) -> bool:
-    """True when extra rounds could change the outcome (then judge again on all rounds together)."""
-    return any(j.verdict is not Verdict.PASS for j in judgements)
+    """True when more rounds could still decide: no metric failed, and one is inconclusive for want of rounds.
+
+    A percentile with too few samples per round stays so however many rounds follow (it needs
+    longer rounds), so it asks for none; a FAIL is decided already.
+    """
+    if any(j.verdict is Verdict.FAIL for j in judgements):
+        return False
+    return any(j.verdict is Verdict.INCONCLUSIVE and not j.needs_longer_rounds for j in judgements)
 
 
 # ---------------------------------------------------------------- absolute limits and tables

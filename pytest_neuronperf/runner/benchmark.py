@@ -7,12 +7,15 @@ import math
 import os
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from multiprocessing.context import BaseContext
 from pathlib import Path
 from typing import Any
 
 from pytest_neuronperf._util.log import logger
 from pytest_neuronperf._util.log import verbosity as log_verbosity
 from pytest_neuronperf._util.stamps import wall_clock_stamp
+from pytest_neuronperf.backends.base import Backend
 from pytest_neuronperf.backends.registry import get_backend
 from pytest_neuronperf.errors import DeviceUnavailableError
 from pytest_neuronperf.runner import events
@@ -23,7 +26,7 @@ from pytest_neuronperf.runner.results import ConfigResult, RoundResult
 from pytest_neuronperf.spec import fields
 from pytest_neuronperf.spec import params as P
 from pytest_neuronperf.spec.inputs import ModelInput, pair_inputs
-from pytest_neuronperf.spec.matrix import ModelConfig, RunConfig, build_matrix, config_text
+from pytest_neuronperf.spec.matrix import Matrix, ModelConfig, RunConfig, build_matrix, config_text
 from pytest_neuronperf.spec.model_source import ModelSource
 
 DEFAULT_DURATION = 60.0
@@ -68,6 +71,162 @@ def benchmark(
     ``timeout`` bounds loading/warm-up and the drain after the window: a copy that
     takes longer is stopped and the call raises ``BenchmarkError``.
     """
+    plan = prepare(
+        model, inputs, batch_sizes=batch_sizes, duration=duration, n_models=n_models,
+        workers_per_model=workers_per_model, pipeline_sizes=pipeline_sizes, preprocess_fn=preprocess_fn,
+        postprocess_fn=postprocess_fn, env_setup_fn=env_setup_fn, setup_fn=setup_fn, multiprocess=multiprocess,
+        multiinterpreter=multiinterpreter, return_timers=return_timers, stats_interval=stats_interval,
+        device_type=device_type, cost_per_hour=cost_per_hour, model_name=model_name, verbosity=verbosity,
+        loop_dataset=loop_dataset, warmup=warmup, warmup_duration=warmup_duration, rounds=rounds, timeout=timeout)
+    with log_verbosity(plan.level):
+        results = plan.skipped_results()
+        for i, run in enumerate(plan.matrix.runs):
+            remaining = (len(plan.matrix.runs) - i) * plan.duration_s
+            logger.info("Benchmarking '%s', ~%d seconds remaining.", plan.name, round(remaining))
+            result = plan.new_result(run)
+            described = config_text(result.config)
+            logger.debug("Running model config: %s", result.config)
+            for round_index in range(plan.rounds):
+                later = plan.duration_s * (len(plan.matrix.runs) - i - 1)
+                left = plan.per_round_s * (plan.rounds - round_index) + later
+                tell = functools.partial(_tell, plan.name, i, len(plan.matrix.runs), described, round_index,
+                                         plan.rounds, left)
+                result.rounds.append(plan.run_round(run, result.config, tell))
+                if plan.stop_if_empty(result):
+                    break
+            plan.finish(result, run)
+            _tell(plan.name, i, len(plan.matrix.runs), described, plan.rounds - 1, plan.rounds,
+                  plan.duration_s * (len(plan.matrix.runs) - i - 1), "finished")
+            results.append(result)
+        if return_timers:
+            return results
+        return get_reports(results)
+
+
+@dataclass
+class Plan:
+    """A validated benchmark: the matrix to run and how to start one round of one configuration.
+
+    :func:`benchmark` runs its rounds back to back; an interleaved comparison
+    (:mod:`pytest_neuronperf.runner.interleave`) alternates the rounds of two plans.
+    """
+
+    name: str
+    backend: Backend
+    matrix: Matrix
+    model_inputs: list[ModelInput]
+    duration_s: float
+    rounds: int
+    timeout_s: float
+    stats_interval: float
+    warmup: int
+    warmup_duration_s: float
+    cost: float | None
+    level: int | None
+    in_process: bool
+    multiinterpreter: bool
+    keep_raw: bool
+    loop_dataset: bool
+    preprocess_fn: Callable[..., Any] | None
+    postprocess_fn: Callable[..., Any] | None
+    env_setup_fn: Callable[..., Any] | None
+    setup_fn: Callable[..., Any] | None
+    # Copies of this plan import the user's code from a checkout of another revision: (repository, checkout).
+    redirect: tuple[str, str] | None = None
+    _ctx: BaseContext | None = field(default=None, repr=False)
+
+    @property
+    def per_round_s(self) -> float:
+        return self.duration_s / self.rounds
+
+    def context(self) -> BaseContext | None:
+        if self.in_process:
+            return None
+        if self._ctx is None:
+            self._ctx = start_context(self.multiinterpreter)
+        return self._ctx
+
+    def skipped_results(self) -> list[ConfigResult]:
+        for s in self.matrix.skipped:
+            logger.info("Skipping configuration %s: %s", s.config, s.reason)
+        return [ConfigResult(config={**s.config, "instance_type": self.backend.instance_type()},
+                             status=fields.STATUS_SKIPPED, reason=s.reason) for s in self.matrix.skipped]
+
+    def new_result(self, run: RunConfig) -> ConfigResult:
+        config = {**run.as_dict(), "instance_type": self.backend.instance_type(),
+                  "start_dts": wall_clock_stamp(), "duration": self.duration_s}
+        return ConfigResult(config=config, status=fields.STATUS_OK, cost_per_hour=self.cost)
+
+    def run_round(self, run: RunConfig, config: dict[str, Any], tell: Callable[[str], None],
+                  duration_s: float | None = None) -> RoundResult:
+        """One round of ``run``: fresh copies load and warm up, then one shared window."""
+        per_round = self.per_round_s if duration_s is None else duration_s
+        tell("loading")
+        jobs = [
+            CopyJob(
+                backend_name=self.backend.name, placement=placement, run=run, config=config,
+                model_input=self.model_inputs[run.model.input_index], preprocess_fn=self.preprocess_fn,
+                postprocess_fn=self.postprocess_fn, env_setup_fn=self.env_setup_fn, setup_fn=self.setup_fn,
+                warmup=self.warmup, warmup_duration_s=self.warmup_duration_s, duration_s=per_round,
+                bin_ns=_bin_ns(per_round, self.stats_interval), keep_raw=self.keep_raw,
+                loop_dataset=self.loop_dataset, environ=dict(os.environ), in_process=self.in_process,
+            )
+            for placement in self.backend.placements(run.n_models, run.model.pipeline_size)
+        ]
+        done, start_ns, stop_ns, resources = run_config(
+            jobs, self.backend, ctx=self.context(), duration_s=per_round, timeout_s=self.timeout_s,
+            stats_interval=self.stats_interval, on_window=functools.partial(tell, "running"),
+            redirect=self.redirect)
+        for c in done:
+            for w, n in enumerate(c.worker_counts):
+                logger.debug("Model copy %d, worker %d finished after %d inferences.", c.copy_index, w, n)
+        return RoundResult(start_ns, stop_ns, jobs[0].bin_ns, done, resources)
+
+    def stop_if_empty(self, result: ConfigResult) -> bool:
+        """Mark ``result`` an error when its last round timed nothing; True when it was."""
+        empty = empty_round_reason(result, self.rounds)
+        if empty is None:
+            return False
+        # A model slower than the window times nothing in the next rounds either: the
+        # configuration is an error of its own, and the other configurations go on.
+        result.status, result.reason = fields.STATUS_ERROR, empty
+        logger.error("Configuration %s: %s", config_text(result.config), empty)
+        return True
+
+    def finish(self, result: ConfigResult, run: RunConfig) -> None:
+        result.config["stop_dts"] = wall_clock_stamp()
+        if result.status == fields.STATUS_OK:
+            _warn_if_short(result, run, self.duration_s)
+
+
+def prepare(
+    model: Any,
+    inputs: Any,
+    *,
+    batch_sizes: int | Sequence[int] | None = None,
+    duration: float = DEFAULT_DURATION,
+    n_models: int | str | Sequence[int | str] | None = None,
+    workers_per_model: int | Sequence[int] | None = None,
+    pipeline_sizes: int | Sequence[int] | None = None,
+    preprocess_fn: Callable[..., Any] | None = None,
+    postprocess_fn: Callable[..., Any] | None = None,
+    env_setup_fn: Callable[[int, dict[str, Any]], Any] | None = None,
+    setup_fn: Callable[[int, dict[str, Any], Any], Any] | None = None,
+    multiprocess: bool = True,
+    multiinterpreter: bool = False,
+    return_timers: bool = False,
+    stats_interval: float = 0.5,
+    device_type: str = "cpu",
+    cost_per_hour: float | None = None,
+    model_name: str | None = None,
+    verbosity: int | None = None,
+    loop_dataset: bool = False,
+    warmup: int = 10,
+    warmup_duration: float = 0.0,
+    rounds: int = 1,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> Plan:
+    """Check :func:`benchmark`'s parameters, resolve the model and build the matrix; nothing runs yet."""
     duration_s = P.positive_seconds("duration", duration)
     P.positive_seconds("stats_interval", stats_interval)
     timeout_s = P.positive_seconds("timeout", timeout)
@@ -87,7 +246,6 @@ def benchmark(
     env_fn = P.optional_callable("env_setup_fn", env_setup_fn, must_pickle=not in_process)
     setup = P.optional_callable("setup_fn", setup_fn, must_pickle=not in_process)
     backend = get_backend(device_type)
-
     with log_verbosity(level):
         models, model_inputs, name = _resolve_model(model, inputs, sizes, pipelines, model_name, in_process)
         reason = backend.unavailable_reason()
@@ -98,62 +256,11 @@ def benchmark(
                               multiinterpreter=multiinterpreter)
         for note in matrix.notes:
             logger.info(note)
-        ctx = None if in_process else start_context(multiinterpreter)
-        per_round = duration_s / rounds
-        results: list[ConfigResult] = [
-            ConfigResult(config={**s.config, "instance_type": backend.instance_type()},
-                         status=fields.STATUS_SKIPPED, reason=s.reason)
-            for s in matrix.skipped
-        ]
-        for s in matrix.skipped:
-            logger.info("Skipping configuration %s: %s", s.config, s.reason)
-        for i, run in enumerate(matrix.runs):
-            remaining = (len(matrix.runs) - i) * duration_s
-            logger.info("Benchmarking '%s', ~%d seconds remaining.", name, round(remaining))
-            config = {**run.as_dict(), "instance_type": backend.instance_type(),
-                      "start_dts": wall_clock_stamp(), "duration": duration_s}
-            described = config_text(config)
-            logger.debug("Running model config: %s", config)
-            result = ConfigResult(config=config, status=fields.STATUS_OK, cost_per_hour=cost)
-            for round_index in range(rounds):
-                left = per_round * (rounds - round_index) + duration_s * (len(matrix.runs) - i - 1)
-                tell = functools.partial(_tell, name, i, len(matrix.runs), described, round_index, rounds, left)
-                tell("loading")
-                jobs = [
-                    CopyJob(
-                        backend_name=backend.name, placement=placement, run=run, config=config,
-                        model_input=model_inputs[run.model.input_index], preprocess_fn=pre,
-                        postprocess_fn=post, env_setup_fn=env_fn, setup_fn=setup, warmup=warmup,
-                        warmup_duration_s=warmup_duration, duration_s=per_round,
-                        bin_ns=_bin_ns(per_round, stats_interval), keep_raw=return_timers,
-                        loop_dataset=loop_dataset, environ=dict(os.environ), in_process=in_process,
-                    )
-                    for placement in backend.placements(run.n_models, run.model.pipeline_size)
-                ]
-                done, start_ns, stop_ns, resources = run_config(
-                    jobs, backend, ctx=ctx, duration_s=per_round, timeout_s=timeout_s,
-                    stats_interval=stats_interval, on_window=functools.partial(tell, "running"))
-                result.rounds.append(RoundResult(start_ns, stop_ns, jobs[0].bin_ns, done, resources))
-                for c in done:
-                    for w, n in enumerate(c.worker_counts):
-                        logger.debug("Model copy %d, worker %d finished after %d inferences.",
-                                     c.copy_index, w, n)
-                empty = empty_round_reason(result, rounds)
-                if empty is not None:
-                    # A model slower than the window times nothing in the next rounds either: the
-                    # configuration is an error of its own, and the other configurations go on.
-                    result.status, result.reason = fields.STATUS_ERROR, empty
-                    logger.error("Configuration %s: %s", described, empty)
-                    break
-            config["stop_dts"] = wall_clock_stamp()
-            _tell(name, i, len(matrix.runs), described, rounds - 1, rounds,
-                  duration_s * (len(matrix.runs) - i - 1), "finished")
-            if result.status == fields.STATUS_OK:
-                _warn_if_short(result, run, duration_s)
-            results.append(result)
-        if return_timers:
-            return results
-        return get_reports(results)
+    return Plan(name=name, backend=backend, matrix=matrix, model_inputs=model_inputs, duration_s=duration_s,
+                rounds=rounds, timeout_s=timeout_s, stats_interval=stats_interval, warmup=warmup,
+                warmup_duration_s=warmup_duration, cost=cost, level=level, in_process=in_process,
+                multiinterpreter=multiinterpreter, keep_raw=return_timers, loop_dataset=loop_dataset,
+                preprocess_fn=pre, postprocess_fn=post, env_setup_fn=env_fn, setup_fn=setup)
 
 
 def _tell(name: str, index: int, total: int, described: str, round_index: int, rounds: int, left_s: float,

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing as mp
 import os
+import pickle
 import reprlib
 import shutil
 import signal
@@ -42,7 +43,7 @@ from pytest_neuronperf.runner.protocol import (
     ReadyInfo,
     Start,
 )
-from pytest_neuronperf.runner.replica import CopyJob, clock, run_copy
+from pytest_neuronperf.runner.replica import CopyJob, clock, run_copy, run_redirected_copy
 from pytest_neuronperf.runner.resources import ResourceSampler
 
 START_MARGIN_NS = 20_000_000
@@ -217,10 +218,12 @@ _FORKSERVER_LOST = 255
 class CopyGroup:
     """The live copies of one configuration; always torn down on exit, whatever happened."""
 
-    def __init__(self, jobs: Sequence[CopyJob], backend: Backend, ctx: BaseContext | None) -> None:
+    def __init__(self, jobs: Sequence[CopyJob], backend: Backend, ctx: BaseContext | None,
+                 redirect: tuple[str, str] | None = None) -> None:
         self.jobs = list(jobs)
         self.backend = backend
         self.ctx = ctx
+        self.redirect = redirect
         self.handles: list[_Handle] = []
         self.config = jobs[0].config if jobs else {}
         self.ready: dict[int, ReadyInfo] = {}
@@ -245,7 +248,12 @@ class CopyGroup:
             t.start()
         else:
             a, b = self.ctx.Pipe()
-            p = self.ctx.Process(target=run_copy, args=(b, job, os.getpid()),  # type: ignore[attr-defined]
+            target: Callable[..., None] = run_copy
+            args: tuple[Any, ...] = (b, job, os.getpid())
+            if self.redirect is not None:
+                # The job names the user's functions; unpickled only once the copy imports from the checkout.
+                target, args = run_redirected_copy, (b, self.redirect, pickle.dumps(job), os.getpid())
+            p = self.ctx.Process(target=target, args=args,  # type: ignore[attr-defined]
                                  daemon=True, name=f"npf-copy{job.placement.copy_index}")
             try:
                 p.start()
@@ -351,7 +359,7 @@ class CopyGroup:
             f"{lead}model copy {handle.index} ({handle.placement.describe()}) raised "
             f"{failure.error_type}: {failure.message} during {failure.phase} "
             f"(configuration: {_describe(self.config)}).\nTraceback from the model copy:\n{failure.traceback}",
-            self.config,
+            self.config, error_type=failure.error_type, phase=failure.phase,
         )
 
     def _died(self, handle: _Handle, what: str) -> NoReturn:
@@ -385,9 +393,17 @@ class CopyGroup:
 
 def run_config(jobs: Sequence[CopyJob], backend: Backend, *, ctx: BaseContext | None, duration_s: float,
                timeout_s: float, stats_interval: float, on_window: Callable[[], None] | None = None,
+               redirect: tuple[str, str] | None = None,
                ) -> tuple[list[CopyResult], int, int, dict[str, float | None]]:
-    """Run one configuration: load + warm up every copy, then one shared window [start, start + duration]."""
-    with CopyGroup(jobs, backend, ctx) as group:
+    """Run one configuration: load + warm up every copy, then one shared window [start, start + duration].
+
+    ``redirect`` (repository, checkout): the copies import the user's code from the checkout of
+    another revision (:mod:`pytest_neuronperf.reference.redirect`).
+    """
+    if redirect is not None and ctx is None:
+        raise ValueError("a copy can import another revision's code only in a process of its own "
+                         "(multiprocess=True)")
+    with CopyGroup(jobs, backend, ctx, redirect) as group:
         group.collect(Ready, clock() + int(timeout_s * 1e9), "loading and warming up", f"timeout={timeout_s:g}s")
         start_ns = clock() + START_MARGIN_NS
         stop_ns = start_ns + int(duration_s * 1e9)

@@ -120,6 +120,31 @@ def run_copy(conn: Connection, job: CopyJob, orchestrator_pid: int | None = None
         os._exit(0)
 
 
+def run_redirected_copy(conn: Connection, redirect: tuple[str, str], job_bytes: bytes,
+                        orchestrator_pid: int | None = None) -> None:
+    """Entry point of a copy that measures the user's code as it was at another revision.
+
+    The job arrives pickled: unpickling it imports the test's pre/post and setup functions, which
+    must come from the checkout, so the imports are redirected first
+    (:func:`pytest_neuronperf.reference.redirect.install`).
+    """
+    import pickle
+
+    from pytest_neuronperf.reference.redirect import install
+
+    try:
+        install(*redirect)
+        job = pickle.loads(job_bytes)
+    except BaseException as exc:
+        failure = CopyFailure(copy_index=-1, phase="loading the reference revision's code",
+                              error_type=type(exc).__name__, message=_exception_text(exc),
+                              traceback=_traceback_text(exc))
+        with contextlib.suppress(Exception):
+            conn.send(Failed(failure))
+        os._exit(1)
+    run_copy(conn, job, orchestrator_pid)
+
+
 def _exception_text(exc: BaseException) -> str:
     """``str(exc)``, or a note saying that it raised: a broken ``__str__`` must not hide the error."""
     try:

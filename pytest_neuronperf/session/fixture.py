@@ -7,7 +7,7 @@ import inspect
 import os
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pytest
@@ -31,7 +31,7 @@ from pytest_neuronperf.spec.matrix import config_key
 from pytest_neuronperf.spec.metrics import LIMIT_KEYWORDS, METRICS
 
 # Marker/fixture keywords that belong to the gate, not to the runner.
-GATE_KEYWORDS: tuple[str, ...] = ("name", "tolerance", *LIMIT_KEYWORDS, "compile", "compiler_args")
+GATE_KEYWORDS: tuple[str, ...] = ("name", "tolerance", *LIMIT_KEYWORDS, "compile", "compiler_args", "reference")
 DURATION_FLAG = "--npf-duration"
 
 
@@ -101,6 +101,14 @@ def measurement_name(value: object, where: str) -> str:
         raise ValueError(f"{where}: name={name!r} cannot name a measurement: {exc} (baseline entries are keyed "
                          "<test>::<name>::<configuration>)") from None
     return name
+
+
+def _reference_name(reference: object) -> str:
+    """How messages name a ``reference=`` model: its file, or ``module:name`` of its class or factory."""
+    if isinstance(reference, (str, os.PathLike)):
+        return os.fspath(reference)
+    module, qualname = getattr(reference, "__module__", None), getattr(reference, "__qualname__", None)
+    return f"{module}:{qualname}" if module and qualname else type(reference).__name__
 
 
 def error_text(exc: BaseException, max_lines: int = 5) -> str:
@@ -234,14 +242,11 @@ class NpfBench:
         return params
 
     def _measure(self, name: str, params: dict[str, Any]) -> BenchResult:
-        from pytest_neuronperf._util.filelock import FileLock, benchmark_lock_path
         from pytest_neuronperf.backends.registry import get_backend
         from pytest_neuronperf.baselines.environment import fingerprint as environment_fingerprint
-        from pytest_neuronperf.baselines.schema import BaselineFileError
-        from pytest_neuronperf.baselines.store import BaselineStore, Lookup
-        from pytest_neuronperf.runner.benchmark import benchmark
 
         rules = self._gate_rules(params)
+        reference = params.pop("reference", None)
         compile_first = bool(params.pop("compile", False))
         compiler_args = params.pop("compiler_args", None)
         params = self._runner_params(params)
@@ -251,26 +256,20 @@ class NpfBench:
         if reason is not None:
             pytest.skip(f"device_type={device!r} is not available here: {reason}")
         fingerprint = environment_fingerprint(backend.name)
+        paired = reference is not None or self.session.revision is not None
+        if compile_first and paired:
+            raise ValueError("compile=True cannot be measured against a reference yet: the reference side would need "
+                             "its own compilation; compare this test with stored baselines, or give the compiled "
+                             "artifacts as model= and reference=")
         if compile_first:
             params["model"] = self._compile(params, compiler_args)
 
-        label = label_of(self.item.nodeid, name)
-        with self._progress(label), FileLock(benchmark_lock_path()):
-            reports: list[dict[str, Any]] = benchmark(**params)  # type: ignore[assignment]
         module, test_name = self._node_parts()
-        found: dict[str, Lookup] = {}
-        if rules.compare and not (self.settings.save_baseline and self.settings.overwrite_corrupt):
-            try:
-                found = BaselineStore(self.session.baseline_root).lookup_reports(
-                    module, test_name, name, reports, fingerprint, self.settings.fingerprint_keys)
-            except BaselineFileError as exc:
-                self._record_error(name, params, error_text(exc))
-                pytest.fail(str(exc), pytrace=False)
-        judged = judge_measurement(name, reports, found, rules)
-        unsure = judged.needing_confirmation()
-        if unsure and self.settings.confirm > 0:
-            self._confirm(params, reports, unsure)
-            judged = judge_measurement(name, reports, found, rules)
+        label = label_of(self.item.nodeid, name)
+        if paired:
+            reports, judged = self._measure_paired(name, params, rules, reference, label)
+        else:
+            reports, judged = self._measure_stored(name, params, rules, label, module, test_name, fingerprint)
         verdict = judged.verdict
         self._recorded.add(name)
         self.session.add(Measurement(
@@ -284,13 +283,95 @@ class NpfBench:
         if (verdict is Verdict.FAIL and not self.settings.save_baseline) or judged.errors:
             pytest.fail(judged.failure_message(), pytrace=False)
         if verdict is Verdict.INCONCLUSIVE:
+            rounds = max((len(o.report.get("rounds") or []) for o in judged.outcomes), default=0)
             warnings.warn(NeuronPerfWarning(
-                f"{self.item.nodeid} [{name}]: inconclusive after confirmation rounds; "
-                + "; ".join(j.message for o in judged.outcomes for j in o.judgements
-                            if j.verdict is Verdict.INCONCLUSIVE)
+                f"{self.item.nodeid} [{name}]: inconclusive after {rounds} round(s); "
+                + "; ".join(line for line in judged.inconclusive_lines())
             ), stacklevel=2)
         return result
 
+    def _measure_stored(self, name: str, params: dict[str, Any], rules: GateRules, label: str, module: str,
+                        test_name: str, fingerprint: dict[str, str],
+                        ) -> tuple[list[dict[str, Any]], MeasurementJudgement]:
+        """Measure, then judge against the stored baselines, adding rounds while the verdict is undecided."""
+        from pytest_neuronperf._util.filelock import FileLock, benchmark_lock_path
+        from pytest_neuronperf.baselines.schema import BaselineFileError
+        from pytest_neuronperf.baselines.store import BaselineStore, Lookup
+        from pytest_neuronperf.gate.sequential import Looks
+        from pytest_neuronperf.runner.benchmark import benchmark
+
+        with self._progress(label), FileLock(benchmark_lock_path()):
+            reports: list[dict[str, Any]] = benchmark(**params)  # type: ignore[assignment]
+        found: dict[str, Lookup] = {}
+        if rules.compare and not (self.settings.save_baseline and self.settings.overwrite_corrupt):
+            try:
+                found = BaselineStore(self.session.baseline_root).lookup_reports(
+                    module, test_name, name, reports, fingerprint, self.settings.fingerprint_keys)
+            except BaselineFileError as exc:
+                self._record_error(name, params, error_text(exc))
+                pytest.fail(str(exc), pytrace=False)
+        rounds = int(params.get("rounds", 1))
+        looks = Looks(first=rounds, last=max(rounds, self.settings.most_rounds))
+        rules = replace(rules, looks=looks)
+        judged = judge_measurement(name, reports, found, rules)
+        while True:
+            unsure = [o for o in judged.needing_confirmation() if looks.more_allowed(len(o.report["rounds"]))]
+            if not unsure:
+                return reports, judged
+            self._more_rounds(params, reports, unsure)
+            judged = judge_measurement(name, reports, found, rules)
+
+    def _measure_paired(self, name: str, params: dict[str, Any], rules: GateRules, reference: Any, label: str,
+                        ) -> tuple[list[dict[str, Any]], MeasurementJudgement]:
+        """Measure the model and its reference in alternating rounds; judge the pairs, sequentially."""
+        from pytest_neuronperf._util.filelock import FileLock, benchmark_lock_path
+        from pytest_neuronperf.ab import compare_interleaved
+        from pytest_neuronperf.runner.benchmark import prepare
+
+        if params.get("multiprocess") is False and reference is None:
+            raise ValueError("--npf-against measures the revision in model-copy processes that import its code; "
+                             "multiprocess=False runs copies in this process, which holds the current code. "
+                             "Drop multiprocess=False for this test, or compare it with stored baselines")
+        rounds = int(params.pop("rounds", 1))
+        duration = float(params.get("duration", 60.0))
+        current = prepare(**{**params, "duration": duration, "rounds": rounds})
+        absent = ""
+        if reference is not None:
+            against = f"of reference {_reference_name(reference)}"
+            other = prepare(**{**params, "model": reference, "duration": duration, "rounds": rounds})
+        else:
+            revision = self.session.revision
+            assert revision is not None
+            against = f"at {revision.label}"
+            other, absent = self._revision_plan(params, duration, rounds, current)
+        with self._progress(label), FileLock(benchmark_lock_path()):
+            paired, judged = compare_interleaved(name, current, other, rules, max_rounds=self.settings.most_rounds,
+                                                 against=against, reference_absent=absent)
+        return [p.current for p in paired], judged
+
+    def _revision_plan(self, params: dict[str, Any], duration: float, rounds: int, current: Any) -> tuple[Any, str]:
+        """The reference side at the revision: the same test, its copies importing the revision's code.
+
+        Returns the plan and, when the model file does not exist at the revision, why (then the
+        plan is the current one, never run).
+        """
+        from pytest_neuronperf.runner.benchmark import prepare
+
+        revision = self.session.revision
+        assert revision is not None
+        model = params["model"]
+        theirs = dict(params, duration=duration, rounds=rounds)
+        if isinstance(model, (str, os.PathLike)):
+            mapped = revision.map_path(model)
+            if mapped is not None and not mapped.exists():
+                return current, f"new in this change: {os.fspath(model)} does not exist at {revision.label}"
+            if mapped is not None:
+                theirs["model"] = str(mapped)
+        cwd = revision.map_path(os.getcwd())
+        with contextlib.chdir(cwd if cwd is not None and cwd.is_dir() else os.getcwd()):
+            plan = prepare(**theirs)
+        plan.redirect = (str(revision.repo_root), str(revision.path))
+        return plan, ""
     def _progress(self, label: str) -> contextlib.AbstractContextManager[None]:
         view = self.session.progress
         return view.showing(label) if view is not None else contextlib.nullcontext()
@@ -315,20 +396,20 @@ class NpfBench:
             verbosity=1 if params.get("verbosity") is None else int(params["verbosity"]),
         )
 
-    def _confirm(self, params: dict[str, Any], reports: list[dict[str, Any]],
-                 unsure: list[ConfigOutcome]) -> None:
-        """Measure the doubtful configurations again in extra rounds; all rounds are then judged together."""
+    def _more_rounds(self, params: dict[str, Any], reports: list[dict[str, Any]],
+                     unsure: list[ConfigOutcome]) -> None:
+        """One more round of each undecided configuration, added to its rounds (all are then judged together)."""
         from pytest_neuronperf._util.filelock import FileLock, benchmark_lock_path
         from pytest_neuronperf.runner.benchmark import benchmark
 
         rounds = int(params.get("rounds", 1))
         per_round = float(params.get("duration", 60.0)) / rounds
         extra = dict(params)
-        extra.update(rounds=self.settings.confirm, duration=per_round * self.settings.confirm,
+        extra.update(rounds=1, duration=per_round,
                      n_models=sorted({o.report["n_models"] for o in unsure}),
                      workers_per_model=sorted({o.report["workers_per_model"] for o in unsure}))
         wanted = {o.key for o in unsure}
-        label = f"{self.item.nodeid} (confirmation rounds)"
+        label = f"{self.item.nodeid} (round {max(len(o.report['rounds']) for o in unsure) + 1}, undecided so far)"
         with self._progress(label), FileLock(benchmark_lock_path()):
             more: list[dict[str, Any]] = benchmark(**extra)  # type: ignore[assignment]
         by_key = {config_key(r): r for r in more if r.get("status") == STATUS_OK}

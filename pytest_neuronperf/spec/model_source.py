@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from pytest_neuronperf.errors import ModelNotFoundError
+
 
 @dataclass(frozen=True)
 class ModelSource:
@@ -95,7 +97,9 @@ class ModelSource:
                 self.module
             )
         except Exception as exc:
-            raise ImportError(
+            missing = isinstance(exc, ModuleNotFoundError) and exc.name is not None and (
+                self.module == exc.name or self.module.startswith(f"{exc.name}."))
+            raise (ModelNotFoundError if missing else ImportError)(
                 f"model: the model-copy process could not import module {self.module!r} to find "
                 f"{self.qualname!r} ({type(exc).__name__}: {exc}). Define the model in a module that is "
                 "importable from sys.path (with pytest's importlib import mode, test modules are not), "
@@ -105,7 +109,7 @@ class ModelSource:
             try:
                 obj = getattr(obj, part)
             except AttributeError as exc:
-                raise ImportError(
+                raise ModelNotFoundError(
                     f"model: module {self.module!r} has no attribute {self.qualname!r} in the model-copy "
                     "process; define the model at the top level of the module"
                 ) from exc

@@ -23,7 +23,8 @@ from pytest_neuronperf.config.settings import (
     Tolerance,
     convert,
     parse_bool,
-    parse_confirm,
+    parse_max_rounds,
+    parse_revision,
     parse_device,
     parse_duration,
     parse_fingerprint_keys,
@@ -274,21 +275,39 @@ def test_parse_verbosity_rejects(text: str) -> None:
     assert error_text(excinfo) == f"--npf-verbosity: expected 0 (silent), 1 (info) or 2 (debug), got {text!r}"
 
 
-def test_parse_rounds_and_confirm() -> None:
+def test_parse_rounds_and_max_rounds() -> None:
     assert parse_rounds("1") == 1
     assert parse_rounds(" 5 ") == 5
-    assert parse_confirm("0") == 0
-    assert parse_confirm("3") == 3
+    assert parse_max_rounds("1") == 1
+    assert parse_max_rounds("12") == 12
     for text in ("0", "-1", "x", "2.5", ""):
         with pytest.raises(SettingsError) as excinfo:
             parse_rounds(text)
         assert error_text(excinfo) == f"--npf-rounds: expected a whole number of rounds, at least 1, got {text!r}"
-    for text in ("-1", "x", ""):
         with pytest.raises(SettingsError) as excinfo:
-            parse_confirm(text)
+            parse_max_rounds(text)
         assert error_text(excinfo) == (
-            f"--npf-confirm: expected a whole number of confirmation rounds, 0 or more, got {text!r}"
+            f"--npf-max-rounds: expected a whole number of rounds, at least 1, got {text!r}"
         )
+
+
+def test_parse_revision() -> None:
+    assert parse_revision(" origin/main ") == "origin/main"
+    assert parse_revision("v1.2^") == "v1.2^"
+    for text in ("", "  ", "-x", "two words"):
+        with pytest.raises(SettingsError) as excinfo:
+            parse_revision(text)
+        assert error_text(excinfo) == (
+            f"--npf-against: expected a git revision such as origin/main, a tag or a sha, got {text!r}"
+        )
+
+
+def test_most_rounds_never_below_rounds() -> None:
+    assert Settings().most_rounds == 10
+    assert Settings(rounds=4, max_rounds=6).most_rounds == 6
+    assert Settings(rounds=5, max_rounds=2).most_rounds == 5
+    with pytest.raises(SettingsError, match=r"^--npf-against: cannot be combined with --npf-save-baseline"):
+        Settings(against="main", save_baseline=True)
 
 
 def test_parse_device() -> None:
@@ -338,7 +357,8 @@ ALL_PARSERS = [
     lambda t: parse_bool(t, "--x"),
     lambda t: parse_verbosity(t),
     lambda t: parse_rounds(t),
-    lambda t: parse_confirm(t),
+    lambda t: parse_max_rounds(t),
+    lambda t: parse_revision(t),
     lambda t: parse_device(t),
     lambda t: parse_path(t, "--x"),
     lambda t: parse_fingerprint_keys(t),
@@ -372,7 +392,7 @@ def test_settings_defaults() -> None:
     assert (s.require_baseline, s.skip, s.only, s.strict, s.overwrite_corrupt, s.recompile) == (False,) * 6
     assert (s.device, s.n_models, s.workers, s.verbosity, s.timeout) == (None,) * 5
     assert (s.json_path, s.csv_path, s.md_path, s.html_path) == (None,) * 4
-    assert (s.rounds, s.confirm) == (3, 2)
+    assert (s.rounds, s.max_rounds, s.against) == (3, 10, None)
     assert s.fingerprint_keys == (
         "device_type",
         "instance_type",
@@ -393,13 +413,13 @@ def test_settings_are_frozen() -> None:
 def test_precedence_cli_over_ini_over_default() -> None:
     s = Settings.from_sources(
         cli={"duration": "5s", "rounds": None, "tolerance": None, "device": "CPU"},
-        ini={"duration": "20s", "rounds": "7", "device": "neuron", "confirm": ""},
+        ini={"duration": "20s", "rounds": "7", "device": "neuron", "max_rounds": ""},
     )
     assert s.duration == 5.0  # command line beats ini
     assert s.rounds == 7  # ini fills in where the command line said nothing
     assert s.device == "cpu"
     assert s.tolerance == Tolerance()  # neither: default
-    assert s.confirm == 2  # an unset ini key reads as "" and means "not given"
+    assert s.max_rounds == 10  # an unset ini key reads as "" and means "not given"
 
 
 def test_ini_booleans_lists_and_flags() -> None:
@@ -488,8 +508,8 @@ def test_unknown_fields_are_a_programming_error() -> None:
 def test_direct_construction_is_validated() -> None:
     with pytest.raises(SettingsError, match=r"^--npf-rounds: expected at least 1 round, got 0$"):
         Settings(rounds=0)
-    with pytest.raises(SettingsError, match=r"^--npf-confirm: "):
-        Settings(confirm=-1)
+    with pytest.raises(SettingsError, match=r"^--npf-max-rounds: "):
+        Settings(max_rounds=0)
     with pytest.raises(SettingsError, match=r"^--npf-fingerprint-keys: unknown environment fields gpu$"):
         Settings(fingerprint_keys=("gpu",))
 
@@ -521,7 +541,8 @@ SAMPLE_TEXT = {
     "html_path": "r.html",
     "verbosity": "2",
     "rounds": "5",
-    "confirm": "1",
+    "max_rounds": "6",
+    "against": "origin/main",
     "timeout": "10m",
     "fingerprint_keys": "device_type",
 }

@@ -277,8 +277,14 @@ def test_decide_and_confirmation() -> None:
     assert gate.decide([unknown, failing], strict=False) is Verdict.FAIL
     assert gate.decide([], strict=True) is Verdict.PASS
     assert not gate.needs_confirmation([passing])
-    assert gate.needs_confirmation([passing, unknown])
-    assert gate.needs_confirmation([failing])
+    # Too few samples per round: more rounds of the same length cannot decide it.
+    assert unknown.needs_longer_rounds and not gate.needs_confirmation([passing, unknown])
+    undecided = gate.judge_metric("throughput", noisy_rounds(rng, 3, sigma=0.05), noisy_rounds(rng, 3, sigma=0.05),
+                                  0.05)
+    assert undecided.verdict is Verdict.INCONCLUSIVE and not undecided.needs_longer_rounds
+    assert gate.needs_confirmation([passing, undecided])
+    # A fail at a look is decided: the sequential levels already account for looking again.
+    assert not gate.needs_confirmation([failing, undecided])
 
 
 # ---------------------------------------------------------------- error rates on seeded simulations

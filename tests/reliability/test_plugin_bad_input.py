@@ -26,7 +26,7 @@ FINGERPRINT_FIELDS = "device_type, instance_type, cpu_model, cpu_count, torch, t
          "--npf-tolerance: expected metric=tolerance pairs with metrics throughput, p50, p99 "
          "(such as throughput=5%,p99=10%), got 'latency=5%'"),
         (["--npf-rounds=0"], "--npf-rounds: expected a whole number of rounds, at least 1, got '0'"),
-        (["--npf-confirm=-1"], "--npf-confirm: expected a whole number of confirmation rounds, 0 or more, got '-1'"),
+        (["--npf-max-rounds=0"], "--npf-max-rounds: expected a whole number of rounds, at least 1, got '0'"),
         (["--npf-n-models=0"],
          "--npf-n-models: expected positive integers such as 1,2 or the word max, got '0' in '0'"),
         (["--npf-workers=two"], "--npf-workers: expected positive integers such as 1,2, got 'two' in 'two'"),
