@@ -29,7 +29,7 @@ import numbers
 import os
 import stat
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Final, TypeGuard
@@ -49,6 +49,11 @@ BASELINE_REPORT_KEYS: tuple[str, ...] = (
 _CONFIG_FIELDS: Final = ("model_name", "device_type", "batch_size", "n_models", "workers_per_model", "pipeline_size")
 _RECORD_KEYS: Final = frozenset({"fingerprint", "saved_at", "config", "rounds", "report"})
 _TOP_KEYS: Final = frozenset({"schema_version", "module", "entries"})
+# What a saved round says about where it came from: the session that measured it (that save's
+# ``saved_at``) and the commit checked out then (null outside git). Rounds saved before these
+# existed have neither and count as one untagged session.
+SESSION_KEY: Final = "session"
+COMMIT_KEY: Final = "commit"
 
 FIX_HINT: Final = (
     "delete it, restore it from version control, or pass --npf-overwrite-corrupt to replace it "
@@ -127,6 +132,10 @@ class BaselineRecord:
     def __post_init__(self) -> None:
         object.__setattr__(self, "rounds", tuple(self.rounds))
 
+    def tagged(self, commit: str | None) -> BaselineRecord:
+        """This record with every round that has no session marked as this save's (see :func:`tag_rounds`)."""
+        return replace(self, rounds=tag_rounds(self.rounds, self.saved_at, commit))
+
     def to_json(self) -> dict[str, object]:
         """A JSON-ready dict; TypeError if any value cannot be stored."""
         for key, value in self.fingerprint.items():
@@ -200,6 +209,20 @@ class BaselineRecord:
         )
 
 
+def tag_rounds(rounds: Sequence[Mapping[str, object]], session: str,
+               commit: str | None) -> list[dict[str, object]]:
+    """Copies of ``rounds``, each without a session given ``session`` and ``commit``.
+
+    A round that has a session keeps it and its commit: it was measured by that earlier session,
+    and relabelling it would hide the offset between the two.
+    """
+    if not isinstance(session, str):
+        raise TypeError(f"a session must be a string, got {session!r}")
+    if commit is not None and not isinstance(commit, str):
+        raise TypeError(f"a commit must be a string or None, got {commit!r}")
+    return [dict(r) if SESSION_KEY in r else {**r, SESSION_KEY: session, COMMIT_KEY: commit} for r in rounds]
+
+
 def _kind(value: object) -> str:
     names = {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}
     return names.get(type(value), "a number")
@@ -215,10 +238,18 @@ def round_problem(data: Mapping[str, object]) -> str | None:
 
     The round must read back as a :class:`~pytest_neuronperf.stats.rounds.RoundSummary` (every
     field present, of its type), with finite values, at least one inference and a throughput
-    and latencies above zero: the gate takes logarithms of them.
+    and latencies above zero: the gate takes logarithms of them. Its optional tags must be a
+    string ``session`` and a string-or-null ``commit``.
     """
     # Imported here: the stats module needs numpy, which reading a baseline file does not.
     from pytest_neuronperf.stats.rounds import RoundSummary
+
+    if SESSION_KEY in data and not isinstance(data[SESSION_KEY], str):
+        return (f"round field {SESSION_KEY!r} (the session that measured it) must be a string, "
+                f"got {_kind(data[SESSION_KEY])}")
+    if COMMIT_KEY in data and data[COMMIT_KEY] is not None and not isinstance(data[COMMIT_KEY], str):
+        return (f"round field {COMMIT_KEY!r} (the commit measured) must be a string or null, "
+                f"got {_kind(data[COMMIT_KEY])}")
 
     try:
         summary = RoundSummary.from_dict(data)

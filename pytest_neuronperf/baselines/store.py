@@ -325,7 +325,8 @@ class BaselineStore:
 
         In each updated entry the record whose fingerprint matches on ``keys``
         is replaced; with ``accumulate_rounds[key]`` true its rounds are kept
-        and the new ones appended, the newest ``max_rounds`` surviving. The
+        and the new ones appended, the newest ``max_rounds`` surviving, each
+        with the session tags it was saved with (:meth:`BaselineRecord.tagged`). The
         file is re-read under the lock, so sessions saving at the same time
         all keep their entries. An unusable existing file raises
         BaselineFileError unless ``overwrite_corrupt``, which moves it aside;

@@ -338,7 +338,12 @@ class NpfBench:
         absent = ""
         if reference is not None:
             against = f"of reference {_reference_name(reference)}"
-            other = prepare(**{**params, "model": reference, "duration": duration, "rounds": rounds})
+            try:
+                other = prepare(**{**params, "model": reference, "duration": duration, "rounds": rounds})
+            except (TypeError, ValueError, FileNotFoundError) as exc:
+                # The runner names its parameter "model"; here the culprit is the reference.
+                text = str(exc).removeprefix("model: ")
+                raise type(exc)(f"reference: {text}") from None
         else:
             revision = self.session.revision
             assert revision is not None

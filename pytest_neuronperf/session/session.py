@@ -20,6 +20,7 @@ import pytest
 if TYPE_CHECKING:
     from pytest_neuronperf.baselines.schema import BaselineRecord
     from pytest_neuronperf.config.settings import Settings
+    from pytest_neuronperf.reference.worktree import ReferenceCheckout
     from pytest_neuronperf.report.results_file import Measurement
     from pytest_neuronperf.session.progress_view import ProgressView
 
@@ -41,6 +42,8 @@ class NpfSession:
         self.lost_tests: dict[str, str] = {}  # xdist: test id -> what happened to its results
         self._unsent: list[Measurement] = []  # on an xdist worker: measured, not yet sent to the controller
         self.progress: ProgressView | None = None  # the plugin attaches the terminal view
+        # --npf-against: the revision every benchmark is measured against, checked out (the plugin attaches it).
+        self.revision: ReferenceCheckout | None = None
 
     @property
     def baseline_root(self) -> Path:
@@ -106,10 +109,15 @@ class NpfSession:
             session.testsfailed += 1
 
     def _save_baselines(self) -> None:
+        from pytest_neuronperf.baselines.environment import current_commit
+        from pytest_neuronperf.baselines.schema import utc_now
         from pytest_neuronperf.baselines.store import BaselineStore
         from pytest_neuronperf.gate.verdict import Verdict
 
         store = BaselineStore(self.baseline_root)
+        # One stamp and one commit for the whole session: the stamp is the session id its rounds carry.
+        saved_at = utc_now()
+        commit = current_commit(Path(self.config.rootpath))
         by_module: dict[str, tuple[dict[str, BaselineRecord], dict[str, bool]]] = {}
         for m in self.measurements:
             if m.verdict == Verdict.ERROR:
@@ -119,7 +127,7 @@ class NpfSession:
             for report, outcome in zip(m.reports, m.outcomes, strict=False):
                 # One entry that cannot be saved is reported and skipped; it never costs the others.
                 try:
-                    entry = self._baseline_entry(m, report, outcome)
+                    entry = self._baseline_entry(m, report, outcome, saved_at, commit)
                 except Exception as exc:
                     self.errors.append(f"baseline not saved for {_where(m, report)}: {type(exc).__name__}: {exc}")
                     continue
@@ -141,9 +149,14 @@ class NpfSession:
                 kept = _relative(result.moved_aside, self.config.rootpath)
                 self.saved.append(f"(unreadable old file kept as {kept})")
 
-    def _baseline_entry(self, m: Measurement, report: dict[str, Any],
-                        outcome: dict[str, Any]) -> tuple[str, BaselineRecord, bool] | None:
-        """(entry key, record, accumulate rounds) of one configuration, or None when it is not saved."""
+    def _baseline_entry(self, m: Measurement, report: dict[str, Any], outcome: dict[str, Any],
+                        saved_at: str, commit: str | None) -> tuple[str, BaselineRecord, bool] | None:
+        """(entry key, record, accumulate rounds) of one configuration, or None when it is not saved.
+
+        The record is stamped ``saved_at`` and its rounds tagged with that session and ``commit``.
+        """
+        from dataclasses import replace
+
         from pytest_neuronperf.baselines.keys import entry_key
         from pytest_neuronperf.baselines.schema import BaselineRecord
         from pytest_neuronperf.gate.verdict import Verdict
@@ -152,7 +165,7 @@ class NpfSession:
         if report.get("status") != STATUS_OK or not report.get("rounds"):
             return None
         key = entry_key(m.test_name, m.name, report)
-        record = BaselineRecord.from_report(report, m.fingerprint)
+        record = replace(BaselineRecord.from_report(report, m.fingerprint), saved_at=saved_at).tagged(commit)
         record.to_json()  # a value the file cannot hold fails this entry here, not the module's whole save
         problems = baseline_quality(report["rounds"])
         if problems.unusable:
@@ -166,8 +179,13 @@ class NpfSession:
                 return None
             self.warnings.append(f"weak baseline saved for {_where(m, report)}: {'; '.join(problems.weak)}; "
                                  f"{advice} (--npf-strict refuses such baselines)")
-        # Rounds accumulate only while performance is unchanged; a changed normal replaces them.
-        return key, record, outcome["verdict"] == Verdict.PASS and bool(outcome["judgements"])
+        # Rounds accumulate while the comparison found no change (pass, or inconclusive: on a noisy
+        # machine that is the usual answer, and replacing would keep a single session forever); a fail
+        # or an improvement is a changed normal and replaces them.
+        judgements = outcome["judgements"]
+        unchanged = (outcome["verdict"] in (Verdict.PASS, Verdict.INCONCLUSIVE)
+                     and not any(j.get("improved") for j in judgements))
+        return key, record, bool(judgements) and unchanged
 
     def _write_files(self) -> None:
         if self.settings.json_path:

@@ -35,7 +35,7 @@ def perf_project(pytester: pytest.Pytester) -> pytest.Pytester:
     """A project with a model module the model copies can import, and quick default settings."""
     pytester.makepyfile(npf_models=MODELS)
     # A wide tolerance: these tests set up 2x slowdowns, and the machine runs other tests meanwhile.
-    pytester.makeini("[pytest]\nnpf_rounds = 3\nnpf_confirm = 1\nnpf_tolerance = 25%\n")
+    pytester.makeini("[pytest]\nnpf_rounds = 3\nnpf_max_rounds = 4\nnpf_tolerance = 25%\n")
     return pytester
 
 

@@ -65,7 +65,7 @@ HINT = re.compile(r"(run|re-record the baseline) about ([\d.]+)x longer \(--npf-
 def test_the_duration_hint_is_the_total_to_set(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(npf_gate_models=MODELS, test_short=SHORT)
     # Three rounds of 0.2 s: about 100 inferences a round, far from the 662 a p99 needs.
-    pytester.makeini("[pytest]\nnpf_rounds = 3\nnpf_confirm = 0\nnpf_tolerance = 50%\n")
+    pytester.makeini("[pytest]\nnpf_rounds = 3\nnpf_max_rounds = 3\nnpf_tolerance = 50%\n")
     saved = harness.run(pytester, "--npf-save-baseline")
     _check_clean(saved)
     judged = harness.run(pytester, "--npf-strict")

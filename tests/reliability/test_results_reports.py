@@ -87,7 +87,7 @@ def test_alternating():
 
 def test_displays_show_pooled_p99_and_label_the_gates_estimate(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(npf_report_models=MODELS, test_alternating=ALTERNATING)
-    pytester.makeini("[pytest]\nnpf_rounds = 2\nnpf_confirm = 0\nnpf_tolerance = 50%\n")
+    pytester.makeini("[pytest]\nnpf_rounds = 2\nnpf_max_rounds = 2\nnpf_tolerance = 50%\n")
     env = {COUNTER_ENV: str(pytester.path / "counter")}
     saved = harness.run(pytester, "--npf-save-baseline", env=env)
     assert saved.result.ret == 0, saved.output
