@@ -23,12 +23,15 @@ from pytest_neuronperf.spec.matrix import config_key
 
 
 def compare_interleaved(name: str, current: Plan, reference: Plan, rules: GateRules, *, max_rounds: int,
-                        against: str, reference_absent: str = "",
+                        against: str, reference_label: str, reference_absent: str = "", revision: bool = False,
                         ) -> tuple[list[PairedReport], MeasurementJudgement]:
     """Measure ``current`` against ``reference`` (``current.rounds`` pairs first, then sequentially up to
     ``max_rounds`` pairs while undecided) and judge the pairs.
 
-    ``against`` names the reference in messages: ``at origin/main (3f2a9c1)``, ``of reference m.py:Fp32``.
+    ``against`` names the reference after a value in the gate's messages (``at origin/main (3f2a9c1)``,
+    ``of reference m.py:Fp32``), ``reference_label`` on its own (``origin/main (3f2a9c1)``, ``reference
+    m.py:Fp32``); ``revision``: the reference is the same code at a git revision (see
+    :func:`~pytest_neuronperf.runner.interleave.run_interleaved`).
     """
     first = current.rounds
     looks = Looks(first=first, last=max(first, max_rounds))
@@ -40,7 +43,7 @@ def compare_interleaved(name: str, current: Plan, reference: Plan, rules: GateRu
 
     paired = run_interleaved(current, reference, first_pairs=first, max_pairs=looks.last,
                              keep_going=keep_going if rules.compare else None,
-                             reference_label=against.removeprefix("at "), reference_absent=reference_absent)
+                             reference_label=reference_label, reference_absent=reference_absent, revision=revision)
     reports = [p.current for p in paired]
     found = {config_key(p.current): MeasuredLookup(None if p.reference is None else MeasuredReference(p.reference),
                                                    p.missing)

@@ -1,19 +1,27 @@
-"""``npf``: compare saved results with baselines, show what is stored, write reports, run a benchmark.
+"""``npf``: compare saved results with baselines, show what is stored, write reports, run a benchmark,
+compare two models in alternating rounds (``ab``).
 
-Exit status: 0 fine, 1 a regression or an errored measurement (``compare``) or a failed benchmark (``run``),
-2 bad input, 3 nothing compared (``compare`` found no baseline for any result; ``--allow-missing`` makes it 0).
+Exit status: 0 fine, 1 a regression or an errored measurement (``compare``, ``ab``) or a failed benchmark
+(``run``, ``ab``), 2 bad input, 3 nothing compared (``compare`` found no baseline for any result;
+``--allow-missing`` makes it 0; ``ab`` measured no configuration of both models).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import IO, Any, Final
+from typing import IO, TYPE_CHECKING, Any, Final
 
 from pytest_neuronperf.config.options import DEFAULT_BASELINE_DIR
+
+if TYPE_CHECKING:
+    from pytest_neuronperf.gate.evaluate import GateRules, MeasurementJudgement
+    from pytest_neuronperf.runner.benchmark import Plan
+    from pytest_neuronperf.runner.interleave import PairedReport
 
 EXIT_OK: Final = 0
 EXIT_REGRESSION: Final = 1
@@ -292,34 +300,44 @@ def make_inputs(shapes: list[tuple[tuple[int, ...], ...]]) -> Any:
     return items[0] if len(items) == 1 else items
 
 
-def load_model(spec: str) -> Any:
+def load_model(spec: str, what: str = "MODEL") -> Any:
+    """The class or factory that ``MODULE:CLASS`` (or ``path/to/file.py:CLASS``) names; ``what`` names the
+    argument in messages (``MODEL``, or ``A`` / ``B`` for ``npf ab``)."""
     import importlib
     import importlib.util
 
     module_name, sep, attr = spec.rpartition(":")
     if not sep or not module_name or not attr:
-        raise InputError(f"MODEL: expected MODULE:CLASS such as examples.models:TinyMLP, got {spec!r}")
+        raise InputError(f"{what}: expected MODULE:CLASS such as examples.models:TinyMLP, got {spec!r}")
     if module_name.endswith(".py") or os.sep in module_name or "/" in module_name:
         path = Path(module_name).resolve()
         if not path.is_file():
-            raise InputError(f"MODEL: no such file {module_name!r}")
+            raise InputError(f"{what}: no such file {module_name!r}")
+        module_name = path.stem
+        loaded = getattr(sys.modules.get(module_name), "__file__", None)
+        if loaded and Path(loaded).resolve() != path:
+            # Model copies import the class by module name: two files of one name would both be the first.
+            raise InputError(f"{what}: {str(path)!r} would be imported as module {module_name!r}, which is "
+                             f"already imported from {loaded!r}; model copies import a class by its module "
+                             "name, so give one of the files another name")
         # Model copies import the class again by module name, so its folder has to be on the path.
         sys.path.insert(0, str(path.parent))
-        module_name = path.stem
     elif "" not in sys.path and os.getcwd() not in sys.path:
         # The console script does not put the current folder on the path, as `python -m` does.
         sys.path.insert(0, os.getcwd())
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise InputError(f"MODEL: cannot import module {module_name!r}: {exc}") from None
+        raise InputError(f"{what}: cannot import module {module_name!r}: {exc}") from None
+    except Exception as exc:  # the module itself is broken: a usage error that says how, not a traceback
+        raise InputError(f"{what}: importing module {module_name!r} raised {type(exc).__name__}: {exc}") from None
     obj: Any = module
     for part in attr.split("."):
         if not hasattr(obj, part):
-            raise InputError(f"MODEL: module {module_name!r} has no attribute {attr!r}")
+            raise InputError(f"{what}: module {module_name!r} has no attribute {attr!r}")
         obj = getattr(obj, part)
     if not callable(obj):
-        raise InputError(f"MODEL: {spec!r} is not a class or factory")
+        raise InputError(f"{what}: {spec!r} is not a class or factory")
     return obj
 
 
@@ -377,6 +395,236 @@ def cmd_run(args: argparse.Namespace, out: IO[str]) -> int:
     return EXIT_REGRESSION if failed else EXIT_OK
 
 
+# --- ab -----------------------------------------------------------------------------------------------
+
+AB_EXAMPLES: Final = """\
+examples:
+  npf ab mymodels:NetFp16 mymodels:Net --inputs 1x64 --duration 10
+  npf ab new/models_v2.py:Net old/models_v1.py:Net --inputs 1x3x224x224 --tolerance throughput=5%,p99=10%
+  npf ab model_new.pt model_old.pt --inputs 8x128 --n-models 1 --workers 1 --json ab.json --strict
+
+A is the model under test, B the reference; each is MODULE:CLASS (a module importable from here,
+or a .py file) naming a model class or zero-argument factory, or a TorchScript file. Both get the
+same inputs (SHAPES as for npf run) and are measured in alternating rounds (A B B A A B ...) in
+this run, so both share the machine's load and drift. Every configuration runs --rounds round
+pairs, each round --duration / --rounds seconds long, then one more pair at a time while the gate
+is undecided, up to --max-rounds pairs; the gate judges throughput, p50 and p99 from the per-pair
+ratios. Two .py files of the same name cannot be compared (copies import classes by module name).
+
+The output is A's report table, B's, then the verdict of each configuration and metric, the
+round pairs it took, and a last line verdict: pass, fail or inconclusive.
+
+exit status:
+  0  no regression (an inconclusive verdict too, unless --strict)
+  1  A is slower than B beyond the tolerance, a model failed to run, or (--strict) inconclusive
+  2  bad input (an unknown model, bad shapes, a bad option)
+  3  nothing was compared (every configuration was skipped, e.g. --n-models beyond this machine)
+"""
+
+# Hints from the gate name the plugin's option; in this command the option is --max-rounds.
+_PLUGIN_WORDS: Final = (("--npf-max-rounds", "--max-rounds"),)
+
+
+def _cli_words(text: str) -> str:
+    for plugin_word, cli_word in _PLUGIN_WORDS:
+        text = text.replace(plugin_word, cli_word)
+    return text
+
+
+def ab_model(spec: str, what: str) -> Any:
+    """``npf ab``'s A or B: a TorchScript (or model index) file path, else MODULE:CLASS as :func:`load_model`."""
+    module_part = spec.rpartition(":")[0]
+    if module_part.endswith(".py") or (":" in spec and not Path(spec).is_file()):
+        return load_model(spec, what)
+    if Path(spec).is_file():
+        if spec.endswith(".py"):
+            raise InputError(f"{what}: {spec!r} is a Python file; name the model in it as {spec}:CLASS")
+        return spec
+    if "/" in spec or os.sep in spec or Path(spec).suffix:
+        raise InputError(f"{what}: no such file {spec!r} (expected a TorchScript file, or MODULE:CLASS)")
+    raise InputError(f"{what}: expected MODULE:CLASS such as examples.models:TinyMLP, or a TorchScript file, "
+                     f"got {spec!r}")
+
+
+def _ab_plan(model: Any, inputs: Any, params: dict[str, Any], what: str) -> Plan:
+    from pytest_neuronperf.runner.benchmark import prepare
+
+    try:
+        return prepare(model, inputs, **params)
+    except (ValueError, TypeError, FileNotFoundError) as exc:
+        raise InputError(f"{what}: {exc}") from None
+
+
+def _ab_document(args: argparse.Namespace, paired: Sequence[PairedReport], judged: MeasurementJudgement,
+                 verdict: str, status: int, device: str, against: str) -> dict[str, Any]:
+    """A results file (``npf report`` reads it) whose measurements are A, judged against B, and B, plus
+    an ``ab`` section: who is who, the verdict, and the round pairs of each configuration."""
+    from pytest_neuronperf.baselines.environment import fingerprint
+    from pytest_neuronperf.gate.evaluate import GateRules, judge_measurement
+    from pytest_neuronperf.gate.verdict import Verdict
+    from pytest_neuronperf.report.results_file import Measurement, results_document
+
+    env = fingerprint(device)
+    current = Measurement(args.a, "current", device, env, judged.verdict.value, [p.current for p in paired],
+                          [o.to_dict() for o in judged.outcomes], judged.notes + judged.errors)
+    references = [p.reference for p in paired if p.reference is not None]
+    measured = judge_measurement(args.b, references, {}, GateRules(compare=False))
+    reference = Measurement(args.b, "reference", device, env,
+                            (Verdict.FAIL if measured.errors else Verdict.MEASURED).value, references,
+                            [o.to_dict() for o in measured.outcomes], measured.notes + measured.errors)
+    doc = results_document([current, reference], env)
+    doc["ab"] = {
+        "current": args.a, "reference": args.b, "against": against, "verdict": verdict, "exit_status": status,
+        "tolerance": str(args.tolerance), "strict": args.strict, "rounds": args.rounds,
+        "max_rounds": args.max_rounds, "duration": args.duration,
+        "configurations": [{"config_key": o.key, "pairs": p.pairs, "verdict": o.verdict.value,
+                            "note": o.note or p.missing}
+                           for p, o in zip(paired, judged.outcomes, strict=True)],
+    }
+    return doc
+
+
+@contextlib.contextmanager
+def _one_benchmark_at_a_time() -> Iterator[None]:
+    """Hold the machine's benchmark lock, as the plugin's benchmarks do, saying so when it has to wait."""
+    from pytest_neuronperf._util.filelock import FileLock, LockTimeoutError, benchmark_lock_path
+
+    path = benchmark_lock_path()
+    lock = FileLock(path, timeout=0)
+    try:
+        lock.acquire()
+    except LockTimeoutError:
+        print(f"npf ab: another benchmark on this machine holds {path}; waiting for it to finish", file=sys.stderr)
+        lock = FileLock(path)
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def cmd_ab(args: argparse.Namespace, out: IO[str]) -> int:
+    import pytest_neuronperf as npf
+    from pytest_neuronperf.ab import compare_interleaved
+    from pytest_neuronperf.backends.registry import canonical_device_type
+    from pytest_neuronperf.errors import BenchmarkError, DeviceUnavailableError
+    from pytest_neuronperf.gate.evaluate import GateRules
+    from pytest_neuronperf.gate.verdict import Verdict, combine
+    from pytest_neuronperf.spec.fields import STATUS_OK
+    from pytest_neuronperf.spec.matrix import config_text
+
+    if args.max_rounds < args.rounds:
+        raise InputError(f"--max-rounds: expected at least --rounds ({args.rounds}) round pairs, "
+                         f"got {args.max_rounds}")
+    if args.json and Path(args.json).is_dir():
+        raise InputError(f"--json: {args.json!r} is a folder; give a file name such as ab.json")
+    try:
+        canonical_device_type(args.device)
+    except ValueError as exc:
+        raise InputError(f"--device: {exc}") from None
+    shapes = parse_inputs(args.inputs)
+    model_a = ab_model(args.a, "A")
+    model_b = ab_model(args.b, "B")
+    inputs = make_inputs(shapes)
+    params: dict[str, Any] = {"duration": args.duration, "device_type": args.device, "rounds": args.rounds}
+    for name, value in (("batch_sizes", args.batch_sizes), ("n_models", args.n_models),
+                        ("workers_per_model", args.workers), ("verbosity", args.verbosity)):
+        if value is not None:
+            params[name] = value
+    against = f"of reference {args.b}"
+    try:
+        current = _ab_plan(model_a, inputs, params, "A")
+        reference = _ab_plan(model_b, inputs, params, "B")
+    except DeviceUnavailableError as exc:
+        print(f"npf ab: error: {exc}", file=sys.stderr)
+        return EXIT_REGRESSION
+    rules = GateRules(tolerance=args.tolerance, duration_name="--duration")
+    try:
+        # Nothing to run (every configuration skipped): no need to queue behind the machine's benchmarks.
+        with _one_benchmark_at_a_time() if current.matrix.runs else contextlib.nullcontext():
+            paired, judged = compare_interleaved(args.a, current, reference, rules, max_rounds=args.max_rounds,
+                                                 against=against, reference_label=f"reference {args.b}")
+    except (ValueError, TypeError, FileNotFoundError) as exc:
+        raise InputError(str(exc)) from None
+    except BenchmarkError as exc:
+        side = "" if str(exc).startswith("the reference") else f"A ({args.a}) failed: "
+        print(f"npf ab: error: {side}{exc}", file=sys.stderr)
+        return EXIT_REGRESSION
+
+    # A configuration B could not be measured in compared nothing: that is B failing, not a pass.
+    broken_pairs = [p for p in paired
+                    if p.missing and p.reference is None and p.current.get("status") == STATUS_OK]
+    errors = judged.errors + [f"{config_text(p.current)}: {p.missing} (B: {args.b})" for p in broken_pairs]
+    compared = any(o.judgements for o in judged.outcomes)
+    verdict = combine([o.verdict for o in judged.outcomes])
+    if errors:
+        verdict = Verdict.FAIL
+    elif not compared:
+        verdict = Verdict.INCONCLUSIVE
+    strict_fail = args.strict and verdict is Verdict.INCONCLUSIVE
+    if verdict is Verdict.FAIL or strict_fail:
+        status = EXIT_REGRESSION
+    else:
+        status = EXIT_OK if compared else EXIT_NOTHING_COMPARED
+
+    print(f"A (current): {args.a}", file=out)
+    npf.print_reports([p.current for p in paired], file=out)
+    print("", file=out)
+    print(f"B (reference): {args.b}", file=out)
+    references = [p.reference for p in paired if p.reference is not None]
+    if references:
+        npf.print_reports(references, file=out)
+    else:
+        print("(no configuration of B was measured)", file=out)
+    if args.json:
+        doc = _ab_document(args, paired, judged, verdict.value, status, current.backend.name, against)
+        from pytest_neuronperf._util.atomic_write import write_atomic
+        from pytest_neuronperf.report.text import json_text
+
+        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
+        write_atomic(args.json, json_text(doc).encode("utf-8"))
+        print("", file=out)
+        print(f"wrote {args.json}", file=out)
+    print("", file=out)
+    for line in _verdict_lines(paired, judged, rules, {id(p) for p in broken_pairs}):
+        print(line, file=out)
+    for line in errors:
+        print(f"npf ab: error: {line}", file=sys.stderr)
+    if not compared and not errors:
+        print("nothing was compared: no configuration of A and B was measured side by side (the lines above "
+              "say why)", file=out)
+    if strict_fail:
+        print("inconclusive fails under --strict", file=out)
+    print(f"verdict: {verdict.value}", file=out)
+    return status
+
+
+def _verdict_lines(paired: Sequence[PairedReport], judged: MeasurementJudgement, rules: GateRules,
+                   broken: set[int]) -> list[str]:
+    """Each metric's judgement (the failure table and lines on a regression), then each configuration's
+    verdict and the round pairs it took; ``broken`` holds the ids of the pairs whose B could not be measured."""
+    from pytest_neuronperf.gate.verdict import Verdict
+    from pytest_neuronperf.spec.matrix import config_text
+
+    lines: list[str] = [f"A vs B, tolerance {rules.tolerance}:"]
+    regressed = judged.verdict is Verdict.FAIL and any(o.verdict is Verdict.FAIL for o in judged.outcomes)
+    if regressed:
+        lines += _cli_words(judged.failure_message()).splitlines()
+        lines.append("")
+    for p, o in zip(paired, judged.outcomes, strict=True):
+        cfg = config_text(p.current)
+        note = o.note or p.missing
+        if id(p) in broken:
+            lines.append(f"{cfg}: error ({note})")
+            continue
+        pairs = f" after {p.pairs} round pair{'' if p.pairs == 1 else 's'}" if p.pairs else ""
+        lines.append(f"{cfg}: {o.verdict.value}{pairs}" + (f" ({note})" if note else ""))
+        if not regressed:
+            lines += [f"  {j.verdict.value}: {_cli_words(j.message)}" + (f" ({_cli_words(j.hint)})" if j.hint else "")
+                      for j in o.judgements]
+    return lines
+
+
 # --- the parser ---------------------------------------------------------------------------------------
 
 
@@ -394,14 +642,21 @@ def _checked(parse: Callable[[str, str], Any], option: str) -> Callable[[str], A
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from pytest_neuronperf.config.settings import Tolerance, parse_duration, parse_fingerprint_keys, parse_tolerance
+    from pytest_neuronperf.config.settings import (
+        Tolerance,
+        parse_duration,
+        parse_fingerprint_keys,
+        parse_max_rounds,
+        parse_rounds,
+        parse_tolerance,
+    )
     from pytest_neuronperf.spec.fields import DEFAULT_FINGERPRINT_KEYS
 
     raw = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(
         prog="npf", formatter_class=raw,
         description="pytest-neuronperf from the shell: compare results with baselines, show baselines, "
-                    "write reports, run a benchmark.",
+                    "write reports, run a benchmark, compare two models in alternating rounds.",
         epilog="run 'npf COMMAND --help' for each command's options and examples",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -460,6 +715,38 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--json", metavar="FILE", help="also write the reports as JSON")
     run.add_argument("--csv", metavar="FILE", help="also write the reports as CSV")
     run.set_defaults(handler=cmd_run)
+
+    ab = sub.add_parser("ab", help="compare model A with reference B, measured in alternating rounds",
+                        description="Measure model A and reference B in alternating rounds (A B B A ...) in one "
+                                    "run and gate A's throughput, p50 and p99 against B's.",
+                        epilog=AB_EXAMPLES, formatter_class=raw)
+    ab.add_argument("a", metavar="A", help="the model under test: MODULE:CLASS, FILE.py:CLASS or a TorchScript file")
+    ab.add_argument("b", metavar="B", help="the reference, in the same forms as A")
+    ab.add_argument("--inputs", required=True, metavar="SHAPES",
+                    help="input shapes, the same for A and B: 1x64; 'AxB;CxD' for a multi-input model; "
+                         "',' between batch sizes")
+    ab.add_argument("--duration", type=_checked(parse_duration, "--duration"), default=10.0, metavar="S",
+                    help="seconds measured per configuration and model over the first --rounds rounds, such as "
+                         "10, 10s or 2m; each round is S/ROUNDS long, and so is every later one (default: 10)")
+    ab.add_argument("--rounds", type=_checked(parse_rounds, "--rounds"), default=3, metavar="N",
+                    help="round pairs before the first look (default: 3)")
+    ab.add_argument("--max-rounds", type=_checked(parse_max_rounds, "--max-rounds"), default=10, metavar="N",
+                    help="most round pairs per configuration while the verdict is undecided (default: 10)")
+    ab.add_argument("--tolerance", type=_checked(parse_tolerance, "--tolerance"), default=Tolerance(),
+                    help="allowed change of A against B, one value for all metrics (8%% or 0.08) or per metric "
+                         f"(throughput=5%%,p99=10%%); default: {str(Tolerance()).replace('%', '%%')}")
+    ab.add_argument("--strict", action="store_true", help="exit 1 on an inconclusive verdict too")
+    ab.add_argument("--batch-sizes", type=_int_list("--batch-sizes"), metavar="LIST",
+                    help="batch size of each input, paired by position (default: each input's first dimension)")
+    ab.add_argument("--n-models", type=_int_list("--n-models", allow_max=True), metavar="LIST",
+                    help="model copies to sweep, such as 1,2 or 1,max")
+    ab.add_argument("--workers", type=_int_list("--workers"), metavar="LIST",
+                    help="worker threads per model copy to sweep, such as 1,2")
+    ab.add_argument("--device", default="cpu", help="device type: cpu, cuda, neuron, ... (default: cpu)")
+    ab.add_argument("--verbosity", type=int, choices=(0, 1, 2), help="runner log level: 0, 1 or 2")
+    ab.add_argument("--json", metavar="FILE",
+                    help="also write both models' reports and the verdicts (a results file npf report reads)")
+    ab.set_defaults(handler=cmd_ab)
     return parser
 
 

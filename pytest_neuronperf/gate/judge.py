@@ -34,6 +34,9 @@ __all__ = ["Judgement", "Verdict", "check_limits", "correct_multiple", "decide",
 CI_LEVEL = 0.95
 # Extra length asked for on top of the bare ratio: n_eff is itself an estimate.
 DURATION_MARGIN = 1.2
+# Below this share of the change's variance coming from the current rounds, more of them cannot
+# narrow the interval much (infinitely many would take off at most this share): no more are asked for.
+MIN_CURRENT_SHARE = 0.2
 # How a hint names the duration to set: the runner's parameter, or the plugin's flag.
 DURATION_NAME = "duration"
 
@@ -72,6 +75,9 @@ class Judgement:
     current_rounds: int = 1
     # Inconclusive because a round holds too few samples for the percentile: more rounds cannot help.
     needs_longer_rounds: bool = False
+    # Whether more current rounds could still narrow the interval much: not when the baseline's own
+    # rounds and its sessions' spread make most of the uncertainty.
+    more_rounds_help: bool = True
 
     @property
     def pooled_over_rounds(self) -> bool:
@@ -97,6 +103,7 @@ class Judgement:
             "baseline_rounds": self.baseline_rounds,
             "current_rounds": self.current_rounds,
             "needs_longer_rounds": self.needs_longer_rounds,
+            "more_rounds_help": self.more_rounds_help,
         }
 
 
@@ -123,6 +130,8 @@ class _Evidence:
     rule: str
     # The bad-side bound a PASS must keep within the tolerance (wider than bad_hi at a sequential look).
     pass_hi: float = math.nan
+    # The share of the change's variance that more current rounds would shrink (1: all of it).
+    current_share: float = 1.0
 
     @property
     def pass_bound(self) -> float:
@@ -162,7 +171,7 @@ def _side(rounds: Sequence[RoundSummary], spec: Metric) -> tuple[float, tuple[fl
 
 
 def _t_evidence(d: float, se: float, df: float, sign: float, bad_bound: float, alpha: float, looks: Looks,
-                n: int, rule: str) -> _Evidence:
+                n: int, rule: str, current_share: float = 1.0) -> _Evidence:
     """The decision on a mean log change ``d`` with standard error ``se`` on ``df`` degrees of freedom.
 
     FAIL needs the one-sided test of H0 'not worse than the tolerance' to reject: its p-value,
@@ -188,6 +197,7 @@ def _t_evidence(d: float, se: float, df: float, sign: float, bad_bound: float, a
         ci_label=f"{CI_LEVEL:.0%} CI",
         rule=f"{rule}: fail if one-sided p<{alpha:g}{at_look}",
         pass_hi=pass_hi,
+        current_share=current_share,
     )
 
 
@@ -213,7 +223,12 @@ def _welch(
     total = sum(v for v, _ in parts)
     se = math.sqrt(total)
     df = total**2 / sum(v**2 / f for v, f in parts) if se > 0 else x.size + y.size - 2.0
-    return _t_evidence(float(y.mean() - x.mean()), se, df, sign, bad_bound, alpha, looks, y.size, rule)
+    # What more current rounds would shrink, judged with the pooled round variance: the two sides'
+    # own sample variances, from 3 rounds each, are too rough to compare.
+    pooled = (float(x.var(ddof=1)) * (x.size - 1) + float(y.var(ddof=1)) * (y.size - 1)) / (x.size + y.size - 2)
+    fixed = pooled / x.size + sum(v for v, _ in parts[2:])
+    share = (pooled / y.size) / (pooled / y.size + fixed) if pooled > 0 else 1.0
+    return _t_evidence(float(y.mean() - x.mean()), se, df, sign, bad_bound, alpha, looks, y.size, rule, share)
 
 
 def _paired(
@@ -412,7 +427,11 @@ def judge_metric(
             message = f"{compared}, within {tol}"
     else:
         verdict, hint = Verdict.INCONCLUSIVE, "collect more rounds to narrow the interval"
-        if looks.sequential:
+        if ev.current_share < MIN_CURRENT_SHARE:
+            hint = ("the baseline's own spread (its rounds, and the spread between the sessions that recorded "
+                    "it) is most of the uncertainty, so more rounds now cannot decide; compare against a "
+                    "revision in the same job (--npf-against) or re-record the baseline on this machine")
+        elif looks.sequential and not looks.more_allowed(len(current)):
             hint = f"the rounds ran out (at most {looks.last}: --npf-max-rounds) before the evidence decided"
         if ev.bad_lo > bad_bound and ev.p_value is not None:
             message = f"{compared}, probably beyond {tol} but not significant (p={ev.p_value:.2g} >= {alpha:g})"
@@ -439,6 +458,7 @@ def judge_metric(
         baseline_rounds=len(baseline),
         current_rounds=len(current),
         needs_longer_rounds=few is not None,
+        more_rounds_help=ev.current_share >= MIN_CURRENT_SHARE,
     )
 
 
@@ -504,7 +524,8 @@ def needs_confirmation(judgements: Sequence[Judgement]) -> bool:
     """
     if any(j.verdict is Verdict.FAIL for j in judgements):
         return False
-    return any(j.verdict is Verdict.INCONCLUSIVE and not j.needs_longer_rounds for j in judgements)
+    return any(j.verdict is Verdict.INCONCLUSIVE and not j.needs_longer_rounds and j.more_rounds_help
+               for j in judgements)
 
 
 # ---------------------------------------------------------------- absolute limits and tables

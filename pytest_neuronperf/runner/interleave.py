@@ -69,14 +69,16 @@ def missing_reason(exc: BenchmarkError) -> str | None:
 
 def run_interleaved(current: Plan, reference: Plan, *, first_pairs: int, max_pairs: int,
                     keep_going: KeepGoing | None = None, reference_label: str = "reference",
-                    reference_absent: str = "") -> list[PairedReport]:
+                    reference_absent: str = "", revision: bool = True) -> list[PairedReport]:
     """Measure every configuration of ``current`` in round pairs with the same configuration of ``reference``.
 
     ``first_pairs`` pairs always run; then one more pair at a time while ``keep_going(current report,
     reference report)`` is true, up to ``max_pairs``. A configuration the reference lacks, or whose
     reference copies fail (``reference_absent``, when given, says the whole reference is missing),
-    is measured on the current side alone for ``first_pairs`` rounds. A current-side failure raises
-    as it does in :func:`~pytest_neuronperf.runner.benchmark.benchmark`.
+    is measured on the current side alone for ``first_pairs`` rounds. ``revision``: the reference is
+    the same code at another revision, where a missing model is new in this change and a broken
+    one is the old code's problem; otherwise (a reference model the user named) a reference failure
+    raises as a current-side failure does in :func:`~pytest_neuronperf.runner.benchmark.benchmark`.
     """
     if not 1 <= first_pairs <= max_pairs:
         raise ValueError(f"need 1 <= first_pairs <= max_pairs, got {first_pairs} and {max_pairs}")
@@ -93,7 +95,8 @@ def run_interleaved(current: Plan, reference: Plan, *, first_pairs: int, max_pai
                 pairing.missing = f"the reference has no configuration {config_text(run.as_dict())}"
             else:
                 pairing.reference = reference.new_result(pairing.reference_run)
-            _measure(pairing, current, reference, i, total, first_pairs, max_pairs, keep_going, reference_label)
+            _measure(pairing, current, reference, i, total, first_pairs, max_pairs, keep_going, reference_label,
+                     revision)
             current.finish(pairing.current, run)
             if pairing.reference is not None and pairing.reference_run is not None and pairing.reference.rounds:
                 reference.finish(pairing.reference, pairing.reference_run)
@@ -106,7 +109,7 @@ def run_interleaved(current: Plan, reference: Plan, *, first_pairs: int, max_pai
 
 
 def _measure(p: _Pairing, current: Plan, reference: Plan, index: int, total: int, first_pairs: int,
-             max_pairs: int, keep_going: KeepGoing | None, reference_label: str) -> None:
+             max_pairs: int, keep_going: KeepGoing | None, reference_label: str, revision: bool) -> None:
     described = config_text(p.current.config)
     while p.pairs < max_pairs:
         order = ("current", "reference") if p.pairs % 2 == 0 else ("reference", "current")
@@ -120,6 +123,9 @@ def _measure(p: _Pairing, current: Plan, reference: Plan, index: int, total: int
                     _round(reference, p.reference_run, p.reference, index, total, described, p.pairs, max_pairs,
                            reference_label)
                 except BenchmarkError as exc:
+                    if not revision:
+                        raise BenchmarkError(f"the reference ({reference_label}) could not be measured: {exc}",
+                                             exc.config, error_type=exc.error_type, phase=exc.phase) from exc
                     p.missing, p.absent = _reference_failure(exc, reference_label, p.current.config)
                     continue
                 if reference.stop_if_empty(p.reference):

@@ -256,7 +256,8 @@ class NpfBench:
         if reason is not None:
             pytest.skip(f"device_type={device!r} is not available here: {reason}")
         fingerprint = environment_fingerprint(backend.name)
-        paired = reference is not None or self.session.revision is not None
+        # Without comparing (--npf-no-compare) there is nothing to measure the reference for.
+        paired = rules.compare and (reference is not None or self.session.revision is not None)
         if compile_first and paired:
             raise ValueError("compile=True cannot be measured against a reference yet: the reference side would need "
                              "its own compilation; compare this test with stored baselines, or give the compiled "
@@ -349,9 +350,11 @@ class NpfBench:
             assert revision is not None
             against = f"at {revision.label}"
             other, absent = self._revision_plan(params, duration, rounds, current)
+        named = against.removeprefix("of ").removeprefix("at ")
         with self._progress(label), FileLock(benchmark_lock_path()):
             paired, judged = compare_interleaved(name, current, other, rules, max_rounds=self.settings.most_rounds,
-                                                 against=against, reference_absent=absent)
+                                                 against=against, reference_label=named, reference_absent=absent,
+                                                 revision=reference is None)
         return [p.current for p in paired], judged
 
     def _revision_plan(self, params: dict[str, Any], duration: float, rounds: int, current: Any) -> tuple[Any, str]:

@@ -193,7 +193,8 @@ def test_a_model_the_copy_cannot_import_is_a_clear_error(pytester: pytest.Pytest
     # as the `pytest` console script does.
     done = harness.run(pytester, "--import-mode=importlib", env={"PYTHONSAFEPATH": "1"})
     done.result.assert_outcomes(failed=1)
-    assert ("raised ImportError: model: the model-copy process could not import module 'test_local_model' to "
+    # ModelNotFoundError is the ImportError of a model that is not where it was looked for.
+    assert ("raised ModelNotFoundError: model: the model-copy process could not import module 'test_local_model' to "
             "find 'LocalModel' (ModuleNotFoundError: No module named 'test_local_model'). Define the model in a "
             "module that is importable from sys.path (with pytest's importlib import mode, test modules are "
             "not), or pass multiprocess=False during model load") in done.output
