@@ -315,8 +315,8 @@ def judge_measurement(
             continue
         if o.judgements:
             o.verdict = judge.decide(o.judgements)
-            if o.improved and o.verdict is not Verdict.FAIL and not rules.paired:
-                o.note = STALE_NOTE
+            if o.improved and o.verdict is not Verdict.FAIL:
+                o.note = STALE_NOTE if not rules.paired else f"faster than {rules.against} beyond the tolerance"
         if o.limit_failures:
             o.verdict = Verdict.FAIL
     return MeasurementJudgement(name, outcomes, rules)

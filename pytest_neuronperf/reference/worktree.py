@@ -59,6 +59,12 @@ def _first_line(text: str) -> str:
     return next((line.strip() for line in text.splitlines() if line.strip()), "")
 
 
+def _git_error(text: str) -> str:
+    """git's own reason from its stderr (``fatal: ...``), not the progress lines printed before it."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return next((line for line in lines if line.startswith(("fatal:", "error:"))), lines[-1] if lines else "")
+
+
 def repository_root(start: Path) -> Path:
     """The top folder of the git repository holding ``start``; RevisionError outside one."""
     done = _git(["rev-parse", "--show-toplevel"], start)
@@ -104,27 +110,45 @@ def checkout(ref: str, start: Path, cache_dir: Path) -> ReferenceCheckout:
     """
     repo_root = repository_root(start)
     sha = resolve(ref, repo_root)
-    cache_dir.mkdir(parents=True, exist_ok=True)
     dest = cache_dir / sha
-    with FileLock(cache_dir / f"{sha}.lock", timeout=600):
-        if not _is_checkout_of(dest, sha):
-            if dest.exists():
-                shutil.rmtree(dest, ignore_errors=True)
-            _git(["worktree", "prune"], repo_root)
-            done = _git(["worktree", "add", "--detach", "--force", str(dest), sha], repo_root)
-            if done.returncode != 0:
-                raise RevisionError(
-                    f"--npf-against: could not check out {ref!r} ({sha[:7]}) into {dest}: "
-                    f"{_first_line(done.stderr) or 'git worktree add failed'}; check that the folder is writable and "
-                    "that the disk has room"
-                )
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(cache_dir / f"{sha}.lock", timeout=600)
+        with lock:
+            _check_out(ref, sha, repo_root, dest)
+    except OSError as exc:
+        raise RevisionError(
+            f"--npf-against: could not check out {ref!r} ({sha[:7]}) under {cache_dir}: {exc}; the checkouts of "
+            "other revisions go in that folder: make it a writable folder (or remove what is in its place)"
+        ) from None
     return ReferenceCheckout(ref=ref, sha=sha, repo_root=repo_root, path=dest)
+
+
+def _check_out(ref: str, sha: str, repo_root: Path, dest: Path) -> None:
+    """Check ``sha`` out at ``dest`` unless a clean checkout of it is there already."""
+    if not _is_checkout_of(dest, sha):
+        if dest.exists():
+            shutil.rmtree(dest, ignore_errors=True)
+        _git(["worktree", "prune"], repo_root)
+        done = _git(["worktree", "add", "--detach", "--force", str(dest), sha], repo_root)
+        if done.returncode != 0:
+            raise RevisionError(
+                f"--npf-against: could not check out {ref!r} ({sha[:7]}) into {dest}: "
+                f"{_git_error(done.stderr) or 'git worktree add failed'}; check that the folder is writable and "
+                "that the disk has room"
+            )
 
 
 def ignored_cache_dir(folder: Path) -> Path:
     """``folder``, created with a ``.gitignore`` of ``*`` so that nothing in it is ever committed."""
-    folder.mkdir(parents=True, exist_ok=True)
-    ignore = folder / ".gitignore"
-    if not ignore.exists():
-        ignore.write_text("# Checkouts of other revisions made by pytest-neuronperf (--npf-against).\n*\n")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        ignore = folder / ".gitignore"
+        if not ignore.exists():
+            ignore.write_text("# Checkouts of other revisions made by pytest-neuronperf (--npf-against).\n*\n")
+    except OSError as exc:
+        raise RevisionError(
+            f"--npf-against: cannot use {folder} for the checkouts of other revisions: {exc}; make it a writable "
+            "folder (or remove the file in its place)"
+        ) from None
     return folder

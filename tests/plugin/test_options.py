@@ -124,6 +124,7 @@ def test_skip_and_only_select_performance_tests(pytester: pytest.Pytester) -> No
 def test_help_lists_the_options(pytester: pytest.Pytester) -> None:
     text = pytester.runpytest("--help").stdout.str()
     for flag in ("--npf-duration", "--npf-save-baseline", "--npf-tolerance", "--npf-no-compare",
-                 "--npf-require-baseline", "--npf-json", "--npf-csv", "--npf-rounds", "--npf-max-rounds", "--npf-against"):
+                 "--npf-require-baseline", "--npf-json", "--npf-csv", "--npf-rounds", "--npf-max-rounds",
+                 "--npf-against"):
         assert flag in text
     assert "npf_duration" in text  # ini keys too
