@@ -8,7 +8,7 @@ import os
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -29,6 +29,10 @@ from pytest_neuronperf.session.session import NpfSession
 from pytest_neuronperf.spec.fields import STATUS_OK
 from pytest_neuronperf.spec.matrix import config_key
 from pytest_neuronperf.spec.metrics import LIMIT_KEYWORDS, METRICS
+
+if TYPE_CHECKING:
+    from pytest_neuronperf.reference.worktree import ReferenceCheckout
+    from pytest_neuronperf.runner.benchmark import Plan
 
 # Marker/fixture keywords that belong to the gate, not to the runner.
 GATE_KEYWORDS: tuple[str, ...] = ("name", "tolerance", *LIMIT_KEYWORDS, "compile", "compiler_args", "reference")
@@ -357,7 +361,7 @@ class NpfBench:
                                                  revision=reference is None)
         return [p.current for p in paired], judged
 
-    def _revision_plan(self, params: dict[str, Any], duration: float, rounds: int, current: Any) -> tuple[Any, str]:
+    def _revision_plan(self, params: dict[str, Any], duration: float, rounds: int, current: Plan) -> tuple[Plan, str]:
         """The reference side at the revision: the same test, its copies importing the revision's code.
 
         Returns the plan and, when the model file does not exist at the revision, why (then the
@@ -375,6 +379,8 @@ class NpfBench:
                 return current, f"new in this change: {os.fspath(model)} does not exist at {revision.label}"
             if mapped is not None:
                 theirs["model"] = str(mapped)
+        else:
+            self._warn_if_outside(model, revision)
         cwd = revision.map_path(os.getcwd())
         with contextlib.chdir(cwd if cwd is not None and cwd.is_dir() else os.getcwd()):
             plan = prepare(**theirs)
@@ -403,6 +409,20 @@ class NpfBench:
             compiler_args=compiler_args, recompile=self.settings.recompile,
             verbosity=1 if params.get("verbosity") is None else int(params["verbosity"]),
         )
+
+    def _warn_if_outside(self, model: Any, revision: ReferenceCheckout) -> None:
+        """Say so when the model's module loads from outside the repository: both sides then run that code."""
+        import sys
+
+        module = sys.modules.get(getattr(model, "__module__", "") or "")
+        origin = getattr(module, "__file__", None)
+        if module is None or not origin or revision.map_path(origin) is not None:
+            return
+        warnings.warn(NeuronPerfWarning(
+            f"{self.item.nodeid}: the model's module {module.__name__!r} is imported from {origin}, outside the "
+            f"repository {revision.repo_root}, so both sides run that same code and --npf-against cannot see a "
+            "change in it; import it from the source tree (an editable install: pip install -e .)"
+        ), stacklevel=3)
 
     def _more_rounds(self, params: dict[str, Any], reports: list[dict[str, Any]],
                      unsure: list[ConfigOutcome]) -> None:

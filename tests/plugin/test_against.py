@@ -386,3 +386,20 @@ def test_under_xdist_both_workers_compare_against_one_checkout(repo: Path, pytes
         assert all(f"at HEAD ({short(sha)})" in text for text in messages(m).values())
     assert gitrepo.checkouts(repo) == [sha] and len(gitrepo.worktrees(repo)) == 2
     assert gitrepo.status(repo) == before
+
+
+def test_a_model_imported_from_outside_the_repository_is_warned_about(repo: Path, pytester: pytest.Pytester,
+                                                                       tmp_path_factory: pytest.TempPathFactory,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    # As a package installed into site-packages would be: the same code on both sides.
+    outside = tmp_path_factory.mktemp("site")
+    (outside / "installed_models.py").write_text(MODELS)
+    monkeypatch.setenv("PYTHONPATH", str(outside))
+    pytester.makepyfile(test_perf=HEADER + "import installed_models\n" + bench("test_same", "installed_models.Same"))
+    gitrepo.commit_all(repo, "one")
+    result = run(pytester, "--npf-against=HEAD", *QUICK, "-W", "always::UserWarning")
+    assert result.ret == pytest.ExitCode.OK
+    text = result.stdout.str()
+    assert "the model's module 'installed_models' is imported from" in text
+    assert "--npf-against cannot see a change in it" in text
+    assert "pip install -e ." in text
