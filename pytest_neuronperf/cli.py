@@ -421,16 +421,6 @@ exit status:
   3  nothing was compared (every configuration was skipped, e.g. --n-models beyond this machine)
 """
 
-# Hints from the gate name the plugin's option; in this command the option is --max-rounds.
-_PLUGIN_WORDS: Final = (("--npf-max-rounds", "--max-rounds"),)
-
-
-def _cli_words(text: str) -> str:
-    for plugin_word, cli_word in _PLUGIN_WORDS:
-        text = text.replace(plugin_word, cli_word)
-    return text
-
-
 def ab_model(spec: str, what: str) -> Any:
     """``npf ab``'s A or B: a TorchScript (or model index) file path, else MODULE:CLASS as :func:`load_model`."""
     module_part = spec.rpartition(":")[0]
@@ -538,7 +528,7 @@ def cmd_ab(args: argparse.Namespace, out: IO[str]) -> int:
     except DeviceUnavailableError as exc:
         print(f"npf ab: error: {exc}", file=sys.stderr)
         return EXIT_REGRESSION
-    rules = GateRules(tolerance=args.tolerance, duration_name="--duration")
+    rules = GateRules(tolerance=args.tolerance, duration_name="--duration", max_rounds_name="--max-rounds")
     try:
         # Nothing to run (every configuration skipped): no need to queue behind the machine's benchmarks.
         with _one_benchmark_at_a_time() if current.matrix.runs else contextlib.nullcontext():
@@ -609,7 +599,7 @@ def _verdict_lines(paired: Sequence[PairedReport], judged: MeasurementJudgement,
     lines: list[str] = [f"A vs B, tolerance {rules.tolerance}:"]
     regressed = judged.verdict is Verdict.FAIL and any(o.verdict is Verdict.FAIL for o in judged.outcomes)
     if regressed:
-        lines += _cli_words(judged.failure_message()).splitlines()
+        lines += judged.failure_message().splitlines()
         lines.append("")
     for p, o in zip(paired, judged.outcomes, strict=True):
         cfg = config_text(p.current)
@@ -620,7 +610,7 @@ def _verdict_lines(paired: Sequence[PairedReport], judged: MeasurementJudgement,
         pairs = f" after {p.pairs} round pair{'' if p.pairs == 1 else 's'}" if p.pairs else ""
         lines.append(f"{cfg}: {o.verdict.value}{pairs}" + (f" ({note})" if note else ""))
         if not regressed:
-            lines += [f"  {j.verdict.value}: {_cli_words(j.message)}" + (f" ({_cli_words(j.hint)})" if j.hint else "")
+            lines += [f"  {j.verdict.value}: {j.message}" + (f" ({j.hint})" if j.hint else "")
                       for j in o.judgements]
     return lines
 

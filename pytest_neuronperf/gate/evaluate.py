@@ -122,6 +122,8 @@ class GateRules:
     require_baseline: bool = False
     # How hints name the duration to set: "duration" (the runner's parameter) or "--npf-duration".
     duration_name: str = judge.DURATION_NAME
+    # How hints name the bound on rounds: "--npf-max-rounds" (the plugin's) or a command's own option.
+    max_rounds_name: str = judge.MAX_ROUNDS_NAME
     # The sequential schedule (None: one look at however many rounds there are).
     looks: Looks | None = None
     # The reference was measured in this run, round for round beside the current rounds (A/B).
@@ -298,7 +300,8 @@ def judge_measurement(
                     sessions = None if rules.paired else [_session_of(r) for r in record.rounds]
                     outcome.judgements = [
                         judge.judge_metric(m.name, base, current, rules.tolerance.for_metric(m.name),
-                                           duration_name=rules.duration_name, looks=rules.looks,
+                                           duration_name=rules.duration_name,
+                                           max_rounds_name=rules.max_rounds_name, looks=rules.looks,
                                            paired=rules.paired, against=rules.against,
                                            baseline_sessions=sessions)
                         for m in METRICS

@@ -39,6 +39,7 @@ DURATION_MARGIN = 1.2
 MIN_CURRENT_SHARE = 0.2
 # How a hint names the duration to set: the runner's parameter, or the plugin's flag.
 DURATION_NAME = "duration"
+MAX_ROUNDS_NAME = "--npf-max-rounds"
 
 TABLE_COLUMNS: tuple[str, ...] = (
     "configuration",
@@ -342,6 +343,7 @@ def judge_metric(
     alpha: float = ALPHA,
     duration_name: str = DURATION_NAME,
     *,
+    max_rounds_name: str = MAX_ROUNDS_NAME,
     looks: Looks | None = None,
     paired: bool = False,
     against: str | None = None,
@@ -432,7 +434,7 @@ def judge_metric(
                     "it) is most of the uncertainty, so more rounds now cannot decide; compare against a "
                     "revision in the same job (--npf-against) or re-record the baseline on this machine")
         elif looks.sequential and not looks.more_allowed(len(current)):
-            hint = f"the rounds ran out (at most {looks.last}: --npf-max-rounds) before the evidence decided"
+            hint = f"the rounds ran out (at most {looks.last}: {max_rounds_name}) before the evidence decided"
         if ev.bad_lo > bad_bound and ev.p_value is not None:
             message = f"{compared}, probably beyond {tol} but not significant (p={ev.p_value:.2g} >= {alpha:g})"
         elif ev.bad_hi < bad_bound:
