@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import multiprocessing as mp
 import os
-import pickle
 import reprlib
 import shutil
 import signal
@@ -251,12 +250,15 @@ class CopyGroup:
             target: Callable[..., None] = run_copy
             args: tuple[Any, ...] = (b, job, os.getpid())
             if self.redirect is not None:
-                # The job names the user's functions; unpickled only once the copy imports from the checkout.
-                target, args = run_redirected_copy, (b, self.redirect, pickle.dumps(job), os.getpid())
+                # The job names the user's functions: it goes over the pipe, read once the copy imports
+                # from the checkout.
+                target, args = run_redirected_copy, (b, self.redirect, os.getpid())
             p = self.ctx.Process(target=target, args=args,  # type: ignore[attr-defined]
                                  daemon=True, name=f"npf-copy{job.placement.copy_index}")
             try:
                 p.start()
+                if self.redirect is not None:
+                    a.send(job)
             except BaseException:
                 a.close()
                 raise

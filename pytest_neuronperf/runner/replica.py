@@ -120,21 +120,18 @@ def run_copy(conn: Connection, job: CopyJob, orchestrator_pid: int | None = None
         os._exit(0)
 
 
-def run_redirected_copy(conn: Connection, redirect: tuple[str, str], job_bytes: bytes,
-                        orchestrator_pid: int | None = None) -> None:
+def run_redirected_copy(conn: Connection, redirect: tuple[str, str], orchestrator_pid: int | None = None) -> None:
     """Entry point of a copy that measures the user's code as it was at another revision.
 
-    The job arrives pickled: unpickling it imports the test's pre/post and setup functions, which
-    must come from the checkout, so the imports are redirected first
-    (:func:`pytest_neuronperf.reference.redirect.install`).
+    The job arrives as the first message on the pipe, not with the process: reading it imports the
+    test's pre/post and setup functions, which must come from the checkout, so the imports are
+    redirected first (:func:`pytest_neuronperf.reference.redirect.install`).
     """
-    import pickle
-
     from pytest_neuronperf.reference.redirect import install
 
     try:
         install(*redirect)
-        job = pickle.loads(job_bytes)
+        job: CopyJob = conn.recv()
     except BaseException as exc:
         failure = CopyFailure(copy_index=-1, phase="loading the reference revision's code",
                               error_type=type(exc).__name__, message=_exception_text(exc),

@@ -362,7 +362,9 @@ def test_added():
     save_mlp(repo / "model.pt", hidden=1024, layers=2)  # the working tree's model is much bigger
     save_mlp(repo / "added.pt", hidden=32, layers=1)  # and this file does not exist at REF
 
-    result = run(pytester, "--npf-against=HEAD", *QUICK, "-rA")
+    # An MLP's latency is noisier than a busy-wait's on a loaded machine: a t-test on 2 pairs has 1 degree of
+    # freedom, so even a many-fold slowdown may need the third look or later to be significant.
+    result = run(pytester, "--npf-against=HEAD", "--npf-duration=0.6", "--npf-rounds=3", "--npf-max-rounds=6", "-rA")
 
     result.assert_outcomes(failed=1, passed=1)
     result.stdout.fnmatch_lines(["FAILED test_files.py::test_grown*"])
