@@ -20,27 +20,13 @@ from pytest_neuronperf.gate.judge import Judgement, Verdict
 from pytest_neuronperf.gate.sequential import Looks
 from pytest_neuronperf.stats import distributions
 from pytest_neuronperf.stats.rounds import RoundSummary
+from tests.gate import test_judge as judge_rounds
 
 AGAINST = "at main (abc1234)"
 
 
-def make_round(throughput: float = 1000.0, p50: float = 10.0, p99: float = 20.0, *, rel_ci: float = 0.01,
-               n_eff_p50: float = 5000.0, n_eff_p99: float = 3000.0, duration_s: float = 2.0) -> RoundSummary:
-    """A round as the runner would summarise it; rel_ci is the half-width of its own 95% CIs."""
-    return RoundSummary(
-        throughput=throughput,
-        throughput_ci=(throughput * (1 - rel_ci), throughput * (1 + rel_ci)),
-        p50_ms=p50,
-        p50_ci=(p50 * (1 - rel_ci), p50 * (1 + rel_ci)),
-        p99_ms=p99,
-        p99_ci=(p99 * (1 - 2 * rel_ci), p99 * (1 + 2 * rel_ci)),
-        n=10_000,
-        n_eff_p50=n_eff_p50,
-        n_eff_p99=n_eff_p99,
-        duration_s=duration_s,
-        stable=True,
-        throughput_cv=0.02,
-    )
+# The rounds of tests/gate/test_judge.py, 2 s long (what the sample-minimum hints scale from).
+make_round = functools.partial(judge_rounds.make_round, duration_s=2.0)
 
 
 def shared_noise_pairs(seed: int, pairs: int, level: float = 1.0, shared_sd: float = 0.20,
