@@ -631,6 +631,16 @@ def _checked(parse: Callable[[str, str], Any], option: str) -> Callable[[str], A
     return convert
 
 
+def _add_matrix_options(parser: argparse.ArgumentParser) -> None:
+    """The sweep options that ``npf run`` and ``npf ab`` share."""
+    parser.add_argument("--batch-sizes", type=_int_list("--batch-sizes"), metavar="LIST",
+                        help="batch size of each input, paired by position (default: each input's first dimension)")
+    parser.add_argument("--n-models", type=_int_list("--n-models", allow_max=True), metavar="LIST",
+                        help="model copies to sweep, such as 1,2 or 1,max")
+    parser.add_argument("--workers", type=_int_list("--workers"), metavar="LIST",
+                        help="worker threads per model copy to sweep, such as 1,2")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from pytest_neuronperf.config.settings import (
         Tolerance,
@@ -691,12 +701,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="input shapes: 1x64; 'AxB;CxD' for a multi-input model; ',' between batch sizes")
     run.add_argument("--duration", type=_checked(parse_duration, "--duration"), default=10.0, metavar="S",
                      help="seconds measured per configuration, such as 10, 10s or 2m (default: 10)")
-    run.add_argument("--batch-sizes", type=_int_list("--batch-sizes"), metavar="LIST",
-                     help="batch size of each input, paired by position (default: each input's first dimension)")
-    run.add_argument("--n-models", type=_int_list("--n-models", allow_max=True), metavar="LIST",
-                     help="model copies to sweep, such as 1,2 or 1,max")
-    run.add_argument("--workers", type=_int_list("--workers"), metavar="LIST",
-                     help="worker threads per model copy to sweep, such as 1,2")
+    _add_matrix_options(run)
     run.add_argument("--rounds", type=_at_least_one("--rounds"), default=1, metavar="N",
                      help="rounds per configuration, the duration split between them (default: 1)")
     run.add_argument("--device", default="cpu", help="device type: cpu, cuda, neuron, ... (default: cpu)")
@@ -726,12 +731,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="allowed change of A against B, one value for all metrics (8%% or 0.08) or per metric "
                          f"(throughput=5%%,p99=10%%); default: {str(Tolerance()).replace('%', '%%')}")
     ab.add_argument("--strict", action="store_true", help="exit 1 on an inconclusive verdict too")
-    ab.add_argument("--batch-sizes", type=_int_list("--batch-sizes"), metavar="LIST",
-                    help="batch size of each input, paired by position (default: each input's first dimension)")
-    ab.add_argument("--n-models", type=_int_list("--n-models", allow_max=True), metavar="LIST",
-                    help="model copies to sweep, such as 1,2 or 1,max")
-    ab.add_argument("--workers", type=_int_list("--workers"), metavar="LIST",
-                    help="worker threads per model copy to sweep, such as 1,2")
+    _add_matrix_options(ab)
     ab.add_argument("--device", default="cpu", help="device type: cpu, cuda, neuron, ... (default: cpu)")
     ab.add_argument("--verbosity", type=int, choices=(0, 1, 2), help="runner log level: 0, 1 or 2")
     ab.add_argument("--json", metavar="FILE",
