@@ -12,14 +12,17 @@ import argparse
 import contextlib
 import os
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Final
 
 from pytest_neuronperf.config.options import DEFAULT_BASELINE_DIR
 
 if TYPE_CHECKING:
+    from pytest_neuronperf.config.ini_file import IniFile
+    from pytest_neuronperf.config.settings import Settings
     from pytest_neuronperf.gate.evaluate import GateRules, MeasurementJudgement
+    from pytest_neuronperf.report.results_file import Measurement
     from pytest_neuronperf.runner.benchmark import Plan
     from pytest_neuronperf.runner.interleave import PairedReport
 
@@ -38,13 +41,22 @@ class InputError(Exception):
 
 COMPARE_EXAMPLES: Final = """\
 examples:
+  npf compare results.json
   npf compare .neuronperf/baselines results.json
   npf compare .neuronperf/baselines/tests/test_mlp.json results.json --tolerance throughput=5%,p99=15%
+  npf compare main-results.json pr-results.json
   npf compare baselines-from-main/ results.json --fingerprint-keys device_type,instance_type --strict
 
 RESULTS is the file written by pytest --npf-json=results.json. Each measurement is judged
-against the baseline entries of the same test, measurement and configuration, with the
-gate the plugin uses.
+with the gate the plugin uses, against the baseline entries of the same test, measurement and
+configuration, or, when BASELINE is a results file too (a run of the main branch, say), against
+the same configuration's rounds in it.
+
+The rules are the plugin's: the ini file pytest would read here (pytest.ini, pyproject.toml,
+tox.ini or setup.cfg: npf_baseline_dir, npf_tolerance, npf_strict, npf_require_baseline,
+npf_fingerprint_keys), overridden by this command's options; each test's own tolerance= and
+absolute limits, and the rounds of the gate's looks, as the results file records them. Without
+BASELINE the baselines are npf_baseline_dir (default .neuronperf/baselines) under the rootdir.
 
 exit status:
   0  no regression
@@ -77,19 +89,121 @@ def _module_matches_file(module: str, baseline: Path) -> bool:
     return baseline_relpath(module).name == baseline.name
 
 
+def _is_results_file(path: Path) -> bool:
+    """Whether a file is a results document (``--npf-json``) rather than a baseline file: it names measurements."""
+    import json
+
+    try:
+        with open(path, encoding="utf-8-sig") as fh:
+            doc = json.load(fh)
+    except (OSError, ValueError, RecursionError):
+        return False  # reading it as a baseline file reports what is wrong with it
+    return isinstance(doc, dict) and "measurements" in doc and "entries" not in doc
+
+
+def project_settings(args: argparse.Namespace) -> tuple[Settings, IniFile]:
+    """The plugin's settings as a pytest run here would see them: this command's options, else the ini file
+    pytest would read from the current folder, else the defaults."""
+    from dataclasses import replace
+
+    from pytest_neuronperf.config.ini_file import find_ini
+    from pytest_neuronperf.config.settings import Settings, SettingsError
+
+    try:
+        ini = find_ini()
+    except SettingsError as exc:
+        raise InputError(str(exc)) from None
+    try:
+        settings = Settings.from_sources({}, ini.values)
+    except SettingsError as exc:
+        raise InputError(f"{exc} (in {ini.path})") from None
+    # This command's options are parsed already (argparse reported their errors).
+    given = {name: getattr(args, name, None) for name in ("tolerance", "strict", "require_baseline",
+                                                          "fingerprint_keys", "baseline_dir")}
+    return replace(settings, **{k: v for k, v in given.items() if v is not None}), ini
+
+
+def measurement_rules(m: Measurement, settings: Settings) -> GateRules:
+    """The rules the plugin judged ``m`` with: the session's policy from ``settings``, and what the results file
+    records of the test itself (its own tolerance and limits) and of the sequential design its rounds were
+    collected under (the first look's rounds, the most rounds, alpha)."""
+    from pytest_neuronperf.gate.evaluate import GateRules, Limits
+    from pytest_neuronperf.gate.sequential import Looks
+    from pytest_neuronperf.gate.tolerance import Tolerance
+
+    recorded = m.judged_with
+    tolerance = settings.tolerance
+    try:
+        if recorded.get("tolerance_from") == "test" and isinstance(recorded.get("tolerance"), dict):
+            tolerance = Tolerance(**{k: float(v) for k, v in recorded["tolerance"].items()})
+        limits = Limits(**{k: float(v) for k, v in (recorded.get("limits") or {}).items()})
+        looks = None
+        first, last = recorded.get("rounds"), recorded.get("max_rounds")
+        if isinstance(first, int) and isinstance(last, int):
+            looks = Looks(first=first, last=max(first, last), alpha=float(recorded.get("alpha") or 0.01),
+                          beta=float(recorded.get("beta") or 0.025))
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{m.label}: the results file records rules that cannot be used (judged_with): {exc}"
+                         ) from None
+    return GateRules(tolerance=tolerance, limits=limits, strict=settings.strict,
+                     require_baseline=settings.require_baseline, duration_name="--npf-duration", looks=looks)
+
+
+def _results_lookups(m: Measurement, reference: Mapping[tuple[str, str], Measurement], source: Path,
+                     keys: Sequence[str]) -> dict[str, Any]:
+    """Each configuration of ``m`` against the same test, measurement and configuration in another results file."""
+    from pytest_neuronperf.baselines.environment import fingerprint_differences
+    from pytest_neuronperf.gate.evaluate import MeasuredLookup, MeasuredReference
+    from pytest_neuronperf.spec.fields import ROUNDS_KEY, STATUS_OK
+    from pytest_neuronperf.spec.matrix import config_key
+
+    old = reference.get((m.nodeid, m.name))
+    found: dict[str, Any] = {}
+    for report in m.reports:
+        key = config_key(report)
+        if old is None:
+            found[key] = MeasuredLookup(None, f"{m.label} is not in {source}")
+            continue
+        differ = fingerprint_differences(old.fingerprint, m.fingerprint, keys)
+        if differ:
+            found[key] = MeasuredLookup(None, f"{source} measured it in another environment ({'; '.join(differ)})")
+            continue
+        theirs = next((r for r in old.reports if config_key(r) == key), None)
+        if theirs is None or theirs.get("status") != STATUS_OK or not theirs.get(ROUNDS_KEY):
+            found[key] = MeasuredLookup(None, f"{source} holds no finished {key} of {m.label}")
+            continue
+        found[key] = MeasuredLookup(MeasuredReference(theirs))
+    return found
+
+
 def cmd_compare(args: argparse.Namespace, out: IO[str]) -> int:
     from pytest_neuronperf.baselines.schema import BaselineFileError, read_baseline
-    from pytest_neuronperf.gate.evaluate import GateRules, judge_measurement
+    from pytest_neuronperf.gate.evaluate import judge_measurement
     from pytest_neuronperf.gate.verdict import Verdict
     from pytest_neuronperf.report.results_file import Measurement, ResultsFileError, as_measurements, load_results
     from pytest_neuronperf.report.summary import summary_lines
     from pytest_neuronperf.spec.fields import STATUS_OK
 
-    base = Path(args.baseline)
+    settings, ini = project_settings(args)
+    if args.baseline is None and args.new is None:
+        raise InputError("give the results file written by pytest --npf-json (and, before it, the baselines or "
+                         "results to compare with)")
+    if args.new is None:
+        # One file given: the results, compared with the project's baselines.
+        args.new, args.baseline = args.baseline, None
+    base = Path(args.baseline) if args.baseline else ini.rootdir / settings.baseline_dir
     if not base.exists():
         raise InputError(f"baseline {base} does not exist; give the baseline folder "
-                         f"(default {DEFAULT_BASELINE_DIR}) or one baseline file")
-    if base.is_file():
+                         f"(default {DEFAULT_BASELINE_DIR}, or npf_baseline_dir in the ini file), one baseline "
+                         "file, or a results file to compare with")
+    against_results = base.is_file() and _is_results_file(base)
+    reference: dict[tuple[str, str], Measurement] = {}
+    if against_results:
+        try:
+            reference = {(m.nodeid, m.name): m for m in as_measurements(load_results(base, allow_reports=False))}
+        except ResultsFileError as exc:
+            raise InputError(str(exc)) from None
+    elif base.is_file():
         # Read it now so that a corrupt file is reported once, before any comparison.
         read_baseline(base)
     try:
@@ -97,8 +211,8 @@ def cmd_compare(args: argparse.Namespace, out: IO[str]) -> int:
     except ResultsFileError as exc:
         raise InputError(str(exc)) from None
     store_for = _store_for(base)
-    only_matching = base.is_file() and any(_module_matches_file(m.module_path, base) for m in measurements)
-    rules = GateRules(tolerance=args.tolerance, strict=args.strict)
+    only_matching = (not against_results and base.is_file()
+                     and any(_module_matches_file(m.module_path, base) for m in measurements))
     judged: list[Measurement] = []
     failures: list[str] = []
     unsure: list[str] = []
@@ -112,24 +226,26 @@ def cmd_compare(args: argparse.Namespace, out: IO[str]) -> int:
             judged.append(m)
             failures.append(f"{m.label}: the measurement errored in the run: {m.error_text()}")
             continue
-        store = store_for(module)
-        try:
-            lookups = store.lookup_reports(module, test_name, m.name, m.reports, m.fingerprint,
-                                           args.fingerprint_keys)
-        except BaselineFileError:
-            raise
-        except ValueError as exc:  # a module path in the results that maps outside the baseline folder
-            raise InputError(f"results file {args.new}: {m.label}: {exc}") from None
+        rules = measurement_rules(m, settings)
+        if against_results:
+            lookups = _results_lookups(m, reference, base, settings.fingerprint_keys)
+        else:
+            try:
+                lookups = store_for(module).lookup_reports(module, test_name, m.name, m.reports, m.fingerprint,
+                                                           settings.fingerprint_keys)
+            except BaselineFileError:
+                raise
+            except ValueError as exc:  # a module path in the results that maps outside the baseline folder
+                raise InputError(f"results file {args.new}: {m.label}: {exc}") from None
         try:
             result = judge_measurement(m.name, m.reports, lookups, rules)
         except ValueError as exc:
-            # load_results checked this run's side, so what is left to be malformed is the baseline's.
-            raise InputError(f"cannot compare {m.label} of {args.new} with its baseline in "
-                             f"{next(iter(lookups.values())).path if lookups else base}: {exc}") from None
+            # load_results checked this run's side, so what is left to be malformed is the reference's.
+            raise InputError(f"cannot compare {m.label} of {args.new} with its baseline in {base}: {exc}") from None
         compared += sum(1 for o in result.outcomes if o.judgements)
         judged.append(Measurement(m.nodeid, m.name, m.device_type, m.fingerprint, result.verdict.value, m.reports,
                                   [o.to_dict() for o in result.outcomes], result.notes, module_path=m.module_path,
-                                  test_name=m.test_name, error=m.error))
+                                  test_name=m.test_name, error=m.error, judged_with=m.judged_with))
         if result.verdict is Verdict.FAIL:
             failures.append(f"{m.label}: {result.failure_message()}")
         elif m.errored:
@@ -138,13 +254,15 @@ def cmd_compare(args: argparse.Namespace, out: IO[str]) -> int:
             unsure += [f"{m.label}: {line}" for line in result.inconclusive_lines()]
     if not judged:
         print(f"no measurements to compare in {args.new}", file=out)
-    for line in summary_lines(judged, verbose=False):
+    for line in summary_lines(judged, verbose=False, width=_terminal_width()):
         print(line, file=out)
     for line in unsure:
         print(f"inconclusive: {line}", file=out)
     for failure in failures:
         print("", file=out)
         print(f"FAILED {failure}", file=out)
+    if args.json:
+        _write_results(args.json, judged, out)
     if failures:
         return EXIT_REGRESSION
     if not compared and not args.allow_missing:
@@ -157,6 +275,23 @@ def cmd_compare(args: argparse.Namespace, out: IO[str]) -> int:
     return EXIT_OK
 
 
+def _terminal_width() -> int:
+    import shutil
+
+    return shutil.get_terminal_size().columns
+
+
+def _write_results(path: str, measurements: Sequence[Measurement], out: IO[str]) -> None:
+    from pytest_neuronperf._util.atomic_write import write_atomic
+    from pytest_neuronperf.report.results_file import environment_of, results_document
+    from pytest_neuronperf.report.text import json_text
+
+    env = environment_of(list(measurements)) if measurements else {}
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    write_atomic(path, json_text(results_document(measurements, env)).encode("utf-8"))
+    print(f"wrote {path}", file=out)
+
+
 # --- show ---------------------------------------------------------------------------------------------
 
 SHOW_EXAMPLES: Final = """\
@@ -164,8 +299,11 @@ examples:
   npf show
   npf show path/to/baselines
 
-Lists every stored baseline: test, measurement, configuration, throughput and p99, the
-environment it was measured in (env1, env2, ... explained below the table) and its age.
+Lists every stored baseline: test, measurement, configuration, throughput, p50 and p99 as the
+gate compares them (geometric means over every stored round, the figures the reports show as
+baseline), the rounds, the environment it was measured in (env1, env2, ... explained below the
+table) and its age. Without BASELINE_DIR: npf_baseline_dir of the ini file pytest would read
+here, else .neuronperf/baselines, under the rootdir.
 """
 
 
@@ -179,11 +317,16 @@ def cmd_show(args: argparse.Namespace, out: IO[str]) -> int:
 
     from pytest_neuronperf.baselines.schema import BaselineFileError
     from pytest_neuronperf.baselines.store import iter_baselines
-    from pytest_neuronperf.gate.wording import age_text, format_number
+    from pytest_neuronperf.gate.wording import age_text
+    from pytest_neuronperf.report.figures import shown_value, stored_figures
     from pytest_neuronperf.report.summary import table
     from pytest_neuronperf.spec.fields import FINGERPRINT_FIELDS
 
-    root = Path(args.baseline_dir)
+    if args.baseline_dir is None:
+        settings, ini = project_settings(args)
+        root = ini.rootdir / settings.baseline_dir
+    else:
+        root = Path(args.baseline_dir)
     if not root.is_dir():
         raise InputError(f"baseline folder {root} does not exist"
                          + ("" if root.exists() else " (record baselines with pytest --npf-save-baseline)"))
@@ -197,16 +340,17 @@ def cmd_show(args: argparse.Namespace, out: IO[str]) -> int:
             for record in contents.entries[key]:
                 fp = tuple(sorted(record.fingerprint.items()))
                 env = envs.setdefault(fp, f"env{len(envs) + 1}")
-                report = record.report
+                # What the gate compares a run with, as every report shows a baseline: over every stored round.
+                shown = stored_figures(record.rounds)
                 rows.append({
                     "test": f"{module}::{test}", "measurement": measurement, "configuration": config,
-                    "throughput": format_number(report.get("throughput_avg")),
-                    "p99_ms": format_number(report.get("latency_ms_p99")),
+                    "throughput": shown_value(shown.throughput), "p50_ms": shown_value(shown.p50_ms),
+                    "p99_ms": shown_value(shown.p99_ms),
                     "rounds": str(len(record.rounds)), "environment": env,
                     "saved": age_text(record.saved_at, now),
                 })
     if rows:
-        for line in table(rows, ("test", "measurement", "configuration", "throughput", "p99_ms", "rounds",
+        for line in table(rows, ("test", "measurement", "configuration", "throughput", "p50_ms", "p99_ms", "rounds",
                                  "environment", "saved")):
             print(line, file=out)
         print("", file=out)
@@ -268,12 +412,18 @@ examples:
   npf run examples.models:TinyMLP --inputs 1x64 --duration 10
   npf run examples.models:TinyMLP --inputs 1x64,8x64 --batch-sizes 1,8 --n-models 1,2 --workers 1,2
   npf run mypkg.models:TwoTower --inputs "1x64;1x16" --duration 5s --json out.json --csv out.csv
-  npf run path/to/models.py:Net --inputs 4x3x224x224 --device cpu
+  npf run path/to/models.py:Net --inputs 4x3x224x224 --device cpu --compile-mode max-autotune
+  npf run mypkg.models:Bert --inputs input_ids=1x128:int64:0-30000 attention_mask=1x128:int64:1-1
+  npf run model.pt2 --inputs 8x3x224x224
 
 MODEL is MODULE:CLASS (a module importable from here, or a .py file) naming a model class or
-zero-argument factory defined at the module's top level. Each SHAPE such as 1x64 becomes
-torch.randn(1, 64); shapes joined by ';' are the inputs of a multi-input model; shapes
-separated by ',' are one input per batch size.
+zero-argument factory defined at the module's top level, or a model file: TorchScript
+(torch.jit.save), an ExportedProgram (torch.export.save) or an AOTInductor package. Each SHAPE
+such as 1x64 becomes torch.randn(1, 64); SHAPE:DTYPE:LOW-HIGH draws the values of another dtype
+(int64, int32, bool, float16, bfloat16, ...) from LOW..HIGH (integers: both included, default
+0-1). Arguments joined by ';' or spaces are the inputs of a multi-input model; NAME=SHAPE names
+them, and the model is called with them as keyword arguments (model(**inputs)); inputs separated
+by ',' are one input per batch size.
 """
 
 
@@ -369,14 +519,18 @@ def _int_list(option: str, allow_max: bool = False) -> Callable[[str], list[int 
 def cmd_run(args: argparse.Namespace, out: IO[str]) -> int:
     import pytest_neuronperf as npf
     from pytest_neuronperf.errors import BenchmarkError, DeviceUnavailableError
+    from pytest_neuronperf.spec import input_spec
 
-    shapes = parse_inputs(args.inputs)
-    model = load_model(args.model)
-    inputs = make_inputs(shapes)
+    try:
+        shapes = input_spec.parse(args.inputs)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    model = ab_model(args.model, "MODEL")
+    inputs = input_spec.make_inputs(shapes)
     params: dict[str, Any] = {"duration": args.duration, "device_type": args.device, "rounds": args.rounds}
     for name, value in (("batch_sizes", args.batch_sizes), ("n_models", args.n_models),
                         ("workers_per_model", args.workers), ("model_name", args.model_name),
-                        ("verbosity", args.verbosity)):
+                        ("verbosity", args.verbosity), ("compile_mode", args.compile_mode)):
         if value is not None:
             params[name] = value
     try:
@@ -512,13 +666,19 @@ def cmd_ab(args: argparse.Namespace, out: IO[str]) -> int:
         canonical_device_type(args.device)
     except ValueError as exc:
         raise InputError(f"--device: {exc}") from None
-    shapes = parse_inputs(args.inputs)
+    from pytest_neuronperf.spec import input_spec
+
+    try:
+        shapes = input_spec.parse(args.inputs)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
     model_a = ab_model(args.a, "A")
     model_b = ab_model(args.b, "B")
-    inputs = make_inputs(shapes)
+    inputs = input_spec.make_inputs(shapes)
     params: dict[str, Any] = {"duration": args.duration, "device_type": args.device, "rounds": args.rounds}
     for name, value in (("batch_sizes", args.batch_sizes), ("n_models", args.n_models),
-                        ("workers_per_model", args.workers), ("verbosity", args.verbosity)):
+                        ("workers_per_model", args.workers), ("verbosity", args.verbosity),
+                        ("compile_mode", args.compile_mode)):
         if value is not None:
             params[name] = value
     against = f"of reference {args.b}"
@@ -639,6 +799,11 @@ def _add_matrix_options(parser: argparse.ArgumentParser) -> None:
                         help="model copies to sweep, such as 1,2 or 1,max")
     parser.add_argument("--workers", type=_int_list("--workers"), metavar="LIST",
                         help="worker threads per model copy to sweep, such as 1,2")
+    from pytest_neuronperf.spec.params import COMPILE_MODES
+
+    parser.add_argument("--compile-mode", choices=COMPILE_MODES, metavar="MODE",
+                        help="torch.compile the model in each copy with this mode before the warm-up: "
+                             f"{', '.join(COMPILE_MODES)} (default: no torch.compile)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -664,25 +829,36 @@ def build_parser() -> argparse.ArgumentParser:
     compare = sub.add_parser("compare", help="judge a results file against stored baselines",
                              description="Judge saved results against stored baselines with the plugin's gate.",
                              epilog=COMPARE_EXAMPLES, formatter_class=raw)
-    compare.add_argument("baseline", metavar="BASELINE", help="baseline folder, or one baseline file")
-    compare.add_argument("new", metavar="RESULTS", help="results file written by pytest --npf-json")
-    compare.add_argument("--tolerance", type=_checked(parse_tolerance, "--tolerance"), default=Tolerance(),
+    compare.add_argument("baseline", metavar="BASELINE", nargs="?",
+                         help="baseline folder, one baseline file, or a results file to compare with (default: "
+                              "npf_baseline_dir of the ini file, else .neuronperf/baselines, under the rootdir)")
+    compare.add_argument("new", metavar="RESULTS", nargs="?", help="results file written by pytest --npf-json")
+    compare.add_argument("--tolerance", type=_checked(parse_tolerance, "--tolerance"), default=None,
                          help="allowed change, one value for all metrics (8%% or 0.08) or per metric "
-                              f"(throughput=5%%,p99=10%%); default: {str(Tolerance()).replace('%', '%%')}")
-    compare.add_argument("--strict", action="store_true",
-                         help="fail on inconclusive comparisons too, not only on clear regressions")
+                              "(throughput=5%%,p99=10%%); a test's own tolerance= still wins, as in pytest "
+                              f"(default: npf_tolerance of the ini file, else {str(Tolerance()).replace('%', '%%')})")
+    compare.add_argument("--strict", action="store_true", default=None,
+                         help="fail on inconclusive comparisons too, not only on clear regressions "
+                              "(default: npf_strict of the ini file)")
+    compare.add_argument("--require-baseline", action="store_true", default=None,
+                         help="a configuration without a baseline fails, as under pytest --npf-require-baseline "
+                              "(default: npf_require_baseline of the ini file)")
     compare.add_argument("--allow-missing", action="store_true",
                          help="exit 0, not 3, when no baseline applies to any result (a first run, say)")
     compare.add_argument("--fingerprint-keys", type=_checked(parse_fingerprint_keys, "--fingerprint-keys"),
-                         default=DEFAULT_FINGERPRINT_KEYS, metavar="FIELDS",
+                         default=None, metavar="FIELDS",
                          help="environment fields that must match for a baseline to apply, or none "
-                              f"(default: {','.join(DEFAULT_FINGERPRINT_KEYS)})")
+                              "(default: npf_fingerprint_keys of the ini file, else "
+                              f"{','.join(DEFAULT_FINGERPRINT_KEYS)})")
+    compare.add_argument("--json", metavar="FILE",
+                         help="also write the judged results (a results file that npf report reads)")
     compare.set_defaults(handler=cmd_compare)
 
     show = sub.add_parser("show", help="list the stored baselines", description="List the stored baselines.",
                           epilog=SHOW_EXAMPLES, formatter_class=raw)
-    show.add_argument("baseline_dir", metavar="BASELINE_DIR", nargs="?", default=DEFAULT_BASELINE_DIR,
-                      help=f"baseline folder (default: {DEFAULT_BASELINE_DIR})")
+    show.add_argument("baseline_dir", metavar="BASELINE_DIR", nargs="?", default=None,
+                      help=f"baseline folder (default: npf_baseline_dir of the ini file, else {DEFAULT_BASELINE_DIR}, "
+                           "under the rootdir)")
     show.set_defaults(handler=cmd_show)
 
     report = sub.add_parser("report", help="write HTML / Markdown reports from a results file",
@@ -696,9 +872,12 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="benchmark a model and print the report table",
                          description="Benchmark a model over the configuration matrix and print the table.",
                          epilog=RUN_EXAMPLES, formatter_class=raw)
-    run.add_argument("model", metavar="MODEL", help="MODULE:CLASS, e.g. examples.models:TinyMLP")
-    run.add_argument("--inputs", required=True, metavar="SHAPES",
-                     help="input shapes: 1x64; 'AxB;CxD' for a multi-input model; ',' between batch sizes")
+    run.add_argument("model", metavar="MODEL",
+                     help="MODULE:CLASS (e.g. examples.models:TinyMLP), FILE.py:CLASS, or a model file "
+                          "(TorchScript, torch.export .pt2, AOTInductor package)")
+    run.add_argument("--inputs", required=True, metavar="SHAPE", nargs="+",
+                     help="[NAME=]SHAPE[:DTYPE[:LOW-HIGH]]: 1x64, 1x32:int64:0-30000; 'AxB;CxD' or 'AxB CxD' for "
+                          "a multi-input model, NAME= for keyword inputs; ',' between batch sizes")
     run.add_argument("--duration", type=_checked(parse_duration, "--duration"), default=10.0, metavar="S",
                      help="seconds measured per configuration, such as 10, 10s or 2m (default: 10)")
     _add_matrix_options(run)
@@ -717,9 +896,9 @@ def build_parser() -> argparse.ArgumentParser:
                         epilog=AB_EXAMPLES, formatter_class=raw)
     ab.add_argument("a", metavar="A", help="the model under test: MODULE:CLASS, FILE.py:CLASS or a TorchScript file")
     ab.add_argument("b", metavar="B", help="the reference, in the same forms as A")
-    ab.add_argument("--inputs", required=True, metavar="SHAPES",
-                    help="input shapes, the same for A and B: 1x64; 'AxB;CxD' for a multi-input model; "
-                         "',' between batch sizes")
+    ab.add_argument("--inputs", required=True, metavar="SHAPE", nargs="+",
+                    help="the inputs of A and B, as for npf run: [NAME=]SHAPE[:DTYPE[:LOW-HIGH]] such as 1x64 or "
+                         "input_ids=1x32:int64:0-30000; ';' or a space between arguments, ',' between batch sizes")
     ab.add_argument("--duration", type=_checked(parse_duration, "--duration"), default=10.0, metavar="S",
                     help="seconds measured per configuration and model over the first --rounds rounds, such as "
                          "10, 10s or 2m; each round is S/ROUNDS long, and so is every later one (default: 10)")

@@ -13,6 +13,7 @@ modules; runner, statistics and torch load only when a benchmark runs.
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 from collections.abc import Callable, Generator
 from pathlib import Path
@@ -79,6 +80,44 @@ def pytest_configure(config: pytest.Config) -> None:
         if any(field.endswith("_path") for field in given):
             _session(config)  # result files are written even when no benchmark ran
     _install_sigterm_handler(config)
+    _start_forkservers_early(config)
+
+
+# The sets of modules the model copies' forkservers preloaded in the last session (pytest's cache).
+FORKSERVERS_CACHE_KEY = "neuronperf/forkservers"
+
+
+def _start_forkservers_early(config: pytest.Config) -> None:
+    """Start the forkservers the last session used before collection: their imports (torch,
+    transformers) then run beside pytest's own, and the first copy does not wait for them."""
+    cache = getattr(config, "cache", None)
+    if cache is None or _runs_no_tests(config):
+        return
+    sets = cache.get(FORKSERVERS_CACHE_KEY, None)
+    if not (isinstance(sets, list) and sets and all(isinstance(m, list) for m in sets)):
+        return
+    from pytest_neuronperf.runner.launch import SERVERS
+
+    try:
+        SERVERS.start_early([[str(name) for name in modules] for modules in sets])
+    except Exception as exc:  # a head start, never a reason to fail: the first benchmark starts its own
+        from pytest_neuronperf._util.log import logger
+
+        logger.debug("The model copies' forkservers could not start early: %s", exc)
+
+
+def _runs_no_tests(config: pytest.Config) -> bool:
+    """An xdist controller (its workers run the tests), or a run that only lists or explains."""
+    controller = not hasattr(config, "workerinput") and config.getoption("numprocesses", None) not in (None, 0)
+    return bool(controller or config.getoption("collectonly", False) or config.getoption("help", False))
+
+
+def _remember_forkservers(config: pytest.Config) -> None:
+    launch = sys.modules.get("pytest_neuronperf.runner.launch")
+    cache = getattr(config, "cache", None)
+    if launch is None or cache is None or not launch.SERVERS.asked:
+        return
+    cache.set(FORKSERVERS_CACHE_KEY, [list(modules) for modules in launch.SERVERS.asked])
 
 
 def _build_settings(
@@ -159,6 +198,7 @@ def _progress(config: pytest.Config) -> ProgressView:
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     _restore_sigterm_handler(config)
+    _remember_forkservers(config)
     view = config.stash.get(PROGRESS_KEY, None)
     if view is not None:
         view.close()

@@ -8,7 +8,7 @@ from typing import Any
 
 from pytest_neuronperf._util import machine
 from pytest_neuronperf.backends.base import Placement
-from pytest_neuronperf.backends.torch_common import load_torch_model
+from pytest_neuronperf.backends.torch_common import explain_torch_error, load_torch_model
 from pytest_neuronperf.spec.model_source import ModelSource
 
 
@@ -67,7 +67,7 @@ class CpuBackend:
         return None
 
     def explain_error(self, error_text: str, placement: Placement) -> str | None:
-        return None
+        return explain_torch_error(error_text)
 
 
 def _wants_torch(source: ModelSource) -> bool:

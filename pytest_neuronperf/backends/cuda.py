@@ -21,7 +21,7 @@ from typing import Any
 from pytest_neuronperf._util import machine
 from pytest_neuronperf.backends.base import Placement
 from pytest_neuronperf.backends.cpu import apply_placement
-from pytest_neuronperf.backends.torch_common import load_torch_model, move_inputs
+from pytest_neuronperf.backends.torch_common import explain_torch_error, load_torch_model, move_inputs
 from pytest_neuronperf.spec.model_source import ModelSource
 
 NVIDIA_SMI = "nvidia-smi"
@@ -110,7 +110,8 @@ class CudaBackend:
         apply_placement(placement)
 
     def load_model(self, source: ModelSource, placement: Placement) -> Callable[..., Any]:
-        return load_torch_model(source, _device(placement))  # type: ignore[no-any-return]
+        device = _device(placement)
+        return load_torch_model(source, device, int(device.split(":")[1]))  # type: ignore[no-any-return]
 
     def prepare_inputs(self, inputs: tuple[Any, ...], placement: Placement) -> tuple[Any, ...]:
         return move_inputs(inputs, _device(placement))
@@ -135,7 +136,7 @@ class CudaBackend:
                 "create no CUDA tensors or models in the test process before benchmarking, or pass "
                 "multiinterpreter=True so that copies start in fresh interpreters"
             )
-        return None
+        return explain_torch_error(error_text)
 
 
 def _device(placement: Placement) -> str:

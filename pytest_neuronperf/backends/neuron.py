@@ -24,6 +24,8 @@ from pytest_neuronperf._util.log import logger
 from pytest_neuronperf.backends import neuron_cores
 from pytest_neuronperf.backends.base import Placement
 from pytest_neuronperf.backends.cpu import apply_placement
+from pytest_neuronperf.backends.model_files import load_model_file, set_eval_mode
+from pytest_neuronperf.backends.torch_common import explain_torch_error
 from pytest_neuronperf.errors import DeviceUnavailableError
 from pytest_neuronperf.spec.model_source import ModelSource
 
@@ -229,19 +231,16 @@ class NeuronBackend:
                 "models: compile it first with pytest_neuronperf.torch.compile(model, inputs, ...) and pass "
                 "the index it returns, or pass compile=True to compile it on the way"
             )
-        import torch
-
         try:
-            import torch_neuronx  # noqa: F401  (registers the Neuron ops that torch.jit.load resolves)
+            import torch_neuronx  # noqa: F401  (registers the Neuron ops that the model file refers to)
         except ImportError as exc:
             raise ImportError(
                 f"torch_neuronx could not be imported in model copy {placement.copy_index} ({exc}); "
                 f"install it with: {TORCH_NEURONX_INSTALL}"
             ) from exc
-        # No map_location: the artifact places itself on the copy's NeuronCores as it loads.
-        model = torch.jit.load(source.path)  # type: ignore[no-untyped-call]
-        model.eval()
-        return model  # type: ignore[no-any-return]
+        # No device: the artifact places itself on the copy's NeuronCores as it loads. A TorchScript
+        # file (what torch_neuronx.trace saves) loads with torch.jit.load, a .pt2 with torch.export.load.
+        return set_eval_mode(load_model_file(source.path, None))  # type: ignore[no-any-return]
 
     def prepare_inputs(self, inputs: tuple[Any, ...], placement: Placement) -> tuple[Any, ...]:
         # Neuron models take host tensors; the copy to the device is part of each call.
@@ -266,7 +265,7 @@ class NeuronBackend:
                 "test process), so the copy cannot use it. Compile and load Neuron models only through "
                 "pytest_neuronperf.torch.compile() and the benchmark, which do both in child processes"
             )
-        return None
+        return explain_torch_error(error_text)
 
     def _describe_usable(self, cores: list[int]) -> str:
         outer = self.env.get(neuron_cores.VISIBLE_CORES_VAR)

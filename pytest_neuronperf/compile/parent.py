@@ -115,6 +115,13 @@ def _plan(
     model_inputs = pair_inputs(inputs, sizes)
     if any(mi.is_dataset for mi in model_inputs):
         raise ValueError("inputs: compile needs example tensors, not a Dataset; pass one input per batch size")
+    if any(mi.kwargs for mi in model_inputs):
+        # torch_neuronx.trace takes positional example inputs only.
+        raise ValueError(
+            "inputs: compile traces the model with positional example inputs, so a dict of keyword inputs "
+            "cannot be compiled; pass a tuple in the order of the model's forward arguments, e.g. "
+            "(input_ids, attention_mask)"
+        )
     if inspect.isclass(model) or inspect.isfunction(model):
         payload: Any = ModelSource.factory(model)
         default_name = model.__name__

@@ -202,6 +202,13 @@ OPTIONS: Final[tuple[Option, ...]] = (
         is_flag=True,
     ),
     Option(
+        "--npf-preload",
+        "preload",
+        "modules the model copies' forkserver imports once, besides the model's own (found automatically), "
+        "such as transformers; off: import nothing of the model's ahead (each copy imports it again)",
+        metavar="MODULES",
+    ),
+    Option(
         "--npf-fingerprint-keys",
         "fingerprint_keys",
         "environment fields that must match for a baseline to apply: some of "

@@ -36,6 +36,7 @@ _NUMBER = r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)"
 _DURATION_RE = re.compile(rf"({_NUMBER})\s*(ms|s|m|h)?", re.ASCII)
 _INT_RE = re.compile(r"[0-9]+", re.ASCII)
 _DEVICE_RE = re.compile(r"[a-z][a-z0-9_-]*", re.ASCII)
+_MODULE_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*", re.ASCII)
 _UNIT_S: Final[Mapping[str, float]] = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 _TRUE: Final = frozenset({"true", "1", "yes", "on"})
@@ -167,6 +168,17 @@ def parse_fingerprint_keys(text: str, option: str = "--npf-fingerprint-keys") ->
     return tuple(keys)
 
 
+def parse_preload(text: str, option: str = "--npf-preload") -> tuple[str, ...]:
+    """Module names separated by commas or spaces (``transformers,mypkg.models``); ``off`` among them turns
+    the automatic preloading of the model's own modules off."""
+    words = [w for w in re.split(r"[\s,]+", text.strip()) if w]
+    bad = [w for w in words if not _MODULE_RE.fullmatch(w)]
+    if not words or bad:
+        raise SettingsError(option, "expected module names such as transformers,mypkg.models, or off, got "
+                            f"{shown(bad[0] if bad else text)}")
+    return tuple(dict.fromkeys("off" if w.lower() == "off" else w for w in words))
+
+
 def _parse_n_models(text: str, option: str) -> tuple[int | str, ...]:
     return parse_int_list(text, option, allow_max=True)
 
@@ -206,6 +218,7 @@ class Settings:
     overwrite_corrupt: bool = False
     recompile: bool = False
     fingerprint_keys: tuple[str, ...] = DEFAULT_FINGERPRINT_KEYS
+    preload: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.skip and self.only:
@@ -283,6 +296,7 @@ PARSERS: Final[Mapping[str, Callable[[str, str], object]]] = {
     "overwrite_corrupt": parse_bool,
     "recompile": parse_bool,
     "fingerprint_keys": parse_fingerprint_keys,
+    "preload": parse_preload,
 }
 """The parser of each option, by Settings field."""
 

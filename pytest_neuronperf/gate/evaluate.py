@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -17,6 +18,7 @@ from pytest_neuronperf.gate import judge
 from pytest_neuronperf.gate.sequential import Looks
 from pytest_neuronperf.gate.tolerance import Tolerance
 from pytest_neuronperf.gate.verdict import Verdict, combine
+from pytest_neuronperf.gate.wording import ci_pct, pct, tolerance_text
 from pytest_neuronperf.spec.fields import ROUNDS_KEY, STATUS_ERROR, STATUS_OK
 from pytest_neuronperf.spec.matrix import config_key, config_text
 from pytest_neuronperf.spec.metrics import BY_NAME, LIMIT_KEYWORDS, METRICS
@@ -236,17 +238,42 @@ class MeasurementJudgement:
         if any(j.pooled_over_rounds for o in self.outcomes for j in o.judgements
                if j.verdict is not Verdict.PASS or strict):
             lines.insert(0, "(baseline and current are the gate's estimates: geometric means of the per-round "
-                            "values where a side has several rounds; the reports show the percentiles pooled "
-                            "over all rounds)")
-        judged_worse = {Verdict.FAIL, Verdict.INCONCLUSIVE} | ({Verdict.NO_BASELINE} if self.rules.require_baseline
-                                                                else set())
-        unjudged = self.compared_nothing or any(o.verdict is Verdict.ERROR for o in self.outcomes)
-        if unjudged and not any(o.verdict in judged_worse for o in self.outcomes):
-            head = f"measurement {self.name!r} was not judged:"
-        else:
-            head = f"performance regression in measurement {self.name!r}:"
+                            "values over every round each side has, the figures every report shows)")
+        head = self._failure_head()
         table = judge.format_table(rows) if rows else ""
         return "\n".join(part for part in (head, table, "\n".join(lines)) if part)
+
+    def _failure_head(self) -> str:
+        """Name what failed: a regression only where the data showed one (a limit or a failed comparison)."""
+        verdicts = {o.verdict for o in self.outcomes}
+        if Verdict.FAIL in verdicts:
+            return f"performance regression in measurement {self.name!r}:"
+        if Verdict.INCONCLUSIVE in verdicts and self.rules.strict:
+            return (f"measurement {self.name!r} was not shown to be within its tolerance "
+                    "(--npf-strict fails an inconclusive verdict):")
+        if self.rules.require_baseline and (Verdict.NO_BASELINE in verdicts or self.compared_nothing):
+            return f"measurement {self.name!r} has no baseline to compare with (--npf-require-baseline is set):"
+        return f"measurement {self.name!r} was not judged:"
+
+    def inconclusive_summary(self) -> str:
+        """Every inconclusive metric of the measurement in one line: each configuration's changes with
+        their intervals, the tolerance once when all share it, then each distinct hint once (the same hint
+        repeated per metric says nothing new)."""
+        undecided = [(o, [j for j in o.judgements if j.verdict is Verdict.INCONCLUSIVE]) for o in self.outcomes]
+        undecided = [(o, js) for o, js in undecided if js]
+        tolerances = {j.tolerance for _, js in undecided for j in js}
+        shared = len(tolerances) == 1
+        parts: list[str] = []
+        hints: list[str] = []
+        for o, js in undecided:
+            changes = ", ".join(f"{j.metric} {pct(j.change)} (CI {ci_pct(j.change_ci)}"
+                                + ("" if shared else f", tolerance {tolerance_text(j.tolerance)}") + ")"
+                                for j in js)
+            parts.append(f"{config_text(o.report)}: {changes}")
+            hints.extend(h for j in js for h in j.hint.split("; ") if h and h not in hints)
+        head = f"cannot tell whether within {tolerance_text(tolerances.pop())}: " if shared else ""
+        hints = _fold_duration_hints(hints)
+        return head + "; ".join(parts) + (f" -- {'; '.join(hints)}" if hints else "")
 
     def _nothing_compared_line(self) -> str:
         finished = [o for o in self.outcomes if o.report.get("status") == STATUS_OK]
@@ -260,6 +287,30 @@ class MeasurementJudgement:
         return (f"nothing was compared with a baseline: {why}; --npf-require-baseline is set, so a measurement "
                 "must compare at least one configuration (make one run here, or record a baseline with "
                 "--npf-save-baseline)")
+
+
+# judge._too_few_samples's hint: one per metric, side and configuration; folded, the longest duration of each
+# side answers them all.
+_LONGER = re.compile(r"^(run|re-record the baseline) about ([0-9.]+)x longer \((\S+)=(\d+)s\) to judge (\w+): ")
+
+
+def _fold_duration_hints(hints: list[str]) -> list[str]:
+    longest: dict[str, tuple[float, str, int, list[str]]] = {}
+    rest: list[str] = []
+    for hint in hints:
+        match = _LONGER.match(hint)
+        if match is None:
+            rest.append(hint)
+            continue
+        verb, factor, option, seconds, metric = match.groups()
+        _, _, most, metrics = longest.get(verb, (0.0, option, 0, []))
+        if int(seconds) >= most:
+            longest[verb] = (float(factor), option, int(seconds), metrics)
+        if metric not in metrics:
+            metrics.append(metric)
+    folded = [f"{verb} about {factor:.1f}x longer ({option}={seconds}s) to judge {', '.join(metrics)} "
+              "(too few effective samples per round)" for verb, (factor, option, seconds, metrics) in longest.items()]
+    return rest + folded
 
 
 def judge_measurement(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import importlib.util
 import io
+import json
 import math
 import os
 import re
@@ -25,8 +26,8 @@ from pytest_neuronperf.gate.wording import (
     age_text,
     config_label,
     format_change,
-    format_number,
 )
+from pytest_neuronperf.report.figures import shown_change, shown_value
 from pytest_neuronperf.report.markdown import MEASUREMENT_ITSELF, explanations, judgement, verdict_counts
 from pytest_neuronperf.report.results_file import (
     Measurement,
@@ -36,6 +37,7 @@ from pytest_neuronperf.report.results_file import (
     measurement_label,
 )
 from pytest_neuronperf.spec import fields
+from pytest_neuronperf.spec.matrix import config_key
 
 INSTALL_HINT: Final = 'pip install "pytest-neuronperf[report]"'
 CURRENT_COLOUR: Final = "#2563eb"
@@ -190,19 +192,34 @@ def _cdf_plot(plots: _Plots, report: Mapping[str, Any], baseline: Mapping[str, A
     return plots.render((4.0, 3.0), draw, f"latency CDF of {config_label(report)}, this run and baseline")
 
 
-def _throughput_bars(plots: _Plots, m: Measurement) -> str | None:
-    rows = [(r, o) for r, o in m.pairs() if isinstance(r.get("throughput_avg"), (int, float))]
-    if not rows:
+def _config_of(report: Mapping[str, Any]) -> str:
+    try:
+        return config_key(report)
+    except ValueError:
+        return ""
+
+
+def throughput_bar_data(m: Measurement) -> dict[str, Any]:
+    """What the bar chart draws: each configuration's shown throughput and its baseline's (figures.py)."""
+    rows = [(r, f) for (r, _), f in zip(m.pairs(), m.figures(), strict=True) if f.throughput is not None]
+    return {"plot": "throughput by configuration", "configurations": [_config_of(r) for r, _ in rows],
+            "labels": [_short_label(r, len({r.get("batch_size") for r, _ in rows}) > 1) for r, _ in rows],
+            "throughput": [f.throughput for _, f in rows],
+            "baseline_throughput": [f.baseline_throughput for _, f in rows]}
+
+
+def _throughput_bars(plots: _Plots, data: Mapping[str, Any]) -> str | None:
+    labels: list[str] = data["labels"]
+    if not labels:
         return None
-    batches = len({r.get("batch_size") for r, _ in rows}) > 1
-    labels = [_short_label(r, batches) for r, _ in rows]
-    current = [float(r["throughput_avg"]) for r, _ in rows]
-    base = [_baseline_value(o, "throughput_avg") for _, o in rows]
+    batches = any(" b" in label for label in labels)
+    current: list[float] = data["throughput"]
+    base: list[float | None] = data["baseline_throughput"]
     has_base = any(b is not None for b in base)
 
     def draw(fig: Any) -> None:
         ax = fig.add_subplot()
-        xs = list(range(len(rows)))
+        xs = list(range(len(labels)))
         width = 0.38 if has_base else 0.6
         if has_base:
             ax.bar([x - width / 2 for x in xs], [b or 0.0 for b in base], width, color="#d1d5db",
@@ -211,61 +228,71 @@ def _throughput_bars(plots: _Plots, m: Measurement) -> str | None:
         else:
             ax.bar(xs, current, width, color=CURRENT_COLOUR, label="this run")
         ax.set_xticks(xs)
-        ax.set_xticklabels(labels, rotation=30 if len(rows) > 6 else 0)
+        ax.set_xticklabels(labels, rotation=30 if len(labels) > 6 else 0)
         ax.set_xlabel("configuration (model copies x workers per copy" + (", batch size)" if batches else ")"))
-        ax.set_ylabel("throughput (inferences/s)")
+        ax.set_ylabel("throughput (inferences/s, geometric mean of rounds)")
         ax.set_title("Throughput by configuration", loc="left")
         ax.grid(axis="x", visible=False)
         ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
 
-    return plots.render((max(4.6, min(11.0, 1.6 + 0.75 * len(rows))), 3.2), draw,
+    return plots.render((max(4.6, min(11.0, 1.6 + 0.75 * len(labels))), 3.2), draw,
                         "throughput by configuration, this run and baseline")
 
 
-def _throughput_timeline(plots: _Plots, m: Measurement) -> str | None:
-    series: list[tuple[dict[str, Any], list[Any]]] = [
-        (r, list(r[fields.TIMELINE_KEY])) for r in m.reports
-        if isinstance(r.get(fields.TIMELINE_KEY), list) and any(r[fields.TIMELINE_KEY])
-    ]
+def throughput_timeline_data(m: Measurement) -> dict[str, Any]:
+    """What the timeline draws: per configuration, every round's sub-window throughputs, and from which
+    round on the rounds were added by the sequential gate."""
+    series = [{"config": _config_of(r), "label": _short_label(r, len({x.get("batch_size") for x in m.reports}) > 1),
+               "rounds": list(r[fields.TIMELINE_KEY])}
+              for r in m.reports if isinstance(r.get(fields.TIMELINE_KEY), list) and any(r[fields.TIMELINE_KEY])]
+    return {"plot": "throughput over time", "first_rounds": m.first_rounds, "series": series}
+
+
+def _throughput_timeline(plots: _Plots, data: Mapping[str, Any]) -> str | None:
+    series: list[dict[str, Any]] = data["series"]
     if not series:
         return None
-    batches = len({r.get("batch_size") for r, _ in series}) > 1
-    n_rounds = max(len(t) for _, t in series)
+    first: int | None = data["first_rounds"]
+    n_rounds = max(len(s["rounds"]) for s in series)
+    extra = max(0, n_rounds - first) if first else 0
 
     def draw(fig: Any) -> None:
         ax = fig.add_subplot()
         boundaries: list[float] = []
-        for i, (report, timeline) in enumerate(series):
+        for i, item in enumerate(series):
             xs: list[float] = []
             ys: list[float] = []
             offset = 0.0
-            for k, rnd in enumerate(timeline):
+            for rnd in item["rounds"]:
                 points = [(float(t), float(v)) for t, v in rnd]
                 if points:
                     xs += [offset + t for t, _ in points] + [float("nan")]
                     ys += [v for _, v in points] + [float("nan")]
                     # Points sit at the middle of equal sub-windows, so the round ends half a window after the last.
                     offset += points[-1][0] + points[0][0]
-                if i == 0 and k < len(timeline) - 1:
+                if i == 0:
                     boundaries.append(offset)
             ax.plot(xs, ys, color=_SERIES[i % len(_SERIES)], linewidth=1.5, marker="o", markersize=2.5,
-                    label=_short_label(report, batches))
-        for b in boundaries:
+                    label=item["label"])
+        for b in boundaries[:-1]:
             ax.axvline(b, color="#9ca3af", linewidth=0.8, linestyle=":")
+        if extra and first and len(boundaries) > first:
+            # The rounds the sequential gate added after its first look: judged with the others, so drawn too.
+            ax.axvspan(boundaries[first - 1], boundaries[-1], color="#fef3c7", alpha=0.6, linewidth=0,
+                       label=f"{extra} added round{'' if extra == 1 else 's'}")
         ax.set_ylim(bottom=0)
         ax.set_xlabel("seconds in the timed window" + (f" ({n_rounds} rounds end to end)" if n_rounds > 1 else ""))
         ax.set_ylabel("throughput (inferences/s)")
         ax.set_title("Throughput over time", loc="left")
         ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), title="copies x\nworkers")
 
-    return plots.render((max(4.6, min(11.0, 1.6 + 0.75 * len(m.reports))), 3.2), draw,
-                        "throughput over time within the timed window")
+    return plots.render((max(4.6, min(11.0, 1.6 + 0.75 * len(series))), 3.2), draw,
+                        "throughput over time within the timed window, every round")
 
 
-def _baseline_value(outcome: Mapping[str, Any], key: str) -> float | None:
-    baseline = outcome.get("baseline")
-    value = baseline.get(key) if isinstance(baseline, Mapping) else None
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+def _plot_data(data: Mapping[str, Any]) -> str:
+    """The plotted numbers as an attribute of the plot's figure, for readers and tools (no script in the page)."""
+    return f' data-plot="{_esc(json.dumps(data, allow_nan=False, default=str))}"'
 
 
 # --- HTML -------------------------------------------------------------------------------------------------
@@ -390,49 +417,50 @@ def _summary(ms: Sequence[Measurement]) -> str:
             f"{_tiles('Measurements', by_m, len(ms))}{_tiles('Configurations', by_c, n_c)}</section>")
 
 
-def _change_cell(j: Mapping[str, Any] | None, higher_is_better: bool) -> str:
+def _change_cell(j: Mapping[str, Any] | None, higher_is_better: bool, change: float | None, name: str) -> str:
     if j is None:
-        return '<td class="num">—</td>'
-    change = j.get("change")
+        return f'<td class="num" data-figure="{name}">—</td>'
     css = ""
-    if isinstance(change, (int, float)) and abs(change) >= float(j.get("tolerance") or 0.0) > 0:
+    if change is not None and abs(change) >= float(j.get("tolerance") or 0.0) > 0:
         css = "better" if (change > 0) == higher_is_better else "worse"
     ci = j.get("change_ci")
     ci_text = ""
     if isinstance(ci, list) and len(ci) == 2 and all(isinstance(v, (int, float)) for v in ci):
         ci_text = f'<br><span class="ci">CI {_esc(format_change(ci[0]))} .. {_esc(format_change(ci[1]))}</span>'
-    return f'<td class="num"><span class="{css}">{_esc(format_change(change))}</span>{ci_text}</td>'
+    return (f'<td class="num" data-figure="{name}"><span class="{css}">{_esc(shown_change(change))}</span>'
+            f"{ci_text}</td>")
+
+
+def _figure_cell(name: str, value: float | None) -> str:
+    return f'<td class="num" data-figure="{name}">{_esc(shown_value(value))}</td>'
 
 
 def _config_table(m: Measurement) -> str:
     head = ("<thead><tr><th>Configuration</th><th class=\"num\">Throughput /s</th><th class=\"num\">Baseline</th>"
             "<th class=\"num\">Change</th><th class=\"num\">p50 ms</th><th class=\"num\">p99 ms</th>"
-            "<th class=\"num\">Baseline p99</th><th class=\"num\" title=\"the gate's change: the geometric mean "
-            "of the per-round p99 ratios\">Change</th><th>Verdict</th></tr></thead>")
+            "<th class=\"num\">Baseline p99</th><th class=\"num\">Change</th>"
+            "<th class=\"num\" title=\"rounds the figures pool; +N: added by the sequential gate\">Rounds</th>"
+            "<th>Verdict</th></tr></thead>")
     rows = []
     if m.errored and not m.reports:
-        rows.append(f'<tr><td>{_esc(MEASUREMENT_ITSELF)}</td>' + '<td class="num">—</td>' * 7
+        rows.append(f'<tr><td>{_esc(MEASUREMENT_ITSELF)}</td>' + '<td class="num">—</td>' * 8
                     + f"<td>{_badge(Verdict.ERROR.value)}</td></tr>")
-    for report, outcome in m.pairs():
+    for (report, outcome), shown in zip(m.pairs(), m.figures(), strict=True):
         verdict = str(outcome.get("verdict"))
         tput, p99 = judgement(outcome, "throughput"), judgement(outcome, "p99")
-        base_tput = tput["baseline"] if tput else _baseline_value(outcome, "throughput_avg")
-        # The baseline report's p99 is pooled over its rounds, like this run's p99 beside it; the
-        # gate's own estimate (a geometric mean of per-round p99s) is a value no round measured.
-        base_p99 = _baseline_value(outcome, "latency_ms_p99")
-        if base_p99 is None and p99:
-            base_p99 = p99["baseline"]
-        key = outcome.get("config_key") or ""
+        key = outcome.get("config_key") or _config_of(report)
         reason = "" if report.get("status") == fields.STATUS_OK else str(report.get("reason") or "")
         label = (f"{_esc(config_label(report))}<br><span class=\"ci\">{_esc(key)}"
                  + (f" · {_esc(reason)}" if reason else "") + "</span>")
         rows.append(
-            f"<tr><td>{label}</td>"
-            f'<td class="num">{_esc(format_number(report.get("throughput_avg")))}</td>'
-            f'<td class="num">{_esc(format_number(base_tput))}</td>{_change_cell(tput, True)}'
-            f'<td class="num">{_esc(format_number(report.get("latency_ms_p50")))}</td>'
-            f'<td class="num">{_esc(format_number(report.get("latency_ms_p99")))}</td>'
-            f'<td class="num">{_esc(format_number(base_p99))}</td>{_change_cell(p99, False)}'
+            f'<tr data-config="{_esc(key)}"><td>{label}</td>'
+            f"{_figure_cell('throughput', shown.throughput)}"
+            f"{_figure_cell('baseline_throughput', shown.baseline_throughput)}"
+            f"{_change_cell(tput, True, shown.throughput_change, 'throughput_change')}"
+            f"{_figure_cell('p50_ms', shown.p50_ms)}{_figure_cell('p99_ms', shown.p99_ms)}"
+            f"{_figure_cell('baseline_p99_ms', shown.baseline_p99_ms)}"
+            f"{_change_cell(p99, False, shown.p99_change, 'p99_change')}"
+            f'<td class="num" data-figure="rounds">{_esc(shown.rounds_text() or "—")}</td>'
             f"<td>{_badge(verdict)}</td></tr>"
         )
     return f'<table class="configs">{head}<tbody>{"".join(rows)}</tbody></table>'
@@ -467,10 +495,12 @@ def _measurement_section(plots: _Plots, m: Measurement, index: int, now: datetim
             f"<li><strong>{_esc(cfg)}</strong> {_kind(kind)} {_esc(text)}</li>" for cfg, kind, text in why) + "</ul>")
     out.extend(f'<p class="muted">note: {_esc(n)}</p>' for n in m.notes
                if not any(n.endswith(t) for _, _, t in why))
-    wide = [svg for svg in (_throughput_bars(plots, m), _throughput_timeline(plots, m)) if svg]
+    bars, timeline = throughput_bar_data(m), throughput_timeline_data(m)
+    wide = [(svg, data) for svg, data in ((_throughput_bars(plots, bars), bars),
+                                          (_throughput_timeline(plots, timeline), timeline)) if svg]
     if wide:
         out.append('<h3>Throughput</h3><div class="plots wide">'
-                   + "".join(f"<figure>{svg}</figure>" for svg in wide) + "</div>")
+                   + "".join(f"<figure{_plot_data(data)}>{svg}</figure>" for svg, data in wide) + "</div>")
     cdfs = []
     for report, outcome in m.pairs():
         baseline = outcome.get("baseline") if isinstance(outcome.get("baseline"), Mapping) else None

@@ -17,10 +17,9 @@ from pytest_neuronperf.gate.wording import (
     EMOJI,
     VERDICT_ORDER,
     config_label,
-    format_change,
-    format_number,
     sentence_word,
 )
+from pytest_neuronperf.report.figures import shown_change, shown_value
 from pytest_neuronperf.report.results_file import Measurement, Results, as_measurements, measurement_label
 from pytest_neuronperf.report.summary import first_line
 
@@ -103,13 +102,16 @@ def md_verdict(verdict: str) -> str:
     return f"{symbol} {verdict}" if symbol else verdict
 
 
-MD_HEADER: Final = ("| Test | Configuration | Throughput (/s) | vs baseline | p99 (ms) | vs baseline | Verdict |\n"
-                    "|:-----|:--------------|----------------:|------------:|---------:|------------:|:--------|")
+MD_HEADER: Final = ("| Test | Configuration | Throughput (/s) | Baseline (/s) | Change | p99 (ms) | Baseline p99 (ms) "
+                    "| Change | Rounds | Verdict |\n"
+                    "|:-----|:--------------|----------------:|--------------:|-------:|---------:|------------------:"
+                    "|-------:|-------:|:--------|")
 
 
 def markdown_summary(measurements: Results, *, title: str = "neuronperf") -> str:
-    """One Markdown table of every configuration: throughput and p99 with their change against the
-    baseline, and the verdict; then the reasons for every configuration that did not pass."""
+    """One Markdown table of every configuration: the shown figures of throughput and p99 with the baseline's
+    and the change (:mod:`~pytest_neuronperf.report.figures`), the rounds and the verdict; then the reasons
+    for every configuration that did not pass."""
     ms = as_measurements(measurements)
     lines = [f"### {title}", ""]
     if not ms:
@@ -119,14 +121,14 @@ def markdown_summary(measurements: Results, *, title: str = "neuronperf") -> str
     for m in ms:
         label = _md_code(measurement_label(m))
         if m.errored and not m.reports:
-            lines.append("| " + " | ".join([label, "—", "—", "—", "—", "—", md_verdict(Verdict.ERROR.value)]) + " |")
-        for report, outcome in m.pairs():
-            throughput, p99 = judgement(outcome, "throughput"), judgement(outcome, "p99")
+            lines.append("| " + " | ".join([label, *["—"] * 8, md_verdict(Verdict.ERROR.value)]) + " |")
+        for (report, outcome), shown in zip(m.pairs(), m.figures(), strict=True):
             cells = [
                 label, _md_cell(config_label(report)),
-                format_number(report.get("throughput_avg")), format_change(throughput and throughput["change"]),
-                format_number(report.get("latency_ms_p99")), format_change(p99 and p99["change"]),
-                md_verdict(str(outcome.get("verdict"))),
+                shown_value(shown.throughput), shown_value(shown.baseline_throughput),
+                shown_change(shown.throughput_change),
+                shown_value(shown.p99_ms), shown_value(shown.baseline_p99_ms), shown_change(shown.p99_change),
+                shown.rounds_text() or "—", md_verdict(str(outcome.get("verdict"))),
             ]
             lines.append("| " + " | ".join(cells) + " |")
     reasons = [(m, cfg, kind, text) for m in ms for cfg, kind, text in explanations(m)]

@@ -10,16 +10,22 @@ import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final, TypeAlias
+from typing import TYPE_CHECKING, Any, Final, TypeAlias
 
 from pytest_neuronperf.gate.verdict import Verdict
+from pytest_neuronperf.report.figures import FIGURE_KEYS, Figures, figures_of
 from pytest_neuronperf.spec import fields
 from pytest_neuronperf.spec.matrix import config_key
+
+if TYPE_CHECKING:
+    from pytest_neuronperf.gate.evaluate import GateRules
 
 RESULTS_SCHEMA_VERSION: Final = 1
 _MEASUREMENT_KEYS: Final = ("test", "measurement", "device_type", "fingerprint", "verdict", "reports", "outcomes")
 # The name of a test's measurement when it gives none.
 DEFAULT_NAME: Final = "default"
+# The columns of a run's CSV: each configuration's test, verdict and shown figures, then its report.
+CSV_COLUMNS: Final = ("test", "measurement", "verdict", *FIGURE_KEYS, *fields.CSV_COLS)
 
 @dataclass
 class Measurement:
@@ -36,6 +42,8 @@ class Measurement:
     test_name: str = ""
     # Why the measurement produced no verdict (verdict "error"): the exception it ended with.
     error: str = ""
+    # What the gate judged with (:func:`judged_with`): tolerance per metric, limits, rounds, strictness.
+    judged_with: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         module, _, test = self.nodeid.partition("::")
@@ -47,7 +55,7 @@ class Measurement:
             "test": self.nodeid, "measurement": self.name, "device_type": self.device_type,
             "fingerprint": dict(self.fingerprint), "verdict": self.verdict, "reports": self.reports,
             "outcomes": self.outcomes, "notes": self.notes, "module": self.module_path, "test_name": self.test_name,
-            "error": self.error,
+            "error": self.error, "judged_with": self.judged_with,
         }
 
     @classmethod
@@ -58,6 +66,7 @@ class Measurement:
             outcomes=list(data["outcomes"]), notes=list(data.get("notes") or []),
             module_path=str(data.get("module") or ""), test_name=str(data.get("test_name") or ""),
             error=str(data.get("error") or ""),
+            judged_with=dict(data.get("judged_with") or {}),
         )
 
     @property
@@ -82,30 +91,31 @@ class Measurement:
                                      "note": ""}))
         return out
 
+    @property
+    def first_rounds(self) -> int | None:
+        """The rounds each configuration had at the gate's first look (None when not recorded)."""
+        value = self.judged_with.get("rounds")
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+    def figures(self) -> list[Figures]:
+        """The shown figures of each configuration (:mod:`~pytest_neuronperf.report.figures`)."""
+        return [figures_of(report, outcome, self.first_rounds) for report, outcome in self.pairs()]
+
     def flat_rows(self) -> list[dict[str, Any]]:
-        """One row per configuration: the report with the test, measurement and verdict beside it.
+        """One row per configuration: the report with the test, measurement, verdict and shown figures beside it.
 
         A measurement that errored with no report at all still gets a row, with its error as the
-        reason, so that every result file lists it. The baseline's p99 is the one its report shows
-        (pooled over that run's rounds, as this run's ``latency_ms_p99`` is); the changes are the gate's.
+        reason, so that every result file lists it.
         """
         rows = []
         if not self.reports and self.errored:
-            rows.append({**{k: None for k in fields.RUN_KEYS}, "test": self.nodeid, "measurement": self.name,
-                         "verdict": Verdict.ERROR.value, "status": fields.STATUS_ERROR,
+            rows.append({**{k: None for k in (*fields.RUN_KEYS, *FIGURE_KEYS)}, "test": self.nodeid,
+                         "measurement": self.name, "verdict": Verdict.ERROR.value, "status": fields.STATUS_ERROR,
                          "reason": self.error_text()})
-        for report, outcome in self.pairs():
-            judgements = outcome.get("judgements") or []
-            throughput = next((j for j in judgements if j.get("metric") == "throughput"), None)
-            p99 = next((j for j in judgements if j.get("metric") == "p99"), None)
-            baseline = outcome.get("baseline")
-            pooled_p99 = baseline.get("latency_ms_p99") if isinstance(baseline, Mapping) else None
+        for (report, outcome), shown in zip(self.pairs(), self.figures(), strict=True):
             rows.append({
                 "test": self.nodeid, "measurement": self.name, "verdict": outcome.get("verdict"),
-                "baseline_throughput": throughput.get("baseline") if throughput else None,
-                "throughput_change": throughput.get("change") if throughput else None,
-                "baseline_p99_ms": pooled_p99 if _is_number(pooled_p99) else (p99.get("baseline") if p99 else None),
-                "p99_change": p99.get("change") if p99 else None,
+                **shown.as_dict(),
                 **{k: v for k, v in report.items() if k not in fields.LIST_KEYS},
             })
         return rows
@@ -113,6 +123,30 @@ class Measurement:
     @property
     def label(self) -> str:
         return label_of(self.nodeid, self.name)
+
+
+def judged_with(rules: GateRules, *, tolerance_from_test: bool, fingerprint_keys: Sequence[str]) -> dict[str, Any]:
+    """What a measurement was judged with, as the results file records it: ``npf compare`` judges the
+    same data with the same rules (a test's own tolerance and limits, the rounds of the first look and
+    the most rounds, strictness, alpha)."""
+    from pytest_neuronperf.spec.metrics import METRICS
+
+    looks = rules.looks
+    return {
+        "tolerance": {m.name: rules.tolerance.for_metric(m.name) for m in METRICS},
+        "tolerance_from": "test" if tolerance_from_test else "session",
+        "limits": dict(rules.limits.values),
+        "rounds": None if looks is None else looks.first,
+        "max_rounds": None if looks is None else looks.last,
+        "alpha": None if looks is None else looks.alpha,
+        "beta": None if looks is None else looks.beta,
+        "strict": rules.strict,
+        "require_baseline": rules.require_baseline,
+        "compare": rules.compare,
+        "paired": rules.paired,
+        "against": rules.against,
+        "fingerprint_keys": list(fingerprint_keys),
+    }
 
 
 def _is_number(value: object) -> bool:
@@ -133,7 +167,7 @@ def results_document(measurements: Sequence[Measurement], environment: Mapping[s
     return {
         "schema_version": RESULTS_SCHEMA_VERSION,
         "environment": dict(environment),
-        "measurements": [m.to_json() for m in measurements],
+        "measurements": [{**m.to_json(), "figures": [f.as_dict() for f in m.figures()]} for m in measurements],
     }
 
 
@@ -403,6 +437,9 @@ def _measurement_problem(where: str, m: object) -> str:
     fingerprint = m["fingerprint"]
     if not isinstance(fingerprint, dict) or not all(isinstance(v, str) for v in fingerprint.values()):
         return _expect(f"{where}.fingerprint", fingerprint, "an object of strings (the environment)", False)
+    judged = m.get("judged_with")
+    if judged is not None and not isinstance(judged, dict):
+        return _expect(f"{where}.judged_with", judged, "an object (what the gate judged with)", False)
     notes = m.get("notes")
     if notes is not None and not (isinstance(notes, list) and all(isinstance(n, str) for n in notes)):
         return _expect(f"{where}.notes", notes, "a list of strings", False)

@@ -1,21 +1,62 @@
-"""The terminal summary: the guide's table per configuration, with baseline and change columns."""
+"""The terminal summary: one row per configuration with the shown figures, fitted to the terminal's width."""
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, Final
 
 from pytest_neuronperf.gate.verdict import Verdict
 from pytest_neuronperf.gate.wording import pct
+from pytest_neuronperf.report.figures import Figures, shown_change, shown_value
 from pytest_neuronperf.report.results_file import Measurement
 from pytest_neuronperf.report.text import format_value
-from pytest_neuronperf.spec.matrix import config_text
+from pytest_neuronperf.spec.matrix import config_key, config_text
 
-COLUMNS = ("test", "throughput_avg", "latency_ms_p50", "latency_ms_p99", "n_models", "pipeline_size",
-           "workers_per_model", "batch_size", "model_filename", "baseline_throughput", "throughput_change",
-           "p99_change", "verdict")
-VERBOSE_EXTRA = ("latency_ms_p90", "infer_ms_p50", "load_avg_ms", "warmup_avg_ms", "stable", "latency_samples")
+# (header, cell) of each column: the shown figures (report/figures.py), then the report's own fields.
+_Cell = Callable[[dict[str, Any], Figures], str]
+
+
+def _figure(metric: str) -> _Cell:
+    return lambda _report, shown: shown_value(shown.value(metric))
+
+
+def _baseline(metric: str) -> _Cell:
+    return lambda _report, shown: shown_value(shown.baseline(metric))
+
+
+def _change(metric: str) -> _Cell:
+    return lambda _report, shown: shown_change(shown.change(metric))
+
+
+def _config(report: dict[str, Any], _shown: Figures) -> str:
+    try:
+        return config_key(report)
+    except ValueError:
+        return ""
+
+
+def _report_field(key: str) -> _Cell:
+    return lambda report, _shown: format_value(report.get(key))
+
+
+CELLS: Final[dict[str, _Cell]] = {
+    "config": _config,
+    "model": _report_field("model_filename"),
+    "throughput": _figure("throughput"),
+    "baseline": _baseline("throughput"),
+    "change": _change("throughput"),
+    "p50_ms": _figure("p50"),
+    "p99_ms": _figure("p99"),
+    "p99_base": _baseline("p99"),
+    "p99_change": _change("p99"),
+    "rounds": lambda _report, shown: shown.rounds_text(),
+}
+COLUMNS: Final = ("config", "model", "throughput", "baseline", "change", "p50_ms", "p99_ms", "p99_base", "p99_change",
+                  "rounds", "verdict")
+VERBOSE_EXTRA: Final = ("latency_ms_p90", "infer_ms_p50", "load_avg_ms", "warmup_avg_ms", "stable", "latency_samples")
+# What a narrow terminal loses first; the columns not named here are always shown.
+DROP_ORDER: Final = (*reversed(VERBOSE_EXTRA), "model", "p50_ms", "p99_base", "rounds")
 
 
 def _cell(key: str, value: Any) -> str:
@@ -25,9 +66,14 @@ def _cell(key: str, value: Any) -> str:
 
 
 def table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> list[str]:
+    """Left-aligned columns of plain values (``npf show``'s table)."""
     cells = [list(columns)] + [[_cell(c, r.get(c)) for c in columns] for r in rows]
-    widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
-    return [" ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)).rstrip() for line in cells]
+    return _aligned(cells)
+
+
+def _aligned(cells: Sequence[Sequence[str]], indent: str = "") -> list[str]:
+    widths = [max(len(line[i]) for line in cells) for i in range(len(cells[0]))]
+    return [indent + " ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)).rstrip() for line in cells]
 
 
 def counts_line(measurements: Sequence[Measurement]) -> str:
@@ -53,15 +99,71 @@ def error_lines(m: Measurement) -> list[str]:
     return lines
 
 
-def summary_lines(measurements: Sequence[Measurement], *, verbose: bool) -> list[str]:
+def _row_cells(m: Measurement, columns: Sequence[str]) -> list[list[str]]:
+    if m.errored and not m.reports:
+        return [["" if c != "verdict" else Verdict.ERROR.value for c in columns]]
+    out = []
+    for (report, outcome), shown in zip(m.pairs(), m.figures(), strict=True):
+        cells = []
+        for c in columns:
+            if c == "verdict":
+                cells.append(str(outcome.get("verdict") or ""))
+            elif c in CELLS:
+                cells.append(CELLS[c](report, shown))
+            else:
+                cells.append(_cell(c, report.get(c)))
+        out.append(cells)
+    return out
+
+
+def _flat(measurements: Sequence[Measurement], columns: Sequence[str]) -> list[str]:
+    cells = [["test", *columns]]
+    for m in measurements:
+        cells += [[m.label, *row] for row in _row_cells(m, columns)]
+    return _aligned(cells)
+
+
+def _grouped(measurements: Sequence[Measurement], columns: Sequence[str]) -> list[str]:
+    """Each measurement's name on a line of its own, its configurations below it: a long test id then costs
+    one line instead of the width of every row. The columns line up across measurements."""
+    groups = [_row_cells(m, columns) for m in measurements]
+    aligned = _aligned([list(columns)] + [row for rows in groups for row in rows], indent="  ")
+    lines = [aligned[0]]
+    at = 1
+    for m, rows in zip(measurements, groups, strict=True):
+        lines.append(m.label)
+        lines += aligned[at:at + len(rows)]
+        at += len(rows)
+    return lines
+
+
+def fitted_table(measurements: Sequence[Measurement], columns: Sequence[str], width: int | None) -> list[str]:
+    """The table in the first layout whose lines fit ``width`` (None: any width): one row per configuration
+    with the test in its first column; else grouped under each measurement's name; then with the least
+    important columns left out, one at a time (:data:`DROP_ORDER`). The figures never change, only which
+    are shown."""
+    flat = _flat(measurements, columns)
+    if width is None or max(map(len, flat)) <= width:
+        return flat
+    shown = list(columns)
+    for drop in (None, *DROP_ORDER):
+        if drop in shown:
+            shown.remove(drop)
+        elif drop is not None:
+            continue
+        lines = _grouped(measurements, shown)
+        # A long test id on its own line may wrap; the table's rows are what must fit.
+        rows = [line for line in lines if line.startswith("  ")]
+        if max(map(len, rows)) <= width:
+            return lines
+    return lines
+
+
+def summary_lines(measurements: Sequence[Measurement], *, verbose: bool, width: int | None = None) -> list[str]:
     if not measurements:
         return []
-    rows = []
-    for m in measurements:
-        for row in m.flat_rows():
-            rows.append({**row, "test": m.label})
     columns = COLUMNS + VERBOSE_EXTRA if verbose else COLUMNS
-    lines = table(rows, columns)
+    lines = fitted_table(measurements, columns, width)
     for m in measurements:
         lines.extend(f"note: {m.nodeid}: {note}" for note in m.notes)
     for m in measurements:

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import IO, Any
 
 from pytest_neuronperf._util.stamps import wall_clock_stamp
+from pytest_neuronperf.report.figures import FIGURE_KEYS
 from pytest_neuronperf.spec import fields
 
 
@@ -30,7 +31,7 @@ def _check_cols(cols: Sequence[str] | None, default: Sequence[str]) -> list[str]
         return list(default)
     if isinstance(cols, str):
         cols = [cols]
-    unknown = [c for c in cols if c not in fields.ALL_KEYS and c not in fields.RUN_KEYS]
+    unknown = [c for c in cols if c not in fields.ALL_KEYS and c not in fields.RUN_KEYS and c not in FIGURE_KEYS]
     if unknown:
         raise ValueError(f"cols: unknown report field(s) {unknown}; valid fields: {', '.join(fields.ALL_KEYS)}")
     return list(cols)

@@ -6,7 +6,7 @@ import functools
 import math
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.context import BaseContext
 from pathlib import Path
@@ -25,8 +25,8 @@ from pytest_neuronperf.runner.reports import empty_round_reason, get_reports
 from pytest_neuronperf.runner.results import ConfigResult, RoundResult
 from pytest_neuronperf.spec import fields
 from pytest_neuronperf.spec import params as P
-from pytest_neuronperf.spec.inputs import ModelInput, pair_inputs
-from pytest_neuronperf.spec.matrix import Matrix, ModelConfig, RunConfig, build_matrix, config_text
+from pytest_neuronperf.spec.inputs import ModelInput, pair_index_inputs, pair_inputs
+from pytest_neuronperf.spec.matrix import Matrix, ModelConfig, RunConfig, build_matrix, config_key, config_text
 from pytest_neuronperf.spec.model_source import ModelSource
 
 DEFAULT_DURATION = 60.0
@@ -58,6 +58,7 @@ def benchmark(
     warmup_duration: float = 0.0,
     rounds: int = 1,
     timeout: float = DEFAULT_TIMEOUT,
+    compile_mode: str | None = None,
 ) -> list[dict[str, Any]] | list[ConfigResult]:
     """Benchmark ``model`` over the configuration matrix and return one report per configuration.
 
@@ -69,7 +70,11 @@ def benchmark(
     shared timed window of ``duration`` seconds opens. With ``rounds`` > 1 the
     duration is split over that many independent rounds, each with fresh copies.
     ``timeout`` bounds loading/warm-up and the drain after the window: a copy that
-    takes longer is stopped and the call raises ``BenchmarkError``.
+    takes longer is stopped and the call raises ``BenchmarkError``. ``compile_mode``
+    (``"default"``, ``"reduce-overhead"``, ``"max-autotune"``,
+    ``"max-autotune-no-cudagraphs"``) wraps the model in ``torch.compile`` in each copy,
+    which calls it until the compiled graph is stable before the warm-up; that time is
+    reported as ``compile_s``.
     """
     plan = prepare(
         model, inputs, batch_sizes=batch_sizes, duration=duration, n_models=n_models,
@@ -77,7 +82,16 @@ def benchmark(
         postprocess_fn=postprocess_fn, env_setup_fn=env_setup_fn, setup_fn=setup_fn, multiprocess=multiprocess,
         multiinterpreter=multiinterpreter, return_timers=return_timers, stats_interval=stats_interval,
         device_type=device_type, cost_per_hour=cost_per_hour, model_name=model_name, verbosity=verbosity,
-        loop_dataset=loop_dataset, warmup=warmup, warmup_duration=warmup_duration, rounds=rounds, timeout=timeout)
+        loop_dataset=loop_dataset, warmup=warmup, warmup_duration=warmup_duration, rounds=rounds, timeout=timeout,
+        compile_mode=compile_mode)
+    results = run_plan(plan)
+    if return_timers:
+        return results
+    return get_reports(results)
+
+
+def run_plan(plan: Plan) -> list[ConfigResult]:
+    """Every configuration of ``plan``, each its rounds back to back; the skipped ones first."""
     with log_verbosity(plan.level):
         results = plan.skipped_results()
         for i, run in enumerate(plan.matrix.runs):
@@ -98,9 +112,25 @@ def benchmark(
             _tell(plan.name, i, len(plan.matrix.runs), described, plan.rounds - 1, plan.rounds,
                   plan.duration_s * (len(plan.matrix.runs) - i - 1), "finished")
             results.append(result)
-        if return_timers:
-            return results
-        return get_reports(results)
+    return results
+
+
+def run_more_rounds(plan: Plan, results: Sequence[ConfigResult], keys: Collection[str]) -> None:
+    """One more round, as long as each of the plan's, of every finished configuration whose key is in
+    ``keys``, added to its result: its report then pools every round (see :func:`get_reports`)."""
+    by_key = {config_key(r.config): r for r in results if r.status == fields.STATUS_OK}
+    wanted = [(run, by_key[config_key(run.as_dict())]) for run in plan.matrix.runs
+              if config_key(run.as_dict()) in keys and config_key(run.as_dict()) in by_key]
+    with log_verbosity(plan.level):
+        for i, (run, result) in enumerate(wanted):
+            described = config_text(result.config)
+            done = len(result.rounds)
+            left = plan.per_round_s * (len(wanted) - i)
+            tell = functools.partial(_tell, plan.name, i, len(wanted), described, done, done + 1, left)
+            result.rounds.append(plan.run_round(run, result.config, tell))
+            if plan.stop_if_empty(result):
+                continue
+            plan.finish(result, run)
 
 
 @dataclass
@@ -133,6 +163,7 @@ class Plan:
     setup_fn: Callable[..., Any] | None
     # Copies of this plan import the user's code from a checkout of another revision: (repository, checkout).
     redirect: tuple[str, str] | None = None
+    compile_mode: str | None = None
     _ctx: BaseContext | None = field(default=None, repr=False)
 
     @property
@@ -170,6 +201,7 @@ class Plan:
                 warmup=self.warmup, warmup_duration_s=self.warmup_duration_s, duration_s=per_round,
                 bin_ns=_bin_ns(per_round, self.stats_interval), keep_raw=self.keep_raw,
                 loop_dataset=self.loop_dataset, environ=dict(os.environ), in_process=self.in_process,
+                compile_mode=self.compile_mode,
             )
             for placement in self.backend.placements(run.n_models, run.model.pipeline_size)
         ]
@@ -225,6 +257,7 @@ def prepare(
     warmup_duration: float = 0.0,
     rounds: int = 1,
     timeout: float = DEFAULT_TIMEOUT,
+    compile_mode: str | None = None,
 ) -> Plan:
     """Check :func:`benchmark`'s parameters, resolve the model and build the matrix; nothing runs yet."""
     duration_s = P.positive_seconds("duration", duration)
@@ -240,6 +273,7 @@ def prepare(
     pipelines = P.int_list("pipeline_sizes", pipeline_sizes)
     cost = P.check_cost(cost_per_hour)
     level = P.verbosity_level(verbosity)
+    mode = P.compile_mode(compile_mode)
     in_process = not multiprocess
     pre = P.optional_callable("preprocess_fn", preprocess_fn, must_pickle=not in_process)
     post = P.optional_callable("postprocess_fn", postprocess_fn, must_pickle=not in_process)
@@ -248,6 +282,8 @@ def prepare(
     backend = get_backend(device_type)
     with log_verbosity(level):
         models, model_inputs, name = _resolve_model(model, inputs, sizes, pipelines, model_name, in_process)
+        if mode is not None:
+            _check_compilable(models)
         reason = backend.unavailable_reason()
         if reason is not None:
             raise DeviceUnavailableError(device_type, reason)
@@ -260,7 +296,19 @@ def prepare(
                 rounds=rounds, timeout_s=timeout_s, stats_interval=stats_interval, warmup=warmup,
                 warmup_duration_s=warmup_duration, cost=cost, level=level, in_process=in_process,
                 multiinterpreter=multiinterpreter, keep_raw=return_timers, loop_dataset=loop_dataset,
-                preprocess_fn=pre, postprocess_fn=post, env_setup_fn=env_fn, setup_fn=setup)
+                preprocess_fn=pre, postprocess_fn=post, env_setup_fn=env_fn, setup_fn=setup, compile_mode=mode)
+
+
+def _check_compilable(models: Sequence[ModelConfig]) -> None:
+    from pytest_neuronperf.backends.model_files import DESCRIPTIONS, model_file_kind
+
+    for m in models:
+        path = m.source.path
+        if path is not None and model_file_kind(path) == "aoti_package":
+            raise ValueError(
+                f"compile_mode: model {path!r} is {DESCRIPTIONS['aoti_package']}, compiled ahead of time "
+                "already; benchmark it without compile_mode"
+            )
 
 
 def _tell(name: str, index: int, total: int, described: str, round_index: int, rounds: int, left_s: float,
@@ -316,8 +364,7 @@ def _from_index(path: Path, inputs: Any, batch_sizes: list[int] | None, pipeline
     index = model_index.load(str(path))
     entries = model_index.configs(index, batch_sizes=batch_sizes, pipeline_sizes=pipeline_sizes)
     index_sizes = sorted({int(e["batch_size"]) for e in entries})
-    model_inputs = pair_inputs(inputs, batch_sizes if batch_sizes is not None else (
-        index_sizes if isinstance(inputs, list) and len(inputs) == len(index_sizes) else None))
+    model_inputs = pair_index_inputs(inputs, index_sizes, batch_sizes, f"the model index {str(path)!r}")
     by_size = {mi.batch_size: i for i, mi in enumerate(model_inputs)}
     models = []
     for e in entries:

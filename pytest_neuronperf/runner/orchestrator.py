@@ -1,12 +1,13 @@
 """Start the model copies of one configuration, open the timed window, collect the results.
 
 Start method: model copies are started from a *forkserver* that has already
-imported torch and this package. The server is a fresh interpreter started
-for the purpose, so it never holds a device runtime the caller initialised
-(forking such a process is what makes the Neuron runtime fail with
-NRT_STATE_CHILD), and forking from it costs milliseconds, where ``spawn``
-re-imports torch in every copy of every configuration (about a second each on
-a 2-core machine; ``benchmarks/start_methods.py`` measures the three methods).
+imported torch, this package and the model's own modules (:mod:`pytest_neuronperf.runner.launch`).
+The server is a fresh interpreter started for the purpose, so it never holds a
+device runtime the caller initialised (forking such a process is what makes the
+Neuron runtime fail with NRT_STATE_CHILD), and forking from it costs
+milliseconds, where ``spawn`` re-imports torch in every copy of every
+configuration (about a second each on a 2-core machine;
+``benchmarks/start_methods.py`` measures the three methods).
 ``multiinterpreter=True`` uses ``spawn``: a fresh interpreter per copy that
 imports the model by module path and receives its job over a pipe.
 """
@@ -14,7 +15,6 @@ imports the model by module path and receives its job over a pipe.
 from __future__ import annotations
 
 import contextlib
-import multiprocessing as mp
 import os
 import reprlib
 import shutil
@@ -25,14 +25,15 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from multiprocessing.connection import wait
+from multiprocessing.connection import Pipe, wait
 from multiprocessing.context import BaseContext
 from typing import Any, NoReturn
 
 from pytest_neuronperf._util.log import logger
-from pytest_neuronperf._util.processes import GroupLeftovers, is_running, process_state, stop_groups, stop_processes
+from pytest_neuronperf._util.processes import GroupLeftovers, process_state, stop_groups, stop_processes
 from pytest_neuronperf.backends.base import Backend, Placement
 from pytest_neuronperf.errors import BenchmarkError
+from pytest_neuronperf.runner.launch import CopyContext, server_gone
 from pytest_neuronperf.runner.protocol import (
     CopyResult,
     Done,
@@ -50,7 +51,6 @@ START_MARGIN_NS = 20_000_000
 STOP_GRACE_S = 1.0
 # How long the copies of a configuration get, all together, to exit after sending their results.
 EXIT_WAIT_S = 5.0
-_PRELOAD = ["pytest_neuronperf.runner.replica", "numpy", "torch"]
 # A Unix socket's path must fit in sun_path (108 bytes on Linux, 104 on macOS and the BSDs, NUL included).
 SOCKET_PATH_MAX = 108 if sys.platform.startswith("linux") else 104
 # multiprocessing names the forkserver's socket <temp dir>/pymp-XXXXXXXX/listener-XXXXXXXX.
@@ -64,13 +64,11 @@ class RunnerWarning(UserWarning):
     """Something the model left behind (processes, threads) that the runner had to clean up."""
 
 
-def start_context(multiinterpreter: bool) -> BaseContext:
+def start_context(multiinterpreter: bool) -> CopyContext:
     if multiinterpreter:
-        return mp.get_context("spawn")
-    ctx = mp.get_context("forkserver")
-    ctx.set_forkserver_preload(_PRELOAD)
+        return CopyContext("spawn")
     fit_socket_dir()
-    return ctx
+    return CopyContext("forkserver")
 
 
 def fit_socket_dir() -> str | None:
@@ -196,14 +194,6 @@ def _state_note(handle: _Handle) -> str:
     return _STATE_NOTES.get(state or "", "")
 
 
-def _forkserver_gone() -> bool:
-    """Whether this process started a forkserver that is no longer running."""
-    from multiprocessing import forkserver
-
-    pid = getattr(getattr(forkserver, "_forkserver", None), "_forkserver_pid", None)
-    return isinstance(pid, int) and not is_running(pid)
-
-
 def _warn(message: str) -> None:
     """Say it where a user looks: the runner's log, and a warning (pytest's warnings summary names the test)."""
     logger.warning("%s", message)
@@ -240,7 +230,7 @@ class CopyGroup:
 
     def _start(self, job: CopyJob) -> None:
         if self.ctx is None:
-            a, b = mp.Pipe()
+            a, b = Pipe()
             t = threading.Thread(target=run_copy, args=(b, job), daemon=True,
                                  name=f"npf-copy{job.placement.copy_index}")
             self.handles.append(_Handle(job.placement, a, thread=t))
@@ -373,7 +363,7 @@ class CopyGroup:
         state = _state_note(handle)
         if code is None:
             how = "closed its connection to the benchmark but is still running" + (f": it {state}" if state else "")
-        elif code == _FORKSERVER_LOST and _forkserver_gone():
+        elif code == _FORKSERVER_LOST and server_gone(handle.process):
             # The forkserver reports every copy's exit status; without it the status reads 255.
             how = ("lost the forkserver that started it (the process that forks model copies was killed or "
                    "crashed); the copy was stopped, and the next configuration starts a new forkserver")
@@ -405,6 +395,9 @@ def run_config(jobs: Sequence[CopyJob], backend: Backend, *, ctx: BaseContext | 
     if redirect is not None and ctx is None:
         raise ValueError("a copy can import another revision's code only in a process of its own "
                          "(multiprocess=True)")
+    if isinstance(ctx, CopyContext) and jobs:
+        # Before any copy starts: a main module the copies need but cannot run again is an error here.
+        ctx.prepare(jobs[0], backend, redirect)
     with CopyGroup(jobs, backend, ctx, redirect) as group:
         group.collect(Ready, clock() + int(timeout_s * 1e9), "loading and warming up", f"timeout={timeout_s:g}s")
         start_ns = clock() + START_MARGIN_NS

@@ -39,6 +39,8 @@ class CopyResult:
     exhausted: bool = False
     # Non-daemon threads the model left running when the window closed; the copy exits without them.
     lingering_threads: list[str] = field(default_factory=list)
+    # torch.compile and the calls until the compiled graph was stable (compile_mode), before the warm-up.
+    compile_ns: int = 0
 
 
 @dataclass

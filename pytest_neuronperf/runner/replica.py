@@ -22,16 +22,21 @@ import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, NoReturn, Protocol
 
 from pytest_neuronperf._util.processes import group_members, is_running
 from pytest_neuronperf.backends.base import Placement
 from pytest_neuronperf.runner.protocol import CopyFailure, CopyResult, Done, Failed, Ready, ReadyInfo, Start
 from pytest_neuronperf.runner.recorder import CHUNK, Recorder, StreamStats
-from pytest_neuronperf.spec.inputs import ModelInput, as_tuple
+from pytest_neuronperf.spec.inputs import ModelInput, as_call
 from pytest_neuronperf.spec.matrix import RunConfig
 
 clock = time.monotonic_ns  # CLOCK_MONOTONIC: one clock for every process on the machine
+
+# The backend's hook that moves one input tuple to the device, and one model call: (args, kwargs).
+Prepare = Callable[[tuple[Any, ...], Placement], tuple[Any, ...]]
+Call = tuple[tuple[Any, ...], dict[str, Any]]
 
 
 class Connection(Protocol):
@@ -59,6 +64,7 @@ class CopyJob:
     loop_dataset: bool
     environ: dict[str, str] | None = None
     in_process: bool = False
+    compile_mode: str | None = None
 
 
 class _Phase:
@@ -251,13 +257,20 @@ def _run_copy(conn: Connection, job: CopyJob, phase: _Phase) -> list[str]:
             phase.name = "setup_fn"
             job.setup_fn(copy_id, dict(job.config), model)
         phase.name = "input preparation"
-        args = None
+        args: tuple[Any, ...] | None = None
+        kwargs: dict[str, Any] = {}
         if job.model_input.args is not None:
-            args = backend.prepare_inputs(job.model_input.args, job.placement)
+            args, kwargs = prepare_call(backend.prepare_inputs, job.model_input.args, job.model_input.kwargs,
+                                        job.placement)
         sync = backend.synchronizer(job.placement)
+        compile_ns = 0
+        compile_threads: set[str] = set()
+        if job.compile_mode is not None:
+            phase.name = f"torch.compile (compile_mode={job.compile_mode!r})"
+            model, compile_ns, compile_threads = _compile(job, model, args, kwargs, sync, backend.prepare_inputs)
 
     workers = [
-        _Worker(i, job, model, args, sync, backend.prepare_inputs) for i in range(job.run.workers_per_model)
+        _Worker(i, job, model, args, kwargs, sync, backend.prepare_inputs) for i in range(job.run.workers_per_model)
     ]
     shared = _Shared(job, len(workers))
     phase.name = "warm-up"
@@ -283,14 +296,81 @@ def _run_copy(conn: Connection, job: CopyJob, phase: _Phase) -> list[str]:
     for w in workers:
         assert w.recorder is not None
         stats.merge(w.recorder.stats)
-    lingering = [] if job.in_process else _model_threads()
+    lingering = [] if job.in_process else [t for t in _model_threads() if t not in compile_threads]
     conn.send(Done(CopyResult(
         copy_index=copy_id, cores=job.placement.cores, pid=os.getpid(), load_ns=load_ns,
         warmup_count=sum(w.warmup_count for w in workers), warmup_ns=sum(w.warmup_ns for w in workers),
         stats=stats, worker_counts=[w.count for w in workers], exhausted=shared.exhausted,
-        lingering_threads=lingering,
+        lingering_threads=lingering, compile_ns=compile_ns,
     )))
     return lingering
+
+
+def prepare_call(prepare: Prepare, args: tuple[Any, ...], kwargs: dict[str, Any], placement: Placement) -> Call:
+    """Move one model call's arguments to the device; keyword values go through the same tuple hook."""
+    args = prepare(args, placement)
+    if kwargs:
+        kwargs = dict(zip(kwargs, prepare(tuple(kwargs.values()), placement), strict=True))
+    return args, kwargs
+
+
+def call_input(job: CopyJob, args: tuple[Any, ...] | None, kwargs: dict[str, Any], item: int, n_items: int,
+               prepare: Prepare) -> Call:
+    """The model call for a fixed input (after preprocess_fn), or for dataset item ``item``."""
+    pre = job.preprocess_fn
+    if args is not None:
+        return (args, kwargs) if pre is None else as_call(pre(*args, **kwargs))
+    x = job.model_input.dataset[item % n_items]
+    a, k = as_call(pre(x) if pre is not None else x)
+    return prepare_call(prepare, a, k, job.placement)
+
+
+def with_list_hint(exc: BaseException, model_input: ModelInput) -> BaseException:
+    """The model's error, with a hint when a list of tensors was probably meant as one call's arguments."""
+    if not (isinstance(exc, TypeError) and model_input.listed > 1 and "required positional argument" in str(exc)):
+        return exc
+    hint = TypeError(
+        f"{_exception_text(exc)}. inputs is a list: a list holds one input per batch size, so each element "
+        f"is one batch size's input (here {model_input.listed} inputs, each a call of the model on its own); "
+        "for several positional arguments pass a tuple, inputs=(a, b)"
+    )
+    hint.__cause__ = exc
+    return hint
+
+
+def _compile(job: CopyJob, model: Any, args: tuple[Any, ...] | None, kwargs: dict[str, Any],
+             sync: Callable[[], None] | None, prepare: Prepare) -> tuple[Any, int, set[str]]:
+    """torch.compile the model and call it until stable.
+
+    Returns the compiled model, the nanoseconds all of that took, and the names of the threads the
+    compiler started (its idle worker pool, which is not the model's and ends with the process).
+    """
+    from pytest_neuronperf.runner.compiled import compile_model, settle, stop_compile_workers
+
+    before = {t.ident for t in threading.enumerate()}
+    dataset = job.model_input.dataset
+    n_items = len(dataset) if dataset is not None else 0
+    t0 = clock()
+    compiled = compile_model(model, job.compile_mode or "default")
+
+    def once(i: int) -> None:
+        # Dataset items in turn: inputs of other shapes recompile now rather than in the window.
+        a, k = call_input(job, args, kwargs, i, n_items, prepare)
+        compiled(*a, **k)
+        if sync is not None:
+            sync()
+
+    try:
+        settle(once)
+    except BaseException as exc:
+        hinted = with_list_hint(exc, job.model_input)
+        if hinted is exc:
+            raise
+        raise hinted from exc
+    elapsed = clock() - t0
+    stop_compile_workers()
+    started = {t.name for t in threading.enumerate() if t.ident not in before and not t.daemon}
+    return compiled, elapsed, started
 
 
 def _backend(name: str) -> Any:
@@ -367,12 +447,12 @@ class _Shared:
 
 class _Worker:
     def __init__(self, index: int, job: CopyJob, model: Callable[..., Any], args: tuple[Any, ...] | None,
-                 sync: Callable[[], None] | None,
-                 prepare: Callable[[tuple[Any, ...], Placement], tuple[Any, ...]]) -> None:
+                 kwargs: dict[str, Any], sync: Callable[[], None] | None, prepare: Prepare) -> None:
         self.index = index
         self.job = job
         self.model = model
         self.args = args
+        self.kwargs = kwargs
         self.sync = sync
         self.prepare = prepare
         self.thread: threading.Thread | None = None
@@ -401,13 +481,13 @@ class _Worker:
                 self.recorder.finish()
             shared._done.release()
         except BaseException as exc:
-            shared.fail(exc)
+            shared.fail(with_list_hint(exc, self.job.model_input))
 
     def _one(self, shared: _Shared) -> int:
         """One untimed-window inference (warm-up); returns its end-to-end nanoseconds."""
         t0 = clock()
-        x = self._fetch(shared, warmup=True)
-        y = self.model(*x)
+        args, kwargs = self._fetch(shared, warmup=True)
+        y = self.model(*args, **kwargs)
         if self.sync is not None:
             self.sync()
         if self.job.postprocess_fn is not None:
@@ -421,21 +501,14 @@ class _Worker:
             self.warmup_ns += self._one(shared)
             self.warmup_count += 1
 
-    def _fetch(self, shared: _Shared, warmup: bool = False) -> tuple[Any, ...]:
-        job = self.job
-        if self.args is not None:
-            pre = job.preprocess_fn
-            return self.args if pre is None else as_tuple(pre(*self.args))
-        dataset = job.model_input.dataset
-        i = shared.next_item() if not warmup else 0
-        item = dataset[i % shared.n_items]
-        x = as_tuple(job.preprocess_fn(item)) if job.preprocess_fn is not None else as_tuple(item)
-        return self.prepare(x, job.placement)
+    def _fetch(self, shared: _Shared, warmup: bool = False) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        i = 0 if warmup or self.args is not None else shared.next_item()
+        return call_input(self.job, self.args, self.kwargs, i, shared.n_items, self.prepare)
 
     def _loop_fixed(self, rec: Recorder, stop_ns: int) -> int:
         if self.job.preprocess_fn is None and self.job.postprocess_fn is None:
             return self._loop_bare(rec, stop_ns)
-        model, args, sync = self.model, self.args, self.sync
+        model, args, kwargs, sync = self.model, self.args, self.kwargs, self.sync
         assert args is not None
         pre, post = self.job.preprocess_fn, self.job.postprocess_fn
         a0, a1, a2, a3 = rec.start.append, rec.infer_start.append, rec.infer_end.append, rec.end.append
@@ -444,9 +517,9 @@ class _Worker:
         n = 0
         while True:
             t0 = clock()
-            x = args if pre is None else as_tuple(pre(*args))
+            a, k = (args, kwargs) if pre is None else as_call(pre(*args, **kwargs))
             t1 = clock()
-            y = model(*x)
+            y = model(*a, **k)
             if sync is not None:
                 sync()
             t2 = clock()
@@ -468,6 +541,8 @@ class _Worker:
         # reads and two list appends per call, a vectorised fold every CHUNK calls.
         model, args, sync = self.model, self.args, self.sync
         assert args is not None
+        if self.kwargs:
+            model = partial(model, **self.kwargs)
         a0, a3 = rec.start.append, rec.end.append
         flush = rec.flush
         mask = CHUNK - 1
@@ -512,9 +587,9 @@ class _Worker:
                     return n
                 i %= n_items
             item = dataset[i]
-            x = prepare(as_tuple(pre(item)) if pre is not None else as_tuple(item), placement)
+            a, k = prepare_call(prepare, *as_call(pre(item) if pre is not None else item), placement)
             t1 = clock()
-            y = model(*x)
+            y = model(*a, **k)
             if sync is not None:
                 sync()
             t2 = clock()

@@ -111,6 +111,8 @@ def _phase_averages(report: dict[str, Any], result: ConfigResult) -> None:
     if not copies:
         return
     report["load_avg_ms"] = _ms(sum(c.load_ns for c in copies) / len(copies))
+    compiled = [c.compile_ns for c in copies if c.compile_ns]
+    report["compile_s"] = round(max(compiled) / 1e9, 4) if compiled else None
     warm_n = sum(c.warmup_count for c in copies)
     report["warmup_avg_ms"] = _ms(sum(c.warmup_ns for c in copies) / warm_n) if warm_n else None
 

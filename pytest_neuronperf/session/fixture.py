@@ -24,15 +24,16 @@ from pytest_neuronperf.gate.evaluate import (
     limit_value,
 )
 from pytest_neuronperf.gate.verdict import Verdict
-from pytest_neuronperf.report.results_file import DEFAULT_NAME, Measurement, label_of
+from pytest_neuronperf.report.results_file import DEFAULT_NAME, Measurement, judged_with, label_of
 from pytest_neuronperf.session.session import NpfSession
 from pytest_neuronperf.spec.fields import STATUS_OK
-from pytest_neuronperf.spec.matrix import config_key
+from pytest_neuronperf.spec.matrix import config_text
 from pytest_neuronperf.spec.metrics import LIMIT_KEYWORDS, METRICS
 
 if TYPE_CHECKING:
     from pytest_neuronperf.reference.worktree import ReferenceCheckout
     from pytest_neuronperf.runner.benchmark import Plan
+    from pytest_neuronperf.runner.results import ConfigResult
 
 # Marker/fixture keywords that belong to the gate, not to the runner.
 GATE_KEYWORDS: tuple[str, ...] = ("name", "tolerance", *LIMIT_KEYWORDS, "compile", "compiler_args", "reference")
@@ -249,11 +250,15 @@ class NpfBench:
         from pytest_neuronperf.backends.registry import get_backend
         from pytest_neuronperf.baselines.environment import fingerprint as environment_fingerprint
 
+        own_tolerance = params.get("tolerance") is not None
         rules = self._gate_rules(params)
         reference = params.pop("reference", None)
         compile_first = bool(params.pop("compile", False))
         compiler_args = params.pop("compiler_args", None)
         params = self._runner_params(params)
+        from pytest_neuronperf.runner.launch import set_preload
+
+        set_preload(self.settings.preload or ())
         device = params.get("device_type", "cpu")
         backend = get_backend(device)
         reason = backend.unavailable_reason()
@@ -276,23 +281,29 @@ class NpfBench:
         else:
             reports, judged = self._measure_stored(name, params, rules, label, module, test_name, fingerprint)
         verdict = judged.verdict
+        notes = judged.notes
+        if self.settings.save_baseline:
+            # This run records the baselines that are missing: saying so per configuration is noise.
+            notes = [f"{config_text(o.report)}: {o.note}" for o in judged.outcomes
+                     if o.note and o.verdict not in (Verdict.ERROR, Verdict.NO_BASELINE)]
         self._recorded.add(name)
         self.session.add(Measurement(
             nodeid=self.item.nodeid, name=name, device_type=backend.name, fingerprint=fingerprint,
-            verdict=verdict.value, reports=reports, outcomes=[o.to_dict() for o in judged.outcomes], notes=judged.notes,
+            verdict=verdict.value, reports=reports, outcomes=[o.to_dict() for o in judged.outcomes], notes=notes,
             module_path=module, test_name=test_name,
+            judged_with=judged_with(judged.rules, tolerance_from_test=own_tolerance,
+                                    fingerprint_keys=self.settings.fingerprint_keys),
         ))
         self._record_properties(name, judged)
-        result = BenchResult(name, reports, judged.outcomes, verdict, judged.notes)
+        result = BenchResult(name, reports, judged.outcomes, verdict, notes)
         # Saving a baseline accepts a slower normal, never a configuration that could not be measured.
         if (verdict is Verdict.FAIL and not self.settings.save_baseline) or judged.errors:
             pytest.fail(judged.failure_message(), pytrace=False)
         if verdict is Verdict.INCONCLUSIVE:
             rounds = max((len(o.report.get("rounds") or []) for o in judged.outcomes), default=0)
-            warnings.warn(NeuronPerfWarning(
-                f"{self.item.nodeid} [{name}]: inconclusive after {rounds} round(s); "
-                + "; ".join(line for line in judged.inconclusive_lines())
-            ), stacklevel=2)
+            # Node.warn places the warning at the test, not at the plugin line that raised it.
+            self.item.warn(NeuronPerfWarning(
+                f"[{name}] inconclusive after {rounds} round(s), {judged.inconclusive_summary()}"))
         return result
 
     def _measure_stored(self, name: str, params: dict[str, Any], rules: GateRules, label: str, module: str,
@@ -303,10 +314,13 @@ class NpfBench:
         from pytest_neuronperf.baselines.schema import BaselineFileError
         from pytest_neuronperf.baselines.store import BaselineStore, Lookup
         from pytest_neuronperf.gate.sequential import Looks
-        from pytest_neuronperf.runner.benchmark import benchmark
+        from pytest_neuronperf.runner.benchmark import prepare, run_plan
+        from pytest_neuronperf.runner.reports import get_reports
 
+        plan = prepare(**params)
         with self._progress(label), FileLock(benchmark_lock_path()):
-            reports: list[dict[str, Any]] = benchmark(**params)  # type: ignore[assignment]
+            results = run_plan(plan)
+        reports = get_reports(results)
         found: dict[str, Lookup] = {}
         if rules.compare and not (self.settings.save_baseline and self.settings.overwrite_corrupt):
             try:
@@ -323,7 +337,9 @@ class NpfBench:
             unsure = [o for o in judged.needing_confirmation() if looks.more_allowed(len(o.report["rounds"]))]
             if not unsure:
                 return reports, judged
-            self._more_rounds(params, reports, unsure)
+            self._more_rounds(plan, results, unsure)
+            # Rebuilt from every round: the report's own fields pool the added rounds too.
+            reports = get_reports(results)
             judged = judge_measurement(name, reports, found, rules)
 
     def _measure_paired(self, name: str, params: dict[str, Any], rules: GateRules, reference: Any, label: str,
@@ -386,9 +402,9 @@ class NpfBench:
             plan = prepare(**theirs)
         plan.redirect = (str(revision.repo_root), str(revision.path))
         return plan, ""
-    def _progress(self, label: str) -> contextlib.AbstractContextManager[None]:
+    def _progress(self, label: str, *, log_line: str | None = None) -> contextlib.AbstractContextManager[None]:
         view = self.session.progress
-        return view.showing(label) if view is not None else contextlib.nullcontext()
+        return view.showing(label, log_line=log_line) if view is not None else contextlib.nullcontext()
 
     def _node_parts(self) -> tuple[str, str]:
         """(test file relative to the rootdir, test name); a file outside the rootdir has no path in its id."""
@@ -424,27 +440,16 @@ class NpfBench:
             "change in it; import it from the source tree (an editable install: pip install -e .)"
         ), stacklevel=3)
 
-    def _more_rounds(self, params: dict[str, Any], reports: list[dict[str, Any]],
-                     unsure: list[ConfigOutcome]) -> None:
+    def _more_rounds(self, plan: Plan, results: list[ConfigResult], unsure: list[ConfigOutcome]) -> None:
         """One more round of each undecided configuration, added to its rounds (all are then judged together)."""
         from pytest_neuronperf._util.filelock import FileLock, benchmark_lock_path
-        from pytest_neuronperf.runner.benchmark import benchmark
+        from pytest_neuronperf.runner.benchmark import run_more_rounds
 
-        rounds = int(params.get("rounds", 1))
-        per_round = float(params.get("duration", 60.0)) / rounds
-        extra = dict(params)
-        extra.update(rounds=1, duration=per_round,
-                     n_models=sorted({o.report["n_models"] for o in unsure}),
-                     workers_per_model=sorted({o.report["workers_per_model"] for o in unsure}))
-        wanted = {o.key for o in unsure}
-        label = f"{self.item.nodeid} (round {max(len(o.report['rounds']) for o in unsure) + 1}, undecided so far)"
-        with self._progress(label), FileLock(benchmark_lock_path()):
-            more: list[dict[str, Any]] = benchmark(**extra)  # type: ignore[assignment]
-        by_key = {config_key(r): r for r in more if r.get("status") == STATUS_OK}
-        for report in reports:
-            key = config_key(report)
-            if key in wanted and key in by_key:
-                report["rounds"] = list(report["rounds"]) + list(by_key[key]["rounds"])
+        label = f"{self.item.nodeid}: round {max(len(o.report['rounds']) for o in unsure) + 1}, undecided so far"
+        log_line = (f"neuronperf {self.item.nodeid}: more rounds while undecided, one at a time "
+                    f"(up to {self.settings.most_rounds}: --npf-max-rounds)")
+        with self._progress(label, log_line=log_line), FileLock(benchmark_lock_path()):
+            run_more_rounds(plan, results, {o.key for o in unsure})
 
     def _record_properties(self, name: str, judged: MeasurementJudgement) -> None:
         for o in judged.outcomes:

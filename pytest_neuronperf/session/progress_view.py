@@ -1,7 +1,8 @@
 """Live progress of running benchmarks in the terminal.
 
-On a TTY one line is rewritten in place while a benchmark runs; otherwise plain
-lines mark each configuration; nothing with ``-q``. Under pytest-xdist each
+On a TTY one line, fitted to the terminal's width, is rewritten in place while a
+benchmark runs; otherwise one plain line marks the start of each configuration;
+nothing with ``-q``. Under pytest-xdist each
 worker writes its latest line to a file in a folder the controller chose, and
 the controller prints what changed, prefixed with the worker's id.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -28,10 +30,32 @@ WORKERINPUT_KEY = "neuronperf_progress_dir"
 POLL_S = 1.0
 
 
-def describe(label: str, event: events.Progress) -> str:
+def describe_configuration(label: str, event: events.Progress) -> str:
+    """The line that says which configuration has started: one per configuration in a log."""
+    rounds = f", {event.rounds} rounds" if event.rounds > 1 else ""
+    return (f"neuronperf {label}: configuration {event.index + 1}/{event.total} ({event.description}){rounds}, "
+            f"~{event.seconds_left():.0f} s left")
+
+
+def describe(label: str, event: events.Progress, width: int | None = None) -> str:
+    """The live line of a terminal, at most ``width - 1`` characters (a full-width line wraps on some
+    terminals): abbreviated, then with the test's label cut from the left."""
     rounds = f", round {event.round_index + 1}/{event.rounds}" if event.rounds > 1 else ""
-    return (f"neuronperf {label}: configuration {event.index + 1}/{event.total} ({event.description}){rounds}: "
+    line = (f"neuronperf {label}: configuration {event.index + 1}/{event.total} ({event.description}){rounds}: "
             f"{event.phase}, ~{event.seconds_left():.0f} s left")
+    if width is None or len(line) < width:
+        return line
+    short = _ABBREVIATION.sub(lambda m: _ABBREVIATIONS[m.group(1)], event.description)
+    rounds = f" r{event.round_index + 1}/{event.rounds}" if event.rounds > 1 else ""
+    tail = f": {event.index + 1}/{event.total} {short}{rounds} {event.phase} ~{event.seconds_left():.0f}s"
+    room = width - 1 - len("npf ") - len(tail)
+    if room < len(label):
+        label = "..." + label[-(room - 3):] if room > 3 else ""
+    return f"npf {label}{tail}"[: width - 1]
+
+
+_ABBREVIATIONS = {"n_models=": "n", "workers=": "w", "batch=": "b", "pipeline=": "p"}
+_ABBREVIATION = re.compile("(" + "|".join(_ABBREVIATIONS) + ")")
 
 
 def _is_tty(terminal: Any) -> bool:
@@ -54,6 +78,10 @@ class ProgressView:
         self._ticker: threading.Thread | None = None
         self._event: events.Progress | None = None
         self._label = ""
+        # The configurations of the current test that have shown their first line.
+        self._started: set[tuple[int, int, str]] = set()
+        self._log_once: str | None = None
+        self._logged_once: set[str] = set()
         self._lock = threading.Lock()
 
     @property
@@ -63,8 +91,13 @@ class ProgressView:
     # -- inside a test ----------------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def showing(self, label: str) -> Iterator[None]:
+    def showing(self, label: str, *, log_line: str | None = None) -> Iterator[None]:
+        """Show the progress of the benchmarks run inside; ``log_line``: a log gets this line, once however
+        often it is shown, instead of one line per configuration (for the extra rounds of configurations
+        that were each shown once already)."""
         self._label = label
+        self._started = set()
+        self._log_once = log_line
         # The runner's event module loads with the first benchmark, not with every pytest run.
         from pytest_neuronperf.runner.events import listening
 
@@ -77,22 +110,38 @@ class ProgressView:
     def _on_event(self, event: events.Progress) -> None:
         with self._lock:
             self._event = event
-        line = describe(self._label, event)
+        if self._log_once is not None:
+            started = self._log_once not in self._logged_once
+            self._logged_once.add(self._log_once)
+        else:
+            started = (event.index, event.total, event.description) not in self._started
+            self._started.add((event.index, event.total, event.description))
         if self.worker_file is not None:
-            tmp = self.worker_file.with_suffix(".tmp")
-            tmp.write_text(line)
-            os.replace(tmp, self.worker_file)
+            # The controller prints each line it has not printed: one per configuration.
+            if started:
+                tmp = self.worker_file.with_suffix(".tmp")
+                tmp.write_text(self._log_line(event))
+                os.replace(tmp, self.worker_file)
             return
         tr = self.terminal
         if self.quiet or tr is None:
             return
         if _is_tty(tr):
+            line = describe(self._label, event, self._width())
             self._show(lambda: tr.rewrite(line, erase=True))
             if event.phase == "running" and self._ticker is None:
                 self._ticker = threading.Thread(target=self._tick, name="npf-progress", daemon=True)
                 self._ticker.start()
-        elif event.phase != "loading" or event.round_index == 0:
+        elif started:
+            # A log gets one line per configuration, not one per round and phase.
+            line = self._log_line(event)
             self._show(lambda: tr.write_line(line))
+
+    def _log_line(self, event: events.Progress) -> str:
+        return self._log_once if self._log_once is not None else describe_configuration(self._label, event)
+
+    def _width(self) -> int:
+        return int(self.config.get_terminal_writer().fullwidth)
 
     def _show(self, write: Callable[[], None]) -> None:
         """Write past pytest's output capture, as live logging does: a test is running."""
@@ -108,7 +157,7 @@ class ProgressView:
             tr = self.terminal
             if event is None or tr is None:
                 continue
-            self._show(functools.partial(tr.rewrite, describe(self._label, event), erase=True))
+            self._show(functools.partial(tr.rewrite, describe(self._label, event, self._width()), erase=True))
 
     def _finish(self) -> None:
         if self._ticker is not None:
@@ -147,8 +196,8 @@ class ProgressView:
                     line = path.read_text()
                 except OSError:
                     continue
-                if line and shown.get(path.name) != line.split(", ~")[0]:
-                    shown[path.name] = line.split(", ~")[0]
+                if line and shown.get(path.name) != line:
+                    shown[path.name] = line
                     tr = self.terminal
                     if tr is not None:
                         tr.write_line(f"[{path.name}] {line}")

@@ -198,11 +198,11 @@ class NpfSession:
                 path, json_text(results_document(self.measurements, fingerprint(self.settings.device or "cpu")))
                 .encode()))
         if self.settings.csv_path:
+            from pytest_neuronperf.report.results_file import CSV_COLUMNS
             from pytest_neuronperf.report.text import write_csv
-            from pytest_neuronperf.spec import fields
 
             self._write(self.settings.csv_path, "--npf-csv", lambda path: write_csv(
-                [row for m in self.measurements for row in m.flat_rows()], path, cols=fields.CSV_RUN_COLS))
+                [row for m in self.measurements for row in m.flat_rows()], path, cols=CSV_COLUMNS))
         if self.settings.md_path:
             from pytest_neuronperf.report.markdown import write_markdown
 
@@ -251,7 +251,9 @@ class NpfSession:
 
         verbosity = config.get_verbosity()
         try:
-            lines = summary_lines(self.measurements, verbose=verbosity > 0)
+            # The table fits the terminal pytest writes to (COLUMNS, or 80 without a terminal).
+            width = config.get_terminal_writer().fullwidth
+            lines = summary_lines(self.measurements, verbose=verbosity > 0, width=width)
         except Exception as exc:  # the files and baselines are written by now; still show what went wrong
             lines = [f"ERROR: the neuronperf table could not be shown: {type(exc).__name__}: {exc}"]
         if verbosity < 0:

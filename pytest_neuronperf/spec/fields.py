@@ -39,6 +39,10 @@ INFER_LATENCY_KEYS: Final[tuple[str, ...]] = ("infer_ms_p50", "infer_ms_p99")
 
 PHASE_KEYS: Final[tuple[str, ...]] = (
     "load_avg_ms",
+    # With compile_mode: torch.compile and the calls until its graph was stable, in seconds; the
+    # longest any copy of any round took (copies compile side by side, so that is what the
+    # configuration waited). Never part of the timed window. None without compile_mode.
+    "compile_s",
     "warmup_avg_ms",
     "preprocess_avg_ms",
     "infer_avg_ms",

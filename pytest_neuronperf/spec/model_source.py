@@ -28,6 +28,8 @@ class ModelSource:
     qualname: str | None = None
     # In-process copies (multiprocess=False) use the object itself; it never crosses a process boundary.
     obj: Any = field(default=None, compare=False, repr=False)
+    # Modules a copy imports to re-create the model (its own, its classes' bases'): worth preloading.
+    preload: tuple[str, ...] = field(default=(), compare=False, repr=False)
 
     @property
     def filename(self) -> str:
@@ -40,12 +42,14 @@ class ModelSource:
         if not p.exists():
             raise FileNotFoundError(
                 f"model: no such file {str(p)!r}; pass the path of a TorchScript file saved with "
-                "torch.jit.save, a model index JSON from compile(), or a model class"
+                "torch.jit.save, a .pt2 file from torch.export.save or torch._inductor.aoti_compile_and_package, "
+                "a model index JSON from compile(), or a model class"
             )
         if p.is_dir() or not zipfile.is_zipfile(p):
             raise ValueError(
                 f"model: {str(p)!r} is not a TorchScript archive; save the model with "
-                "torch.jit.save(torch.jit.trace(model, inputs), path) or pass the model class instead"
+                "torch.jit.save(torch.jit.trace(model, inputs), path) or torch.export.save(torch.export.export("
+                "model, (inputs,)), path), or pass the model class instead"
             )
         return cls(kind="torchscript", name=name or p.stem, path=str(p))
 
@@ -68,14 +72,11 @@ class ModelSource:
                 f"cannot import it; move it to the top level of module {module!r}"
             )
         if module == "__main__":
-            main = sys.modules.get("__main__")
-            if main is None or not getattr(main, "__file__", None):
-                raise ValueError(
-                    f"model: {qualname!r} is defined in an interactive session (__main__ has no file), "
-                    "so a model-copy process cannot import it; define it in a module file, "
-                    "or pass multiprocess=False"
-                )
-        return cls(kind="factory", name=name or qualname, module=module, qualname=qualname)
+            from pytest_neuronperf.spec.main_module import check_main_reusable
+
+            check_main_reusable({"model": [qualname]})
+        return cls(kind="factory", name=name or qualname, module=module, qualname=qualname,
+                   preload=_modules_of(obj))
 
     @classmethod
     def inline(cls, obj: object, name: str | None = None) -> ModelSource:
@@ -119,3 +120,10 @@ class ModelSource:
 
     def instantiate(self) -> Any:
         return self.resolve_factory()()
+
+
+def _modules_of(obj: object) -> tuple[str, ...]:
+    """The modules that define ``obj`` and, for a class, its bases (a model module in ``__main__`` is left out)."""
+    classes = obj.__mro__ if isinstance(obj, type) else (obj,)
+    modules = (getattr(c, "__module__", None) for c in classes)
+    return tuple(dict.fromkeys(m for m in modules if isinstance(m, str) and m not in ("__main__", "builtins")))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import pickle
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Final
 
 from pytest_neuronperf.spec.fields import MAX
 
@@ -92,3 +92,17 @@ def check_cost(value: object) -> float | None:
 def check_workers(value: Sequence[int] | None) -> None:
     if value is not None and any(w > 1024 for w in value):
         raise ValueError(f"workers_per_model: at most 1024 threads per copy, got {list(value)}")
+
+
+# torch.compile's modes, as the ``compile_mode`` parameter takes them.
+COMPILE_MODES: Final[tuple[str, ...]] = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
+
+def compile_mode(value: object) -> str | None:
+    """``compile_mode`` as given (None: no torch.compile); ValueError naming the choices otherwise."""
+    if value is None or (isinstance(value, str) and value in COMPILE_MODES):
+        return value
+    raise ValueError(
+        f"compile_mode: expected one of {', '.join(repr(m) for m in COMPILE_MODES)} (torch.compile's mode), "
+        f"or None to benchmark the model as it loads, got {value!r}"
+    )

@@ -545,6 +545,7 @@ SAMPLE_TEXT = {
     "against": "origin/main",
     "timeout": "10m",
     "fingerprint_keys": "device_type",
+    "preload": "transformers,off",
 }
 
 

@@ -53,7 +53,6 @@ def test_unchanged_performance_passes_every_metric() -> None:
     assert [j.metric for j in outcome.judgements] == ["throughput", "p50", "p99"]
     assert outcome.to_dict()["verdict"] == "pass"
     assert outcome.to_dict()["baseline_saved_at"] == "2026-11-30T10:00:00Z"
-    assert judged.failure_message().startswith("performance regression in measurement 'default'")
 
 
 def test_a_slowdown_fails_with_a_table_and_reasons() -> None:
@@ -204,3 +203,34 @@ def test_the_failure_table_says_its_values_are_the_gates_estimates() -> None:
                                GateRules())
     assert "geometric means of the per-round values" in judged.failure_message()
     assert all(j.baseline_rounds == 3 and j.current_rounds == 3 for j in judged.outcomes[0].judgements)
+
+
+def test_a_failure_is_headed_a_regression_only_where_the_data_showed_one() -> None:
+    slower = judge_measurement("default", [report(throughput=700.0)], {"b1-n1-w1-p1": baseline()}, GateRules())
+    assert slower.failure_message().startswith("performance regression in measurement 'default':")
+    missing = judge_measurement("default", [report()], {"b1-n1-w1-p1": Found(None)},
+                                GateRules(require_baseline=True))
+    assert missing.verdict is Verdict.FAIL
+    head = missing.failure_message().splitlines()[0]
+    assert head == "measurement 'default' has no baseline to compare with (--npf-require-baseline is set):"
+    undecided = judge_measurement("default", [report(throughput=960.0, rounds=1)], {"b1-n1-w1-p1": baseline()},
+                                  GateRules(strict=True))
+    assert undecided.verdict is Verdict.FAIL
+    assert "regression" not in undecided.failure_message().splitlines()[0]
+    assert "--npf-strict" in undecided.failure_message().splitlines()[0]
+
+
+def test_the_inconclusive_summary_names_each_change_and_each_hint_once() -> None:
+    few = {"b1-n1-w1-p1": baseline(), "b1-n2-w1-p1": baseline(2000.0)}
+    one_round = [report(throughput=960.0, p99=21.0, rounds=1), report(2, throughput=1920.0, p99=21.0, rounds=1)]
+    judged = judge_measurement("default", one_round, few, GateRules())
+    assert judged.verdict is Verdict.INCONCLUSIVE
+    undecided = [j for o in judged.outcomes for j in o.judgements if j.verdict is Verdict.INCONCLUSIVE]
+    assert len(undecided) >= 2
+    text = judged.inconclusive_summary()
+    assert "\n" not in text
+    assert text.startswith("cannot tell whether within 5%: n_models=1 workers=1 batch=1 pipeline=1: throughput -5.0% "
+                           "(CI -8.2%..-1.6%)")
+    assert "; n_models=2 workers=1 batch=1 pipeline=1: throughput -5.0%" in text
+    hints = {j.hint for j in undecided if j.hint}
+    assert hints and all(text.count(hint) == 1 for hint in hints)

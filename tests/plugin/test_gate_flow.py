@@ -85,8 +85,8 @@ def test_imperative_style_and_result_files(perf_project: pytest.Pytester) -> Non
     assert [r["workers_per_model"] for r in m["reports"]] == [1, 2]
     csv_lines = (perf_project.path / "out" / "results.csv").read_text().splitlines()
     assert csv_lines[0].startswith("test,measurement,verdict,") and len(csv_lines) == 3
-    result.stdout.fnmatch_lines(["*neuronperf*", "test *throughput_avg*latency_ms_p50*latency_ms_p99*",
-                                 "*test_tiny.py::test_tiny*no baseline*"])
+    result.stdout.fnmatch_lines(["*neuronperf*", "*config*throughput*baseline*change*p99_ms*p99_change*verdict",
+                                 "*test_tiny.py::test_tiny*", "*b2-n1-w1-p1*no baseline"])
 
 
 def test_missing_baseline_passes_with_a_note_or_fails_when_required(perf_project: pytest.Pytester) -> None:

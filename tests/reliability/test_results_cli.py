@@ -135,7 +135,7 @@ def test_compare_against_a_folder_without_any_baseline_for_the_results_exits_3(
 
 def test_compare_help_states_the_real_default_tolerance() -> None:
     text = " ".join(npf("compare", "--help").stdout.split())
-    assert "default: 5%" in text and "10% or 0.1" not in text
+    assert "(default: npf_tolerance of the ini file, else 5%)" in text and "10% or 0.1" not in text
 
 
 def test_report_error_names_the_command_once(tmp_path: Path) -> None:

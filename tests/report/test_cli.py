@@ -120,11 +120,12 @@ def test_compare_bad_options_exit_2(option: list[str], expected: str, baseline_d
 def test_show_lists_baselines_environments_and_age(baseline_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["show", str(baseline_dir)]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split() == ["test", "measurement", "configuration", "throughput", "p99_ms", "rounds",
+    assert lines[0].split() == ["test", "measurement", "configuration", "throughput", "p50_ms", "p99_ms", "rounds",
                                 "environment", "saved"]
     row = next(line for line in lines if "b1-n2-w2-p1" in line)
-    assert row.split()[:7] == ["tests/perf/test_mlp.py::test_mlp_throughput", "default", "b1-n2-w2-p1", "7,200",
-                               "1.40", "3", "env1"]
+    # The gate's baseline figures (geometric means over the stored rounds), as the reports show them.
+    assert row.split()[:8] == ["tests/perf/test_mlp.py::test_mlp_throughput", "default", "b1-n2-w2-p1", "7,207",
+                               "0.519", "1.40", "3", "env1"]
     assert row.endswith(" ago")
     assert sum("test_mlp_throughput" in line for line in lines) == 5
     assert "env1: device_type=cpu, instance_type=test-box, cpu_model=Example CPU 8-core, cpu_count=8, " \

@@ -36,7 +36,7 @@ def test_terminal_summary_lists_the_error_and_counts_it() -> None:
 def test_markdown_lists_the_error_and_counts_it() -> None:
     text = markdown_summary(_with_others())
     assert summary_sentence(_with_others()).startswith("5 measurements: 1 errored, 1 regressed")
-    assert "| `tests/t.py::test_crash` | — | — | — | — | — | 💥 error |" in text
+    assert "| `tests/t.py::test_crash` | — | — | — | — | — | — | — | — | 💥 error |" in text
     assert "- `tests/t.py::test_crash`, the measurement: **error**: RuntimeError: forward exploded (...)" in text
 
 

@@ -43,8 +43,8 @@ def test_markdown_table_shape(results_doc: dict[str, Any]) -> None:
     rows = [line for line in text.splitlines() if line.startswith("| `")]
     configs = sum(len(m["reports"]) for m in results_doc["measurements"])
     assert len(rows) == configs
-    # Every row has the seven columns: escaped pipes inside a cell do not split it.
-    assert all(row.replace("\\|", "").count("|") == 8 for row in rows)
+    # Every row has the ten columns: escaped pipes inside a cell do not split it.
+    assert all(row.replace("\\|", "").count("|") == 11 for row in rows)
     assert "&lt;fp16&gt;\\|fast" in text and "<fp16>" not in text
     assert "❌ fail" in text and "⚠️ inconclusive" in text and "⚪ no baseline" in text
 
@@ -54,7 +54,7 @@ def test_markdown_from_plain_reports_and_from_nothing() -> None:
     report.update(model_name="mlp", batch_size=1, n_models=2, workers_per_model=1, pipeline_size=1,
                   throughput_avg=1234.5, latency_ms_p99=0.81, status="finished")
     text = markdown_summary([report])
-    assert "| `mlp` | 2 models x 1 worker, batch 1 | 1,234 | — | 0.810 | — | 📏 measured |" in text
+    assert "| `mlp` | 2 models x 1 worker, batch 1 | 1,234 | — | — | 0.810 | — | — | — | 📏 measured |" in text
     assert "No performance measurements" in markdown_summary([])
 
 
