@@ -516,11 +516,32 @@ def _int_list(option: str, allow_max: bool = False) -> Callable[[str], list[int 
     return parse
 
 
+def take_models_back(args: argparse.Namespace, names: Sequence[str]) -> None:
+    """Models written after ``--inputs`` (``npf run --inputs 1x64 pkg:Net``): argparse hands ``--inputs``
+    every word after it, so each missing positional takes the last such word that is no input."""
+    from pytest_neuronperf.spec import input_spec
+
+    for name in reversed(names):
+        if getattr(args, name) is not None:
+            continue
+        words = list(args.inputs)
+        if len(words) > 1:
+            try:
+                input_spec.parse_arg(words[-1])
+            except ValueError:
+                setattr(args, name, words.pop())
+                args.inputs = words
+                continue
+        raise InputError(f"{name.upper()}: no model given; name it before --inputs, e.g. "
+                         "npf run pkg.models:Net --inputs 1x64")
+
+
 def cmd_run(args: argparse.Namespace, out: IO[str]) -> int:
     import pytest_neuronperf as npf
     from pytest_neuronperf.errors import BenchmarkError, DeviceUnavailableError
     from pytest_neuronperf.spec import input_spec
 
+    take_models_back(args, ["model"])
     try:
         shapes = input_spec.parse(args.inputs)
     except ValueError as exc:
@@ -668,6 +689,7 @@ def cmd_ab(args: argparse.Namespace, out: IO[str]) -> int:
         raise InputError(f"--device: {exc}") from None
     from pytest_neuronperf.spec import input_spec
 
+    take_models_back(args, ["a", "b"])
     try:
         shapes = input_spec.parse(args.inputs)
     except ValueError as exc:
@@ -872,7 +894,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="benchmark a model and print the report table",
                          description="Benchmark a model over the configuration matrix and print the table.",
                          epilog=RUN_EXAMPLES, formatter_class=raw)
-    run.add_argument("model", metavar="MODEL",
+    run.add_argument("model", metavar="MODEL", nargs="?",
                      help="MODULE:CLASS (e.g. examples.models:TinyMLP), FILE.py:CLASS, or a model file "
                           "(TorchScript, torch.export .pt2, AOTInductor package)")
     run.add_argument("--inputs", required=True, metavar="SHAPE", nargs="+",
@@ -894,8 +916,9 @@ def build_parser() -> argparse.ArgumentParser:
                         description="Measure model A and reference B in alternating rounds (A B B A ...) in one "
                                     "run and gate A's throughput, p50 and p99 against B's.",
                         epilog=AB_EXAMPLES, formatter_class=raw)
-    ab.add_argument("a", metavar="A", help="the model under test: MODULE:CLASS, FILE.py:CLASS or a TorchScript file")
-    ab.add_argument("b", metavar="B", help="the reference, in the same forms as A")
+    ab.add_argument("a", metavar="A", nargs="?",
+                    help="the model under test: MODULE:CLASS, FILE.py:CLASS or a model file (TorchScript, .pt2)")
+    ab.add_argument("b", metavar="B", nargs="?", help="the reference, in the same forms as A")
     ab.add_argument("--inputs", required=True, metavar="SHAPE", nargs="+",
                     help="the inputs of A and B, as for npf run: [NAME=]SHAPE[:DTYPE[:LOW-HIGH]] such as 1x64 or "
                          "input_ids=1x32:int64:0-30000; ';' or a space between arguments, ',' between batch sizes")

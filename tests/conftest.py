@@ -8,6 +8,32 @@ import pytest
 
 from tests.procs import descendants, is_mp_helper
 
+# Plugins of this environment that no child pytest of the tests uses; hypothesis alone costs each
+# child most of a second of start-up.
+UNUSED_IN_CHILDREN = ("-p", "no:hypothesispytest", "-p", "no:benchmark", "-p", "no:anyio")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _children_skip_unused_plugins() -> Iterator[None]:
+    """Every pytest a test starts in a subprocess leaves out the plugins it does not use.
+
+    Set once the session (or xdist worker) is configured, so that only the children read it.
+    """
+    before = os.environ.get("PYTEST_ADDOPTS")
+    os.environ["PYTEST_ADDOPTS"] = " ".join([*([before] if before else []), *UNUSED_IN_CHILDREN])
+    yield
+    if before is None:
+        os.environ.pop("PYTEST_ADDOPTS", None)
+    else:
+        os.environ["PYTEST_ADDOPTS"] = before
+
+
+@pytest.fixture
+def pytester(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+    """pytest's pytester, whose runs leave out the unused plugins too (pytester clears PYTEST_ADDOPTS)."""
+    monkeypatch.setenv("PYTEST_ADDOPTS", " ".join(UNUSED_IN_CHILDREN))
+    return pytester
+
 
 @pytest.fixture
 def no_leftover_children() -> Iterator[None]:

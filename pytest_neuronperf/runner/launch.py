@@ -24,6 +24,7 @@ import os
 import re
 import signal
 import sys
+import sysconfig
 import threading
 import time
 from collections import OrderedDict
@@ -33,6 +34,7 @@ from multiprocessing import popen_forkserver, popen_spawn_posix, process, reduct
 from multiprocessing.context import BaseContext, set_spawning_popen
 from multiprocessing.forkserver import ForkServer, read_signed
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from pytest_neuronperf._util.log import logger
@@ -93,11 +95,13 @@ class _Servers:
         # Every set of modules a plan's copies asked for, in order: what the next session may start early.
         self.asked: list[tuple[str, ...]] = []
 
-    def get(self, modules: tuple[str, ...]) -> ForkServer:
+    def get(self, modules: tuple[str, ...], *, share: bool = True) -> ForkServer:
+        """The server for ``modules``; ``share``: a running server that has all that matters of them will do
+        (never for copies that must import the repository's modules from elsewhere)."""
         with self._lock:
             if modules not in self.asked:
                 self.asked.append(modules)
-            return self._get(modules)
+            return self._get(modules, share)
 
     def start_early(self, sets: Sequence[Sequence[str]]) -> None:
         """Start the forkservers of ``sets`` now, without waiting for their imports: a server imports
@@ -105,10 +109,12 @@ class _Servers:
         the tests import the same heavy modules), and the first copy is forked as soon as it is ready."""
         with self._lock:
             for modules in list(sets)[-KEEP_SERVERS:]:
-                self._get(tuple(modules)).ensure_running()
+                self._get(tuple(modules), share=False).ensure_running()
 
-    def _get(self, modules: tuple[str, ...]) -> ForkServer:
+    def _get(self, modules: tuple[str, ...], share: bool) -> ForkServer:
         server = self._servers.pop(modules, None)
+        if server is None and share:
+            modules, server = self._covering(modules)
         if server is None:
             server = ForkServer()
             sys_path = spawn.get_preparation_data("npf-forkserver")["sys_path"]
@@ -119,6 +125,17 @@ class _Servers:
             _, old = self._servers.popitem(last=False)
             stop_server(old)
         return server
+
+    def _covering(self, modules: tuple[str, ...]) -> tuple[tuple[str, ...], ForkServer | None]:
+        """A running server that has what ``modules`` would cost to import: each module it lacks is one of
+        the user's own (not installed, not the standard library) whose imports the server has. A copy
+        imports such a module itself in milliseconds, where a new server would import torch again."""
+        for key in reversed(self._servers):
+            have = set(key)
+            # A server's own extras are harmless here: a copy only uses what it imports.
+            if all(m in have or _cheap_beside(m, have) for m in modules):
+                return key, self._servers.pop(key)
+        return modules, None
 
     def stop_all(self) -> None:
         with self._lock:
@@ -153,6 +170,33 @@ def stop_server(server: ForkServer, wait_s: float = SERVER_STOP_S) -> None:
         with contextlib.suppress(OSError):
             os.unlink(address)
     server._forkserver_pid = server._forkserver_alive_fd = server._forkserver_address = None  # type: ignore[attr-defined]
+
+
+_INSTALLED = tuple({sysconfig.get_path(name) for name in ("stdlib", "platstdlib", "purelib", "platlib")})
+
+
+def _installed(module: ModuleType) -> bool:
+    """Part of Python or of an installed package (a built-in, or a file under their folders)."""
+    path = getattr(module, "__file__", None)
+    return not isinstance(path, str) or os.path.realpath(path).startswith(_INSTALLED)
+
+
+def _cheap_beside(name: str, have: set[str]) -> bool:
+    """Whether module ``name`` is the user's own and imports nothing heavy beyond what ``have`` holds:
+    what its namespace refers to (modules, classes, functions) comes from ``have``, from the packages
+    of ``have``, from the standard library or from the module itself."""
+    module = sys.modules.get(name)
+    if module is None or _installed(module):
+        return False
+    roots = {m.partition(".")[0] for m in have}
+    for value in list(vars(module).values()):
+        source = value.__name__ if isinstance(value, ModuleType) else getattr(value, "__module__", None)
+        if not isinstance(source, str) or source == name or source in have or source.partition(".")[0] in roots:
+            continue
+        if source in sys.stdlib_module_names or source.partition(".")[0] in sys.stdlib_module_names:
+            continue
+        return False
+    return True
 
 
 def preload_for(job: CopyJob, backend: Backend, user_values: dict[str, object],
@@ -222,7 +266,9 @@ class CopyContext(BaseContext):
             keep_main = check_main_reusable(main_objects(values, model))
             server = None
             if self._name == "forkserver":
-                server = SERVERS.get(preload_for(job, backend, values, redirect))
+                # Preloading turned off means the copies import the model's modules: no server that has them.
+                share = redirect is None and _preload.automatic
+                server = SERVERS.get(preload_for(job, backend, values, redirect), share=share)
             launch = self._launches[key] = Launch(keep_main, server)
         self.launch = launch
         return launch

@@ -27,6 +27,7 @@ PARENT_ENV = "NPF_TEST_PRELOAD_PARENT"
 MODEL = """
 import json, os, sys, threading
 import torch
+import {dep}  # a module of the user's own that the server has not imported yet
 {extra}
 IMPORTED_IN = os.getpid()
 
@@ -57,7 +58,8 @@ def automatic_preload() -> Iterator[None]:
 def model_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, extra: str = "") -> tuple[object, Path]:
     """A fresh module (a new name each time, so no earlier forkserver has it) and the file its copies write."""
     name = f"npf_preload_model_{os.getpid()}_{next(_names)}"
-    (tmp_path / f"{name}.py").write_text(MODEL.format(extra=extra, env=REPORT_ENV))
+    (tmp_path / f"{name}_dep.py").write_text("VALUE = 1\n")
+    (tmp_path / f"{name}.py").write_text(MODEL.format(extra=extra, env=REPORT_ENV, dep=f"{name}_dep"))
     monkeypatch.syspath_prepend(str(tmp_path))
     report = tmp_path / "report.jsonl"
     monkeypatch.setenv(REPORT_ENV, str(report))

@@ -129,3 +129,16 @@ def test_npf_run_takes_a_torch_export_file_and_compile_mode(tmp_path: Path) -> N
     assert report["status"] == "finished" and report["compile_s"] > 0
     bad = _npf("run", str(path), "--inputs", "2x16", "--compile-mode", "fast")
     assert bad.returncode == 2 and "argument --compile-mode: invalid choice: 'fast'" in bad.stderr
+
+
+def test_models_written_after_the_inputs_are_still_the_models(tmp_path: Path) -> None:
+    out = tmp_path / "after.json"
+    proc = _npf("run", "--inputs", "input_ids=2x8:int64:0-99", "attention_mask=2x8:int64:1-1",
+                "tests.kinds_models:KeywordOnly", "--duration", "0.2", "--n-models", "1", "--workers", "1",
+                "--json", str(out))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (report,) = json.loads(out.read_text(encoding="utf-8"))
+    assert report["status"] == "finished" and report["model_filename"] == "tests.kinds_models:KeywordOnly"
+    missing = _npf("run", "--inputs", "1x8", "2x8")
+    assert missing.returncode == 2
+    assert "npf run: error: MODEL: no model given; name it before --inputs" in missing.stderr
