@@ -373,6 +373,7 @@ def test_added():
     assert f"new in this change: added.pt does not exist at HEAD ({short(sha)})" in out
 
 
+@pytest.mark.slow
 def test_under_xdist_both_workers_compare_against_one_checkout(repo: Path, pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_perf=HEADER + bench("test_one", "models.Same") + bench("test_two", "models.Fast"))
     sha = gitrepo.commit_all(repo, "one")

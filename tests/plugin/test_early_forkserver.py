@@ -54,6 +54,7 @@ def test_a_second_session_starts_the_forkservers_before_collection(perf_project:
     assert json.loads((perf_project.path / "servers-at-collection.json").read_text()) == []
 
 
+@pytest.mark.slow
 def test_a_remembered_module_that_is_gone_costs_nothing(perf_project: pytest.Pytester) -> None:
     perf_project.makepyfile(test_early=TEST)
     cache = perf_project.path / ".pytest_cache/v/neuronperf"

@@ -99,6 +99,7 @@ def test_missing_baseline_passes_with_a_note_or_fails_when_required(perf_project
     assert "--npf-require-baseline is set" in strict.stdout.str()
 
 
+@pytest.mark.slow
 def test_baseline_from_another_environment_is_not_compared(perf_project: pytest.Pytester,
                                                              service: Callable[[int], None]) -> None:
     perf_project.makepyfile(test_perf=DECLARATIVE)
@@ -193,6 +194,7 @@ def test_junit_properties(perf_project: pytest.Pytester) -> None:
     assert props["npf:default:b2-n1-w1-p1:verdict"] == "no baseline"
 
 
+@pytest.mark.slow
 def test_xdist_saves_every_result_once(perf_project: pytest.Pytester,
                                        baseline_files: Callable[[], dict[str, Any]]) -> None:
     tests = "\n".join(f"""

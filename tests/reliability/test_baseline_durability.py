@@ -48,6 +48,7 @@ def _wait_for_temp_file(folder: Path, proc: subprocess.Popen[bytes]) -> None:
         pass  # a busy wait: sleeping would miss most of the write
 
 
+@pytest.mark.slow
 def test_kill_9_at_random_points_leaves_the_old_or_the_new_file(tmp_path: Path) -> None:
     rng = random.Random(20240607)
     path = BaselineStore(tmp_path).path_for(saver.MODULE)
@@ -121,6 +122,7 @@ def _entries(pytester: pytest.Pytester) -> set[str]:
 ALL_FOUR = {f"test_{which}[{n}]::default::b1-n1-w1-p1" for which in ("first", "second") for n in (0, 1)}
 
 
+@pytest.mark.slow
 def test_xdist_workers_bring_every_entry_home(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_shared=TWO_TESTS)
     done = harness.run(pytester, "-n", "2", "--npf-save-baseline")

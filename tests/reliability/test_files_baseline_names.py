@@ -41,6 +41,7 @@ def _baseline_files(root: Path) -> dict[str, Path]:
     return found
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("first", "second"), PAIRS, ids=["accent-vs-underscore", "space-vs-plus"])
 def test_modules_that_sanitise_alike_get_files_of_their_own(pytester: pytest.Pytester, first: str,
                                                             second: str) -> None:
@@ -67,6 +68,7 @@ def test_modules_that_sanitise_alike_get_files_of_their_own(pytester: pytest.Pyt
         assert outcome["baseline"] == dict(record.report), f"{m['test']} was judged by another module's entry"
 
 
+@pytest.mark.slow
 def test_a_file_of_another_module_is_never_used(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_mine=FAST)
     first = harness.run(pytester, "--npf-save-baseline")
@@ -88,6 +90,7 @@ def test_a_file_of_another_module_is_never_used(pytester: pytest.Pytester) -> No
     assert json.loads(path.read_text()) == doc
 
 
+@pytest.mark.slow
 def test_a_file_written_before_modules_were_recorded_is_still_used(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_old=FAST)
     first = harness.run(pytester, "--npf-save-baseline")

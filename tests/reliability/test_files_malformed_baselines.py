@@ -96,6 +96,7 @@ def _setup(pytester: pytest.Pytester) -> tuple[dict[str, Path], Path]:
     return files, directory
 
 
+@pytest.mark.slow
 def test_unusable_baselines_fail_their_tests_by_file_and_problem_and_are_kept(pytester: pytest.Pytester) -> None:
     files, directory = _setup(pytester)
     before = {kind: path.read_bytes() for kind, path in files.items()}

@@ -86,6 +86,7 @@ def _start(pytester: pytest.Pytester, model: str, *args: str, env: dict[str, str
     return harness.start(pytester, *args, env={STARTED_ENV: str(pytester.path / "started"), **(env or {})})
 
 
+@pytest.mark.slow
 def test_copies_end_when_their_forkserver_is_killed(pytester: pytest.Pytester) -> None:
     child = _start(pytester, "Slow", "--durations=0", "-vv")
     try:

@@ -62,6 +62,7 @@ def test_short():
 HINT = re.compile(r"(run|re-record the baseline) about ([\d.]+)x longer \(--npf-duration=(\d+)s\) to judge p99")
 
 
+@pytest.mark.slow
 def test_the_duration_hint_is_the_total_to_set(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(npf_gate_models=MODELS, test_short=SHORT)
     # Three rounds of 0.2 s: about 100 inferences a round, far from the 662 a p99 needs.

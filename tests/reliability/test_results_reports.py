@@ -85,6 +85,7 @@ def test_alternating():
 """
 
 
+@pytest.mark.slow
 def test_displays_show_the_gates_own_estimates_and_say_what_they_are(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(npf_report_models=MODELS, test_alternating=ALTERNATING)
     pytester.makeini("[pytest]\nnpf_rounds = 2\nnpf_max_rounds = 2\nnpf_tolerance = 50%\n")

@@ -43,6 +43,7 @@ def _measurements(path: Path) -> dict[str, dict[str, Any]]:
     return {m["test"]: m for m in doc["measurements"]}
 
 
+@pytest.mark.slow
 def test_a_crashed_worker_keeps_the_results_of_the_tests_that_finished_on_it(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_killer=WORKER_KILLER, test_elsewhere=ELSEWHERE)
     # loadfile: the three tests of test_killer.py run on one worker, in order; no restart, so the
@@ -80,6 +81,7 @@ def test_fine(npf_bench):
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("xdist", [[], ["-n", "2"]], ids=["plain", "xdist"])
 def test_a_measurement_that_raised_is_an_error_in_the_results(pytester: pytest.Pytester, xdist: list[str]) -> None:
     pytester.makepyfile(test_raises=RAISES)

@@ -149,6 +149,7 @@ def test_a_missing_cxx_compiler_is_explained(tmp_path: Path) -> None:
     assert "during torch.compile (compile_mode='default')" in proc.stderr
 
 
+@pytest.mark.slow
 def test_the_marker_takes_compile_mode_and_the_results_file_has_compile_s(pytester: pytest.Pytester,
                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p))

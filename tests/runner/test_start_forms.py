@@ -99,11 +99,13 @@ def test_a_script_without_a_guard_that_defines_the_model_is_told_to_move_it_or_a
     assert "its benchmark call included" in last
 
 
+@pytest.mark.slow
 def test_a_script_with_a_guard_may_define_the_model_and_its_functions(folder: Path) -> None:
     (folder / "script.py").write_text(code(IN_MAIN, extra=", postprocess_fn=argmax", guard=True))
     assert_measured(python(folder, "script.py"))
 
 
+@pytest.mark.slow
 def test_a_postprocess_function_in_an_unguarded_script_is_named(folder: Path) -> None:
     body = IMPORTED + "def argmax(y):\n    return y.argmax()\n"
     (folder / "script.py").write_text(code(body, extra=", postprocess_fn=argmax"))
@@ -113,6 +115,7 @@ def test_a_postprocess_function_in_an_unguarded_script_is_named(folder: Path) ->
     assert "`from mymodels import argmax`" in last and "model copy 0" not in done.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args", [["-"], []], ids=["python -", "python"])
 def test_code_on_stdin_measures_an_imported_model(folder: Path, args: list[str]) -> None:
     assert_measured(python(folder, *args, stdin=code(IMPORTED)))
@@ -128,11 +131,13 @@ def test_python_c_measures_an_imported_model(folder: Path) -> None:
     assert_measured(python(folder, "-c", code(IMPORTED)))
 
 
+@pytest.mark.slow
 def test_python_c_that_defines_the_model_is_told_to_move_it(folder: Path) -> None:
     assert_guidance(python(folder, "-c", code(IN_MAIN)), "a command given with python -c",
                     "it has no file that a copy could run again")
 
 
+@pytest.mark.slow
 def test_python_m_runs_a_module_without_a_guard(folder: Path) -> None:
     (folder / "bench_module.py").write_text(code(IMPORTED))
     assert_measured(python(folder, "-m", "bench_module"))
@@ -151,17 +156,20 @@ def test_a_notebook_that_defines_the_model_is_told_to_move_it(folder: Path) -> N
                     "it has no file that a copy could run again")
 
 
+@pytest.mark.slow
 def test_a_notebook_model_in_main_runs_with_copies_as_threads(folder: Path) -> None:
     (folder / "kernel.py").write_text(NOTEBOOK)
     (folder / "cell.py").write_text(code(IN_MAIN, extra=", multiprocess=False"))
     assert_measured(python(folder, "kernel.py", "cell.py"))
 
 
+@pytest.mark.slow
 def test_separate_interpreters_do_not_run_an_unguarded_script_again(folder: Path) -> None:
     (folder / "script.py").write_text(code(IMPORTED, extra=", multiinterpreter=True"))
     assert_measured(python(folder, "script.py"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("how", ["python -m pytest", "pytest"])
 def test_the_plugin_measures_from_either_pytest_entry_point(folder: Path, how: str) -> None:
     (folder / "test_perf.py").write_text(
