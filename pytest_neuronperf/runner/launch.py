@@ -308,6 +308,19 @@ def server_gone(proc: object) -> bool:
     return isinstance(pid, int) and not is_running(pid)
 
 
+def _startup_data(popen: popen_forkserver.Popen | popen_spawn_posix.Popen, how: Launch,
+                  process_obj: CopyProcess) -> io.BytesIO:
+    """What a new copy reads first: the preparation data ``how`` chose, then the process object."""
+    data = io.BytesIO()
+    set_spawning_popen(popen)
+    try:
+        reduction.dump(how.preparation_data(process_obj._name), data)  # type: ignore[attr-defined]
+        reduction.dump(process_obj, data)
+    finally:
+        set_spawning_popen(None)
+    return data
+
+
 class _ServerPopen(popen_forkserver.Popen):
     _fds: list[int]
 
@@ -319,14 +332,7 @@ class _ServerPopen(popen_forkserver.Popen):
     def _launch(self, process_obj: CopyProcess) -> None:
         server = self.how.server
         assert server is not None
-        prep_data = self.how.preparation_data(process_obj._name)  # type: ignore[attr-defined]
-        buf = io.BytesIO()
-        set_spawning_popen(self)
-        try:
-            reduction.dump(prep_data, buf)
-            reduction.dump(process_obj, buf)
-        finally:
-            set_spawning_popen(None)
+        buf = _startup_data(self, self.how, process_obj)
         self.sentinel, w = server.connect_to_new_process(self._fds)
         self.server_pid = server._forkserver_pid  # type: ignore[attr-defined]
         # The duplicate of the data pipe's write end is the parent's sentinel for the child.
@@ -350,14 +356,7 @@ class _SpawnPopen(popen_spawn_posix.Popen):
         tracker_fd = resource_tracker.getfd()
         assert tracker_fd is not None  # getfd() starts the tracker first
         self._fds.append(tracker_fd)
-        prep_data = self.how.preparation_data(process_obj._name)  # type: ignore[attr-defined]
-        fp = io.BytesIO()
-        set_spawning_popen(self)
-        try:
-            reduction.dump(prep_data, fp)
-            reduction.dump(process_obj, fp)
-        finally:
-            set_spawning_popen(None)
+        fp = _startup_data(self, self.how, process_obj)
         parent_r = child_w = child_r = parent_w = None
         try:
             parent_r, child_w = os.pipe()
