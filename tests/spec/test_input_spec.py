@@ -88,14 +88,22 @@ def _npf(*args: str) -> subprocess.CompletedProcess[str]:
                           text=True, timeout=300, check=False)
 
 
-def test_npf_run_benchmarks_distilbert_with_named_integer_inputs(tmp_path: Path) -> None:
-    out = tmp_path / "bert.json"
-    proc = _npf("run", "tests.kinds_models:distilbert", "--inputs", "input_ids=2x8:int64:0-99",
-                "attention_mask=2x8:int64:1-1", "--duration", "0.2", "--n-models", "1", "--workers", "1",
-                "--json", str(out))
+NAMED_INPUTS = ("input_ids=2x8:int64:0-99", "attention_mask=2x8:int64:1-1")
+
+
+def _run_one(tmp_path: Path, *words: str) -> dict[str, object]:
+    """``npf run WORDS`` over one quick configuration; its one report."""
+    out = tmp_path / "run.json"
+    proc = _npf("run", *words, "--duration", "0.2", "--n-models", "1", "--workers", "1", "--json", str(out))
     assert proc.returncode == 0, proc.stderr[-3000:]
     (report,) = json.loads(out.read_text(encoding="utf-8"))
-    assert report["status"] == "finished" and report["batch_size"] == 2
+    assert report["status"] == "finished"
+    return report  # type: ignore[no-any-return]
+
+
+def test_npf_run_benchmarks_distilbert_with_named_integer_inputs(tmp_path: Path) -> None:
+    report = _run_one(tmp_path, "tests.kinds_models:distilbert", "--inputs", *NAMED_INPUTS)
+    assert report["batch_size"] == 2
 
 
 def test_npf_ab_uses_the_same_inputs_grammar() -> None:
@@ -132,13 +140,8 @@ def test_npf_run_takes_a_torch_export_file_and_compile_mode(tmp_path: Path) -> N
 
 
 def test_models_written_after_the_inputs_are_still_the_models(tmp_path: Path) -> None:
-    out = tmp_path / "after.json"
-    proc = _npf("run", "--inputs", "input_ids=2x8:int64:0-99", "attention_mask=2x8:int64:1-1",
-                "tests.kinds_models:KeywordOnly", "--duration", "0.2", "--n-models", "1", "--workers", "1",
-                "--json", str(out))
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    (report,) = json.loads(out.read_text(encoding="utf-8"))
-    assert report["status"] == "finished" and report["model_filename"] == "tests.kinds_models:KeywordOnly"
+    report = _run_one(tmp_path, "--inputs", *NAMED_INPUTS, "tests.kinds_models:KeywordOnly")
+    assert report["model_filename"] == "tests.kinds_models:KeywordOnly"
     missing = _npf("run", "--inputs", "1x8", "2x8")
     assert missing.returncode == 2
     assert "npf run: error: MODEL: no model given; name it before --inputs" in missing.stderr
