@@ -551,13 +551,15 @@ def cmd_run(args: argparse.Namespace, out: IO[str]) -> int:
     params: dict[str, Any] = {"duration": args.duration, "device_type": args.device, "rounds": args.rounds}
     for name, value in (("batch_sizes", args.batch_sizes), ("n_models", args.n_models),
                         ("workers_per_model", args.workers), ("model_name", args.model_name),
-                        ("verbosity", args.verbosity), ("compile_mode", args.compile_mode)):
+                        ("verbosity", args.verbosity), ("compile_mode", args.compile_mode),
+                        ("cost_per_hour", args.cost_per_hour)):
         if value is not None:
             params[name] = value
+    params.update(load_params(args))
     try:
         reports: list[dict[str, Any]] = npf.benchmark(model, inputs, **params)  # type: ignore[assignment]
     except (ValueError, TypeError, FileNotFoundError) as exc:
-        raise InputError(str(exc)) from None
+        raise InputError(option_named(str(exc))) from None
     except (BenchmarkError, DeviceUnavailableError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_REGRESSION
@@ -566,7 +568,7 @@ def cmd_run(args: argparse.Namespace, out: IO[str]) -> int:
         print(f"wrote {npf.write_json(reports, args.json)}", file=out)
     if args.csv:
         print(f"wrote {npf.write_csv(reports, args.csv)}", file=out)
-    failed = [r for r in reports if r.get("status") == "error"]
+    failed = [r for r in reports if r.get("status") in ("error", "overloaded")]
     return EXIT_REGRESSION if failed else EXIT_OK
 
 
@@ -617,7 +619,7 @@ def _ab_plan(model: Any, inputs: Any, params: dict[str, Any], what: str) -> Plan
     try:
         return prepare(model, inputs, **params)
     except (ValueError, TypeError, FileNotFoundError) as exc:
-        raise InputError(f"{what}: {exc}") from None
+        raise InputError(f"{what}: {option_named(str(exc))}") from None
 
 
 def _ab_document(args: argparse.Namespace, paired: Sequence[PairedReport], judged: MeasurementJudgement,
@@ -703,6 +705,7 @@ def cmd_ab(args: argparse.Namespace, out: IO[str]) -> int:
                         ("compile_mode", args.compile_mode)):
         if value is not None:
             params[name] = value
+    params.update(load_params(args))
     against = f"of reference {args.b}"
     try:
         current = _ab_plan(model_a, inputs, params, "A")
@@ -826,6 +829,48 @@ def _add_matrix_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--compile-mode", choices=COMPILE_MODES, metavar="MODE",
                         help="torch.compile the model in each copy with this mode before the warm-up: "
                              f"{', '.join(COMPILE_MODES)} (default: no torch.compile)")
+    _add_load_options(parser)
+
+
+# The serving options: (option, keyword of benchmark(), argparse type, metavar, help).
+_LOAD_OPTIONS: tuple[tuple[str, str, Callable[[str], Any], str, str], ...] = (
+    ("--request-rate", "request_rate", float, "RPS",
+     "open-loop load: requests/s offered to the whole configuration on a schedule fixed before the window; "
+     "latency counts from each request's scheduled arrival (default: closed loop)"),
+    ("--arrival", "arrival", str, "KIND", "arrival process of the open-loop load: poisson (default), gamma, constant"),
+    ("--burstiness", "burstiness", float, "K", "gamma arrivals' shape: 1 is Poisson, below 1 burstier"),
+    ("--max-concurrency", "max_concurrency", int, "N",
+     "requests in the system beyond which an arriving one is dropped (open-loop load)"),
+    ("--seed", "seed", int, "N", "seed of the arrival schedule (default: 0)"),
+    ("--slo", "slo", str, "SLO",
+     "latency objective such as p99<=20ms or p50<=5ms,p99<=20ms: marks the configurations that meet it and, "
+     "without --request-rate, finds each one's capacity (the highest rate that meets it)"),
+    ("--capacity-resolution", "capacity_resolution", float, "F",
+     "the capacity search stops when its bracket is narrower than F x the closed-loop peak (default: 0.05)"),
+)
+
+
+def _add_load_options(parser: argparse.ArgumentParser) -> None:
+    for option, _, kind, metavar, text in _LOAD_OPTIONS:
+        parser.add_argument(option, type=kind, metavar=metavar, help=text)
+
+
+def load_params(args: argparse.Namespace) -> dict[str, Any]:
+    """The serving keywords of ``benchmark()`` that the command line set."""
+    out: dict[str, Any] = {}
+    for _, keyword, _, _, _ in _LOAD_OPTIONS:
+        value = getattr(args, keyword, None)
+        if value is not None:
+            out[keyword] = value
+    return out
+
+
+def option_named(message: str) -> str:
+    """A runner error as the command line says it: ``--request-rate: ...`` for ``request_rate: ...``."""
+    for option, keyword, _, _, _ in _LOAD_OPTIONS:
+        if message.startswith(f"{keyword}:"):
+            return option + message[len(keyword):]
+    return message
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -907,6 +952,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="rounds per configuration, the duration split between them (default: 1)")
     run.add_argument("--device", default="cpu", help="device type: cpu, cuda, neuron, ... (default: cpu)")
     run.add_argument("--model-name", help="name shown in the reports (default: the class name)")
+    run.add_argument("--cost-per-hour", type=float, metavar="PRICE",
+                     help="instance price per hour: reports the cost per 1M inferences (at capacity with --slo)")
     run.add_argument("--verbosity", type=int, choices=(0, 1, 2), help="runner log level: 0, 1 or 2")
     run.add_argument("--json", metavar="FILE", help="also write the reports as JSON")
     run.add_argument("--csv", metavar="FILE", help="also write the reports as CSV")

@@ -34,7 +34,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Final, TypeGuard
 
-from pytest_neuronperf.spec.fields import CDF_KEY, LATENCY_KEYS
+from pytest_neuronperf.spec.fields import CAPACITY_STEPS_KEY, CDF_KEY, LATENCY_KEYS, LOAD_KEYS
 
 # 2 records the test module a file belongs to ("module"); files of version 1 still load, and an older
 # plugin that meets a version 2 file says to upgrade instead of calling the file damaged.
@@ -44,6 +44,11 @@ SCHEMA_VERSION: Final = 2
 BASELINE_REPORT_KEYS: tuple[str, ...] = (
     "model_name", "device_type", "batch_size", "n_models", "workers_per_model", "pipeline_size",
     "throughput_avg", "throughput_peak", *LATENCY_KEYS, "latency_samples", "duration", CDF_KEY,
+)
+# Kept too where the report has them (open-loop load, an SLO): what the load was and what came of it.
+BASELINE_LOAD_KEYS: tuple[str, ...] = (
+    *LOAD_KEYS, "offered_rps", "achieved_rps", "slo_met", "capacity_rps", "capacity_ms_p50", "capacity_ms_p99",
+    CAPACITY_STEPS_KEY,
 )
 # What identifies the configuration a record belongs to.
 _CONFIG_FIELDS: Final = ("model_name", "device_type", "batch_size", "n_models", "workers_per_model", "pipeline_size")
@@ -174,7 +179,8 @@ class BaselineRecord:
             fingerprint=dict(fingerprint),
             config={k: report.get(k) for k in _CONFIG_FIELDS},
             rounds=list(rounds),
-            report={k: report.get(k) for k in BASELINE_REPORT_KEYS},
+            report={**{k: report.get(k) for k in BASELINE_REPORT_KEYS},
+                    **{k: report[k] for k in BASELINE_LOAD_KEYS if report.get(k) is not None}},
         )
 
     @classmethod

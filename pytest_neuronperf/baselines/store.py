@@ -30,7 +30,7 @@ from pytest_neuronperf.baselines.schema import (
     read_baseline,
     record_order,
 )
-from pytest_neuronperf.spec.fields import STATUS_OK
+from pytest_neuronperf.spec.fields import LOAD_KEYS, STATUS_OK
 
 DEFAULT_MAX_ROUNDS: Final = 30
 # Long enough for any sane save by another session, short enough that a
@@ -161,6 +161,8 @@ class Lookup:
     mismatches: tuple[Mismatch, ...] = ()
     module: str | None = None
     other_module: str | None = None
+    # A record of this environment measured under another load than this run's: why it is not compared.
+    other_load: str = ""
 
     @property
     def found(self) -> bool:
@@ -173,6 +175,9 @@ class Lookup:
         if self.other_module is not None:
             return (f"no baseline for {self.module} in {self.path}: that file holds the baselines of "
                     f"{self.other_module}, which are not compared with another module's tests")
+        if self.other_load:
+            return (f"the baseline in {self.path} was measured under other load ({self.other_load}), so it is not "
+                    "compared; record this load's with --npf-save-baseline")
         if not self.mismatches:
             return f"no baseline saved for {self.entry_key} in {self.path}"
         reasons = []
@@ -201,6 +206,7 @@ def _find(
     keys: Sequence[str],
     module_path: str | None = None,
     check_rounds: bool = False,
+    report: Mapping[str, object] | None = None,
 ) -> Lookup:
     """The record of ``key`` for this environment.
 
@@ -220,11 +226,31 @@ def _find(
         )
         if check_rounds:
             check_record(best, baseline.path, f"entries[{key!r}][{records.index(best)}]")
+        other = load_difference(best.report, report) if report is not None else ""
+        if other:
+            return Lookup(baseline.path, key, dict(fingerprint), None, module=module, other_load=other)
         return Lookup(baseline.path, key, dict(fingerprint), best, module=module)
     mismatches = tuple(
         Mismatch(r.fingerprint, tuple(fingerprint_differences(r.fingerprint, fingerprint, keys))) for r in records
     )
     return Lookup(baseline.path, key, dict(fingerprint), None, mismatches, module=module)
+
+
+def load_difference(stored: Mapping[str, object], current: Mapping[str, object]) -> str:
+    """How the load a baseline was measured under differs from this run's ('' when it is the same).
+
+    Open-loop latency counts queueing and closed-loop latency does not, and a capacity exists only
+    for its SLO: figures measured under another request rate, arrival process or SLO are not comparable.
+    """
+    differing = [k for k in LOAD_KEYS if stored.get(k) != current.get(k)]
+    if not differing:
+        return ""
+
+    def described(report: Mapping[str, object]) -> str:
+        parts = [f"{k}={report.get(k)}" for k in differing if report.get(k) is not None]
+        return ", ".join(parts) or "closed loop, no slo"
+
+    return f"{described(stored)}, not this run's {described(current)}"
 
 
 def lock_path(path: Path) -> Path:
@@ -308,7 +334,7 @@ class BaselineStore:
         baseline = self.load(module_path)
         return {
             config_key(r): _find(baseline, entry_key(test_name, measurement, r), fingerprint, keys, module_path,
-                                 check_rounds=True)
+                                 check_rounds=True, report=r)
             for r in reports if r.get("status") == STATUS_OK
         }
 

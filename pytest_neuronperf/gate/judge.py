@@ -160,6 +160,11 @@ def _values(rounds: Sequence[RoundSummary], spec: Metric) -> npt.NDArray[np.floa
     return values
 
 
+def measured_in(rounds: Sequence[RoundSummary], spec: Metric) -> bool:
+    """Whether every round holds a value of the metric (an optional metric is absent from some)."""
+    return bool(rounds) and all(math.isfinite(float(getattr(r, spec.round_value))) for r in rounds)
+
+
 def _side(rounds: Sequence[RoundSummary], spec: Metric) -> tuple[float, tuple[float, float]]:
     """Point estimate and 95% interval of one side: the round's own CI, or a t-interval over rounds."""
     values = _values(rounds, spec)
@@ -385,6 +390,8 @@ def judge_metric(
     spec = BY_NAME[metric]
     sign = -1.0 if spec.higher_is_better else 1.0
     bad_bound, good_bound = _bounds(tolerance, spec.higher_is_better)
+    if spec.optional and any(float(getattr(r, spec.round_value)) <= 0 for r in (*baseline, *current)):
+        return _none_found(spec, baseline, current, tolerance, against)
     base, base_ci = _side(baseline, spec)
     cur, cur_ci = _side(current, spec)
     change = cur / base - 1.0
@@ -461,6 +468,40 @@ def judge_metric(
         current_rounds=len(current),
         needs_longer_rounds=few is not None,
         more_rounds_help=ev.current_share >= MIN_CURRENT_SHARE,
+    )
+
+
+def _none_found(spec: Metric, baseline: Sequence[RoundSummary], current: Sequence[RoundSummary], tolerance: float,
+                against: str | None) -> Judgement:
+    """A side with a round that found none of the metric (a capacity of 0: no rate met the SLO).
+
+    No ratio exists to test; the rounds say it plainly: every current round found none where the
+    reference found some is a FAIL, the reverse an improvement, and a mix on either side is undecided.
+    """
+    base_values = [float(getattr(r, spec.round_value)) for r in baseline]
+    cur_values = [float(getattr(r, spec.round_value)) for r in current]
+    base, cur = float(np.mean(base_values)), float(np.mean(cur_values))
+    versus = "vs baseline" if against is None else "vs"
+    where = "" if against is None else f" {against}"
+    compared = f"{spec.name} {num(cur)}{spec.unit} {versus} {num(base)}{spec.unit}{where}"
+    if all(v <= 0 for v in cur_values) and all(v > 0 for v in base_values):
+        verdict, change, message = Verdict.FAIL, -1.0, f"{compared}: no rate tried met the SLO in any round"
+        improved = False
+    elif all(v <= 0 for v in base_values) and all(v > 0 for v in cur_values):
+        verdict, change, message = Verdict.PASS, math.inf, f"{compared}: the reference met the SLO at no rate tried"
+        improved = True
+    elif all(v <= 0 for v in (*base_values, *cur_values)):
+        verdict, change, message = Verdict.PASS, 0.0, f"{compared}: neither side met the SLO at any rate tried"
+        improved = False
+    else:
+        verdict, change = Verdict.INCONCLUSIVE, cur / base - 1.0 if base > 0 else math.nan
+        message, improved = f"{compared}: some rounds met the SLO at no rate tried", False
+    return Judgement(
+        metric=spec.name, verdict=verdict, baseline=base, baseline_ci=(min(base_values), max(base_values)),
+        current=cur, current_ci=(min(cur_values), max(cur_values)), change=change, change_ci=(change, change),
+        p_value=None, tolerance=tolerance, rule="a side whose rounds found no rate meeting the SLO",
+        message=message, hint="" if verdict is not Verdict.INCONCLUSIVE else "collect more rounds",
+        improved=improved, baseline_rounds=len(baseline), current_rounds=len(current),
     )
 
 
@@ -549,7 +590,9 @@ def check_limits(report: Mapping[str, object], **limits: float | None) -> list[s
         key, unit = spec.report_field, spec.unit
         value = report.get(key)
         if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
-            messages.append(f"{key} is missing from the report, so the limit {num(limit)}{unit} cannot be checked")
+            needs = " (a capacity search measures it: give slo= and no request_rate)" if spec.optional else ""
+            messages.append(f"{key} is missing from the report{needs}, so the limit {num(limit)}{unit} cannot be "
+                            "checked")
         elif spec.limit_is_minimum and value < limit:
             messages.append(f"{key} {num(value)}{unit} is below the minimum {num(limit)}{unit}")
         elif not spec.limit_is_minimum and value > limit:

@@ -20,7 +20,8 @@ from pytest_neuronperf.spec.fields import ROUNDS_KEY
 from pytest_neuronperf.spec.metrics import METRICS, Metric
 
 # The figure of each gated metric, as the reports' columns and the results file name it.
-VALUE_KEYS: Final[Mapping[str, str]] = {"throughput": "throughput", "p50": "p50_ms", "p99": "p99_ms"}
+VALUE_KEYS: Final[Mapping[str, str]] = {"throughput": "throughput", "p50": "p50_ms", "p99": "p99_ms",
+                                        "capacity": "capacity_rps"}
 
 
 def value_key(metric: str) -> str:
@@ -55,6 +56,10 @@ class Figures:
     p99_ms: float | None = None
     baseline_p99_ms: float | None = None
     p99_change: float | None = None
+    # Capacity at the SLO (a capacity search only).
+    capacity_rps: float | None = None
+    baseline_capacity_rps: float | None = None
+    capacity_change: float | None = None
     # Rounds of this run the figures pool, how many of them the sequential gate added after the
     # first look, and the baseline's rounds (None without a baseline).
     judged_rounds: int = 0

@@ -36,8 +36,10 @@ from pytest_neuronperf.report.results_file import (
     environment_of,
     measurement_label,
 )
+from pytest_neuronperf.report.serving import is_open_loop, is_searched, met_word, number
 from pytest_neuronperf.spec import fields
 from pytest_neuronperf.spec.matrix import config_key
+from pytest_neuronperf.spec.slo import Constraint, parse_slo
 
 INSTALL_HINT: Final = 'pip install "pytest-neuronperf[report]"'
 CURRENT_COLOUR: Final = "#2563eb"
@@ -290,6 +292,137 @@ def _throughput_timeline(plots: _Plots, data: Mapping[str, Any]) -> str | None:
                         "throughput over time within the timed window, every round")
 
 
+# --- latency against offered load (a capacity search's steps) ---------------------------------------------
+
+# The percentiles every knee plot shows; an SLO on another percentile adds its own panel.
+_KNEE_PERCENTILES: Final = (50.0, 99.0)
+SLO_COLOUR: Final = "#b91c1c"
+
+
+def _step_key(percentile: float) -> str:
+    return f"p{percentile:g}_ms"
+
+
+def _knee_steps(steps: object) -> list[dict[str, Any]]:
+    """The steps with a rate, in rising rate (the search visits them in bisection order), each with its
+    rate, whether it met the SLO and its finite latency percentiles (ms)."""
+    out = []
+    for step in steps if isinstance(steps, list) else []:
+        if not isinstance(step, Mapping):
+            continue
+        rate = number(step.get("rate"))
+        rate = rate if rate is not None else number(step.get("offered_rps"))
+        if rate is None:
+            continue
+        latencies = {k: v for k, v in ((k, number(v)) for k, v in step.items()
+                                       if isinstance(k, str) and k.startswith("p") and k.endswith("_ms"))
+                     if v is not None and v > 0}
+        out.append({"rate": rate, "met": step.get("met") is True, **latencies})
+    return sorted(out, key=lambda s: float(s["rate"]))
+
+
+def _constraints(slo: object) -> list[Constraint]:
+    try:
+        parsed = parse_slo(slo)
+    except ValueError:
+        return []
+    return [] if parsed is None else list(parsed.constraints)
+
+
+def capacity_knee_data(m: Measurement) -> dict[str, Any]:
+    """What the knee plot draws: per configuration with a capacity search, its steps (latency against offered
+    load), its capacity and its SLO, and the baseline's steps where the baseline kept them."""
+    batches = len({r.get("batch_size") for r in m.reports}) > 1
+    series = []
+    for report, outcome in m.pairs():
+        steps = _knee_steps(report.get(fields.CAPACITY_STEPS_KEY))
+        if not steps:
+            continue
+        found = outcome.get("baseline")
+        baseline: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
+        series.append({"config": _config_of(report), "label": _short_label(report, batches),
+                       "slo": report.get("slo"), "capacity_rps": number(report.get("capacity_rps")),
+                       "steps": steps, "baseline_steps": _knee_steps(baseline.get(fields.CAPACITY_STEPS_KEY))})
+    return {"plot": "latency against offered load", "series": series}
+
+
+def _knee_panels(series: Sequence[Mapping[str, Any]]) -> list[tuple[float, list[Constraint]]]:
+    """(percentile, the SLO bounds on it) per panel: p50 and p99, and any other percentile an SLO bounds,
+    where some step measured it."""
+    bounds: dict[float, list[Constraint]] = {q: [] for q in _KNEE_PERCENTILES}
+    for item in series:
+        for c in _constraints(item["slo"]):
+            if c not in bounds.setdefault(c.percentile, []):
+                bounds[c.percentile].append(c)
+    measured = {k for item in series for step in [*item["steps"], *item["baseline_steps"]] for k in step}
+    return [(q, bounds[q]) for q in sorted(bounds) if _step_key(q) in measured]
+
+
+def _draw_knee_series(ax: Any, item: Mapping[str, Any], key: str, colour: str, base_colour: str,
+                      single: bool) -> None:
+    base = [s for s in item["baseline_steps"] if key in s]
+    if base:
+        ax.plot([s["rate"] for s in base], [s[key] for s in base], color=base_colour, linestyle="--",
+                linewidth=1.4, alpha=0.8, label="baseline" if single else f"{item['label']} baseline")
+    steps = [s for s in item["steps"] if key in s]
+    ax.plot([s["rate"] for s in steps], [s[key] for s in steps], color=colour, linewidth=1.6,
+            label="this run" if single else item["label"])
+    for met, marker in ((True, "o"), (False, "X")):
+        chosen = [s for s in steps if s["met"] is met]
+        if chosen:
+            ax.plot([s["rate"] for s in chosen], [s[key] for s in chosen], linestyle="none", marker=marker,
+                    markersize=5 if met else 6, color=colour, markerfacecolor=colour if met else "white")
+    capacity = item["capacity_rps"]
+    if capacity:
+        ax.axvline(capacity, color=colour, linestyle=":", linewidth=1.2)
+
+
+def _knee_legend(ax: Any, panels: Sequence[tuple[float, list[Constraint]]], capacity: bool) -> None:
+    from matplotlib.lines import Line2D
+
+    handles, _ = ax.get_legend_handles_labels()
+    handles += [Line2D([], [], color="#374151", marker="o", linestyle="none", markersize=5, label="met the SLO"),
+                Line2D([], [], color="#374151", marker="X", markerfacecolor="white", linestyle="none",
+                       markersize=6, label="missed it")]
+    if any(bounds for _, bounds in panels):
+        handles.append(Line2D([], [], color=SLO_COLOUR, linewidth=1.2, label="SLO bound"))
+    if capacity:
+        handles.append(Line2D([], [], color="#374151", linestyle=":", linewidth=1.2, label="capacity"))
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+
+
+def _capacity_knee(plots: _Plots, data: Mapping[str, Any]) -> str | None:
+    series: list[dict[str, Any]] = data["series"]
+    panels = _knee_panels(series)
+    if not series or not panels:
+        return None
+    single = len(series) == 1
+
+    def draw(fig: Any) -> None:
+        axes = fig.subplots(1, len(panels), sharex=True, squeeze=False)[0]
+        for ax, (q, bounds) in zip(axes, panels, strict=True):
+            key = _step_key(q)
+            for i, item in enumerate(series):
+                colour = CURRENT_COLOUR if single else _SERIES[i % len(_SERIES)]
+                _draw_knee_series(ax, item, key, colour, BASELINE_COLOUR if single else colour, single)
+            for c in bounds:
+                ax.axhline(c.max_ms, color=SLO_COLOUR, linewidth=1.2)
+                ax.annotate(f"SLO {c.text()}", (0.01, c.max_ms), xycoords=("axes fraction", "data"),
+                            xytext=(0, 3), textcoords="offset points", color=SLO_COLOUR, fontsize=8)
+            # Room above the highest point and bound, so the bound's label stays inside the panel.
+            top = max([s[key] for item in series for s in [*item["steps"], *item["baseline_steps"]] if key in s]
+                      + [c.max_ms for c in bounds])
+            ax.set_ylim(0, top * 1.15)
+            ax.set_xlim(left=0)
+            ax.set_xlabel("offered load (req/s)")
+            ax.set_ylabel(f"p{q:g} latency (ms)")
+        axes[0].set_title("Latency against offered load", loc="left")
+        _knee_legend(axes[-1], panels, any(item["capacity_rps"] for item in series))
+
+    return plots.render((max(4.6, min(11.0, 1.4 + 3.3 * len(panels))), 3.2), draw,
+                        "latency against offered load with the SLO and the capacity, every configuration")
+
+
 def _plot_data(data: Mapping[str, Any]) -> str:
     """The plotted numbers as an attribute of the plot's figure, for readers and tools (no script in the page)."""
     return f' data-plot="{_esc(json.dumps(data, allow_nan=False, default=str))}"'
@@ -435,12 +568,71 @@ def _figure_cell(name: str, value: float | None) -> str:
     return f'<td class="num" data-figure="{name}">{_esc(shown_value(value))}</td>'
 
 
+# A column of the configuration table for serving and SLO runs: its header cell and its cell of a report.
+_ServingColumn = tuple[str, Callable[[Mapping[str, Any]], str]]
+
+
+def _load_cell(report: Mapping[str, Any]) -> str:
+    if not is_open_loop(report):
+        return '<td class="num" data-figure="achieved_rps">—</td>'
+    offered, achieved = number(report.get("offered_rps")), number(report.get("achieved_rps"))
+    css = ' class="worse"' if report.get("overloaded") is True else ""
+    return (f'<td class="num" data-figure="achieved_rps">{_esc(shown_value(offered))} → '
+            f"<span{css}>{_esc(shown_value(achieved))}</span></td>")
+
+
+def _capacity_cell(report: Mapping[str, Any]) -> str:
+    capacity = number(report.get("capacity_rps"))
+    p99 = number(report.get("capacity_ms_p99"))
+    if capacity is None or capacity <= 0:
+        text = "—" if capacity is None else "none meets"
+        return f'<td class="num" data-figure="capacity_rps">{_esc(text)}</td>'
+    at = f'<br><span class="ci">p99 {_esc(shown_value(p99))} ms</span>' if p99 is not None else ""
+    return f'<td class="num" data-figure="capacity_rps">{_esc(shown_value(capacity))}{at}</td>'
+
+
+def _slo_cell(report: Mapping[str, Any], shared: bool) -> str:
+    if not report.get("slo"):
+        return '<td data-figure="slo_met">—</td>'
+    met = report.get("slo_met") is True
+    # Several constraints may wrap after their commas.
+    which = "" if shared else f'<br><span class="ci">{_esc(report.get("slo")).replace(",", ",<wbr>")}</span>'
+    return (f'<td data-figure="slo_met"><span class="{"better" if met else "worse"}">{_esc(met_word(report))}'
+            f"</span>{which}</td>")
+
+
+def _head(name: str, title: str, numeric: bool = True, note: str = "") -> str:
+    css = ' class="num"' if numeric else ""
+    extra = f'<br><span class="ci">{_esc(note)}</span>' if note else ""
+    return f'<th{css} title="{_esc(title)}">{_esc(name)}{extra}</th>'
+
+
+def _serving_columns(reports: Sequence[Mapping[str, Any]]) -> list[_ServingColumn]:
+    cols: list[_ServingColumn] = []
+    if any(is_open_loop(r) for r in reports):
+        cols.append((_head("Offered → achieved", "requests/s offered to the configuration in the timed window, "
+                           "and completed in it"), _load_cell))
+    if any(is_searched(r) for r in reports):
+        cols.append((_head("Capacity req/s", "the highest offered rate that met the SLO; the p99 there"),
+                     _capacity_cell))
+    slos = {str(r["slo"]) for r in reports if r.get("slo")}
+    if slos:
+        # An SLO every configuration shares is named once, in the header.
+        shared = len(slos) == 1 and all(r.get("slo") for r in reports)
+        head = _head("SLO", "whether the latency of the timed window met the objective", numeric=False,
+                     note=next(iter(slos)) if shared else "")
+        cols.append((head, lambda r: _slo_cell(r, shared)))
+    return cols
+
+
 def _config_table(m: Measurement) -> str:
+    extra = _serving_columns(m.reports)
     head = ("<thead><tr><th>Configuration</th><th class=\"num\">Throughput /s</th><th class=\"num\">Baseline</th>"
             "<th class=\"num\">Change</th><th class=\"num\">p50 ms</th><th class=\"num\">p99 ms</th>"
             "<th class=\"num\">Baseline p99</th><th class=\"num\">Change</th>"
             "<th class=\"num\" title=\"rounds the figures pool; +N: added by the sequential gate\">Rounds</th>"
-            "<th>Verdict</th></tr></thead>")
+            + "".join(head for head, _ in extra)
+            + "<th>Verdict</th></tr></thead>")
     rows = []
     if m.errored and not m.reports:
         rows.append(f'<tr><td>{_esc(MEASUREMENT_ITSELF)}</td>' + '<td class="num">—</td>' * 8
@@ -461,7 +653,8 @@ def _config_table(m: Measurement) -> str:
             f"{_figure_cell('baseline_p99_ms', shown.baseline_p99_ms)}"
             f"{_change_cell(p99, False, shown.p99_change, 'p99_change')}"
             f'<td class="num" data-figure="rounds">{_esc(shown.rounds_text() or "—")}</td>'
-            f"<td>{_badge(verdict)}</td></tr>"
+            + "".join(cell(report) for _, cell in extra)
+            + f"<td>{_badge(verdict)}</td></tr>"
         )
     return f'<table class="configs">{head}<tbody>{"".join(rows)}</tbody></table>'
 
@@ -501,6 +694,11 @@ def _measurement_section(plots: _Plots, m: Measurement, index: int, now: datetim
     if wide:
         out.append('<h3>Throughput</h3><div class="plots wide">'
                    + "".join(f"<figure{_plot_data(data)}>{svg}</figure>" for svg, data in wide) + "</div>")
+    knee = capacity_knee_data(m)
+    knee_svg = _capacity_knee(plots, knee)
+    if knee_svg:
+        out.append('<h3>Latency against offered load (capacity at the SLO)</h3><div class="plots wide">'
+                   f"<figure{_plot_data(knee)}>{knee_svg}</figure></div>")
     cdfs = []
     for report, outcome in m.pairs():
         baseline = outcome.get("baseline") if isinstance(outcome.get("baseline"), Mapping) else None
@@ -550,7 +748,8 @@ def html_report(data: Results, *, title: str = "neuronperf report") -> str:
 
 def write_html(measurements_or_reports: Results, filename: str | os.PathLike[str]) -> str:
     """Write a self-contained HTML report (summary, per-test tables, latency CDFs against the baseline,
-    throughput by configuration and over time); returns the file name.
+    throughput by configuration and over time, and latency against offered load where a capacity search
+    ran); returns the file name.
 
     Takes the measurements of a pytest run, a ``--npf-json`` results document, or the report dicts
     ``benchmark()`` returns. Needs matplotlib (``pip install "pytest-neuronperf[report]"``).

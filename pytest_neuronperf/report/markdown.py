@@ -21,6 +21,15 @@ from pytest_neuronperf.gate.wording import (
 )
 from pytest_neuronperf.report.figures import shown_change, shown_value
 from pytest_neuronperf.report.results_file import Measurement, Results, as_measurements, measurement_label
+from pytest_neuronperf.report.serving import (
+    best_report,
+    best_text,
+    capacity_text,
+    is_open_loop,
+    is_searched,
+    load_text,
+    slo_groups,
+)
 from pytest_neuronperf.report.summary import first_line
 
 __all__ = ["append_markdown", "config_label", "explanations", "markdown_summary", "measurement_label",
@@ -102,10 +111,51 @@ def md_verdict(verdict: str) -> str:
     return f"{symbol} {verdict}" if symbol else verdict
 
 
-MD_HEADER: Final = ("| Test | Configuration | Throughput (/s) | Baseline (/s) | Change | p99 (ms) | Baseline p99 (ms) "
-                    "| Change | Rounds | Verdict |\n"
-                    "|:-----|:--------------|----------------:|--------------:|-------:|---------:|------------------:"
-                    "|-------:|-------:|:--------|")
+# (title, alignment rule) of each column of the summary table.
+_Column = tuple[str, str]
+MD_COLUMNS: Final[tuple[_Column, ...]] = (
+    ("Test", ":-----"), ("Configuration", ":--------------"), ("Throughput (/s)", "----------------:"),
+    ("Baseline (/s)", "--------------:"), ("Change", "-------:"), ("p99 (ms)", "---------:"),
+    ("Baseline p99 (ms)", "------------------:"), ("Change", "-------:"), ("Rounds", "-------:"),
+    ("Verdict", ":--------"),
+)
+# Columns a run adds, before the verdict, only when some configuration has them.
+LOAD_COLUMN: Final[_Column] = ("Offered → achieved (req/s)", "---------------------------:")
+CAPACITY_COLUMN: Final[_Column] = ("Capacity at SLO (req/s)", "-----------------------:")
+
+
+def _header(columns: Sequence[_Column]) -> str:
+    return "| " + " | ".join(t for t, _ in columns) + " |\n|" + "|".join(r for _, r in columns) + "|"
+
+
+MD_HEADER: Final = _header(MD_COLUMNS)
+
+
+def _serving_columns(ms: Sequence[Measurement]) -> list[_Column]:
+    reports = [r for m in ms for r in m.reports]
+    return ([LOAD_COLUMN] if any(is_open_loop(r) for r in reports) else []) + (
+        [CAPACITY_COLUMN] if any(is_searched(r) for r in reports) else [])
+
+
+def _table_header(extra: Sequence[_Column]) -> str:
+    return _header([*MD_COLUMNS[:-1], *extra, MD_COLUMNS[-1]])
+
+
+def _serving_cells(report: Mapping[str, Any], extra: Sequence[_Column]) -> list[str]:
+    texts = {LOAD_COLUMN: load_text(report), CAPACITY_COLUMN: capacity_text(report)}
+    return [_md_cell(texts[column] or "—") for column in extra]
+
+
+def _slo_bullets(ms: Sequence[Measurement]) -> list[str]:
+    """Per measurement and SLO, the configuration that serves it best, or that none meets it."""
+    lines = []
+    for m in ms:
+        for slo, group in slo_groups(m.reports):
+            best = best_report(group)
+            verdict = (f"best is {config_label(best)} ({best_text(best)})" if best is not None
+                       else "no configuration meets it")
+            lines.append(f"- {_md_code(measurement_label(m))}, SLO {_md_cell(slo)}: {_md_cell(verdict)}")
+    return lines
 
 
 def markdown_summary(measurements: Results, *, title: str = "neuronperf") -> str:
@@ -117,20 +167,25 @@ def markdown_summary(measurements: Results, *, title: str = "neuronperf") -> str
     if not ms:
         lines.append("No performance measurements in this run.")
         return "\n".join(lines) + "\n"
-    lines += [summary_sentence(ms), "", MD_HEADER]
+    extra = _serving_columns(ms)
+    lines += [summary_sentence(ms), "", _table_header(extra)]
     for m in ms:
         label = _md_code(measurement_label(m))
         if m.errored and not m.reports:
-            lines.append("| " + " | ".join([label, *["—"] * 8, md_verdict(Verdict.ERROR.value)]) + " |")
+            lines.append("| " + " | ".join([label, *["—"] * (8 + len(extra)), md_verdict(Verdict.ERROR.value)])
+                         + " |")
         for (report, outcome), shown in zip(m.pairs(), m.figures(), strict=True):
             cells = [
                 label, _md_cell(config_label(report)),
                 shown_value(shown.throughput), shown_value(shown.baseline_throughput),
                 shown_change(shown.throughput_change),
                 shown_value(shown.p99_ms), shown_value(shown.baseline_p99_ms), shown_change(shown.p99_change),
-                shown.rounds_text() or "—", md_verdict(str(outcome.get("verdict"))),
+                shown.rounds_text() or "—", *_serving_cells(report, extra), md_verdict(str(outcome.get("verdict"))),
             ]
             lines.append("| " + " | ".join(cells) + " |")
+    slo = _slo_bullets(ms)
+    if slo:
+        lines += ["", *slo]
     reasons = [(m, cfg, kind, text) for m in ms for cfg, kind, text in explanations(m)]
     if reasons:
         lines += ["", "<details><summary>Why</summary>", ""]

@@ -190,7 +190,8 @@ def _pseudo_measurement(reports: Sequence[Mapping[str, Any]]) -> Measurement:
         except ValueError:
             key = "?"
         status = r.get("status")
-        verdict = {fields.STATUS_OK: Verdict.MEASURED, fields.STATUS_ERROR: Verdict.ERROR}.get(
+        verdict = {fields.STATUS_OK: Verdict.MEASURED, fields.STATUS_ERROR: Verdict.ERROR,
+                   fields.STATUS_OVERLOADED: Verdict.ERROR}.get(
             str(status), Verdict.SKIPPED)
         outcomes.append({
             "config_key": key, "verdict": verdict.value,

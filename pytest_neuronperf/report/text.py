@@ -13,6 +13,7 @@ from typing import IO, Any
 
 from pytest_neuronperf._util.stamps import wall_clock_stamp
 from pytest_neuronperf.report.figures import FIGURE_KEYS
+from pytest_neuronperf.report.serving import serving_columns, slo_lines
 from pytest_neuronperf.spec import fields
 
 
@@ -50,9 +51,16 @@ def _sorted(reports: Sequence[Mapping[str, Any]], sort_by: str | None) -> list[M
     return sorted(reports, key=key)
 
 
+def default_columns(reports: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The guide's columns, with the serving and SLO columns that apply before the (long) model file name."""
+    columns = list(fields.PRINT_COLS)
+    at = columns.index("model_filename") if "model_filename" in columns else len(columns)
+    return columns[:at] + serving_columns(reports) + columns[at:]
+
+
 def format_reports(reports: Sequence[Mapping[str, Any]], cols: Sequence[str] | None = None,
                    sort_by: str | None = None) -> str:
-    columns = _check_cols(cols, fields.PRINT_COLS)
+    columns = _check_cols(cols, default_columns(reports))
     rows = [[format_value(r.get(c)) for c in columns] for r in _sorted(reports, sort_by)]
     widths = [max([len(c)] + [len(row[i]) for row in rows]) for i, c in enumerate(columns)]
     lines = [" ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip()]
@@ -62,8 +70,10 @@ def format_reports(reports: Sequence[Mapping[str, Any]], cols: Sequence[str] | N
 
 def print_reports(reports: Sequence[Mapping[str, Any]], cols: Sequence[str] | None = None,
                   sort_by: str | None = None, file: IO[str] | None = None) -> None:
-    """Print the reports as the guide's table (``cols`` picks and orders columns)."""
-    print(format_reports(reports, cols=cols, sort_by=sort_by), file=file or sys.stdout)
+    """Print the reports as the guide's table (``cols`` picks and orders columns); under it, with an SLO,
+    whether each configuration meets it and which serves it best."""
+    lines = [format_reports(reports, cols=cols, sort_by=sort_by), *slo_lines(reports)]
+    print("\n".join(lines), file=file or sys.stdout)
 
 
 def _default_name(reports: Sequence[Mapping[str, Any]], suffix: str) -> str:

@@ -19,15 +19,19 @@ from pytest_neuronperf.backends.base import Backend
 from pytest_neuronperf.backends.registry import get_backend
 from pytest_neuronperf.errors import DeviceUnavailableError
 from pytest_neuronperf.runner import events
-from pytest_neuronperf.runner.orchestrator import run_config, start_context
+from pytest_neuronperf.runner.capacity import DEFAULT_RESOLUTION, CapacitySearch, drain_seconds
+from pytest_neuronperf.runner.orchestrator import Window, run_config, start_context
 from pytest_neuronperf.runner.replica import CopyJob
 from pytest_neuronperf.runner.reports import empty_round_reason, get_reports
 from pytest_neuronperf.runner.results import ConfigResult, RoundResult
 from pytest_neuronperf.spec import fields
 from pytest_neuronperf.spec import params as P
 from pytest_neuronperf.spec.inputs import ModelInput, pair_index_inputs, pair_inputs
+from pytest_neuronperf.spec.load import OpenLoad, open_load
 from pytest_neuronperf.spec.matrix import Matrix, ModelConfig, RunConfig, build_matrix, config_key, config_text
 from pytest_neuronperf.spec.model_source import ModelSource
+from pytest_neuronperf.spec.slo import Slo, parse_slo
+from pytest_neuronperf.stats.quantiles import min_samples_for_quantile
 
 DEFAULT_DURATION = 60.0
 DEFAULT_TIMEOUT = 120.0
@@ -59,6 +63,13 @@ def benchmark(
     rounds: int = 1,
     timeout: float = DEFAULT_TIMEOUT,
     compile_mode: str | None = None,
+    request_rate: float | None = None,
+    arrival: str = "poisson",
+    burstiness: float | None = None,
+    max_concurrency: int | None = None,
+    seed: int = 0,
+    slo: str | None = None,
+    capacity_resolution: float = DEFAULT_RESOLUTION,
 ) -> list[dict[str, Any]] | list[ConfigResult]:
     """Benchmark ``model`` over the configuration matrix and return one report per configuration.
 
@@ -75,6 +86,15 @@ def benchmark(
     ``"max-autotune-no-cudagraphs"``) wraps the model in ``torch.compile`` in each copy,
     which calls it until the compiled graph is stable before the warm-up; that time is
     reported as ``compile_s``.
+
+    Open-loop load: with ``request_rate`` (requests/s offered to the whole configuration) the
+    requests arrive on a schedule fixed before the window opens (``arrival``: ``"poisson"``,
+    ``"gamma"`` with ``burstiness``, or ``"constant"``; ``seed`` makes it replayable), dealt to the
+    copies in turn, and each request's latency is counted from its scheduled arrival;
+    ``max_concurrency`` drops requests that arrive when that many are in the system. ``slo``
+    (``"p99<=20ms"``, constraints separated by commas) marks each configuration that meets it and,
+    without ``request_rate``, searches for the highest rate that meets it (``capacity_rps``, to
+    within ``capacity_resolution`` of the closed-loop peak).
     """
     plan = prepare(
         model, inputs, batch_sizes=batch_sizes, duration=duration, n_models=n_models,
@@ -83,7 +103,8 @@ def benchmark(
         multiinterpreter=multiinterpreter, return_timers=return_timers, stats_interval=stats_interval,
         device_type=device_type, cost_per_hour=cost_per_hour, model_name=model_name, verbosity=verbosity,
         loop_dataset=loop_dataset, warmup=warmup, warmup_duration=warmup_duration, rounds=rounds, timeout=timeout,
-        compile_mode=compile_mode)
+        compile_mode=compile_mode, request_rate=request_rate, arrival=arrival, burstiness=burstiness,
+        max_concurrency=max_concurrency, seed=seed, slo=slo, capacity_resolution=capacity_resolution)
     results = run_plan(plan)
     if return_timers:
         return results
@@ -105,7 +126,7 @@ def run_plan(plan: Plan) -> list[ConfigResult]:
                 left = plan.per_round_s * (plan.rounds - round_index) + later
                 tell = functools.partial(_tell, plan.name, i, len(plan.matrix.runs), described, round_index,
                                          plan.rounds, left)
-                result.rounds.append(plan.run_round(run, result.config, tell))
+                result.rounds.append(plan.run_round(run, result.config, tell, round_index=round_index))
                 if plan.stop_if_empty(result):
                     break
             plan.finish(result, run)
@@ -127,7 +148,7 @@ def run_more_rounds(plan: Plan, results: Sequence[ConfigResult], keys: Collectio
             done = len(result.rounds)
             left = plan.per_round_s * (len(wanted) - i)
             tell = functools.partial(_tell, plan.name, i, len(wanted), described, done, done + 1, left)
-            result.rounds.append(plan.run_round(run, result.config, tell))
+            result.rounds.append(plan.run_round(run, result.config, tell, round_index=done))
             if plan.stop_if_empty(result):
                 continue
             plan.finish(result, run)
@@ -164,6 +185,12 @@ class Plan:
     # Copies of this plan import the user's code from a checkout of another revision: (repository, checkout).
     redirect: tuple[str, str] | None = None
     compile_mode: str | None = None
+    # Open-loop load of every window (None: closed loop); with an SLO and no load, a capacity search
+    # offering ``search_load``'s arrival process.
+    load: OpenLoad | None = None
+    slo: Slo | None = None
+    search_load: OpenLoad | None = None
+    capacity_resolution: float = DEFAULT_RESOLUTION
     _ctx: BaseContext | None = field(default=None, repr=False)
 
     @property
@@ -186,11 +213,12 @@ class Plan:
     def new_result(self, run: RunConfig) -> ConfigResult:
         config = {**run.as_dict(), "instance_type": self.backend.instance_type(),
                   "start_dts": wall_clock_stamp(), "duration": self.duration_s}
-        return ConfigResult(config=config, status=fields.STATUS_OK, cost_per_hour=self.cost)
+        return ConfigResult(config=config, status=fields.STATUS_OK, cost_per_hour=self.cost, slo=self.slo)
 
     def run_round(self, run: RunConfig, config: dict[str, Any], tell: Callable[[str], None],
-                  duration_s: float | None = None) -> RoundResult:
-        """One round of ``run``: fresh copies load and warm up, then one shared window."""
+                  duration_s: float | None = None, round_index: int = 0) -> RoundResult:
+        """One round of ``run``: fresh copies load and warm up, then one shared window (closed or open loop),
+        and with an SLO but no request rate, the windows of a capacity search on the same copies."""
         per_round = self.per_round_s if duration_s is None else duration_s
         tell("loading")
         jobs = [
@@ -205,14 +233,30 @@ class Plan:
             )
             for placement in self.backend.placements(run.n_models, run.model.pipeline_size)
         ]
-        done, start_ns, stop_ns, resources = run_config(
-            jobs, self.backend, ctx=self.context(), duration_s=per_round, timeout_s=self.timeout_s,
+        window = Window(per_round)
+        search: CapacitySearch | None = None
+        if self.load is not None:
+            window = Window(per_round, self.load, round_index, drain_s=drain_seconds(per_round))
+        elif self.slo is not None:
+            search = CapacitySearch(
+                self.slo, self.capacity_load, per_round, resolution=self.capacity_resolution,
+                round_index=round_index, batch_size=run.model.batch_size,
+                min_samples=min_samples_for_quantile(self.slo.highest_percentile / 100.0))
+        windows = run_config(
+            jobs, self.backend, ctx=self.context(), window=window, timeout_s=self.timeout_s,
             stats_interval=self.stats_interval, on_window=functools.partial(tell, "running"),
-            redirect=self.redirect)
-        for c in done:
+            redirect=self.redirect, next_window=search)
+        first = windows[0]
+        for c in first.copies:
             for w, n in enumerate(c.worker_counts):
                 logger.debug("Model copy %d, worker %d finished after %d inferences.", c.copy_index, w, n)
-        return RoundResult(start_ns, stop_ns, jobs[0].bin_ns, done, resources)
+        return RoundResult(first.start_ns, first.stop_ns, jobs[0].bin_ns, first.copies, first.resources,
+                           load=self.load, capacity=search.result if search is not None else None)
+
+    @property
+    def capacity_load(self) -> OpenLoad:
+        """The arrivals a capacity search offers (its rate set per step)."""
+        return self.search_load or OpenLoad(1.0)
 
     def stop_if_empty(self, result: ConfigResult) -> bool:
         """Mark ``result`` an error when its last round timed nothing; True when it was."""
@@ -258,6 +302,13 @@ def prepare(
     rounds: int = 1,
     timeout: float = DEFAULT_TIMEOUT,
     compile_mode: str | None = None,
+    request_rate: float | None = None,
+    arrival: str = "poisson",
+    burstiness: float | None = None,
+    max_concurrency: int | None = None,
+    seed: int = 0,
+    slo: str | None = None,
+    capacity_resolution: float = DEFAULT_RESOLUTION,
 ) -> Plan:
     """Check :func:`benchmark`'s parameters, resolve the model and build the matrix; nothing runs yet."""
     duration_s = P.positive_seconds("duration", duration)
@@ -274,6 +325,13 @@ def prepare(
     cost = P.check_cost(cost_per_hour)
     level = P.verbosity_level(verbosity)
     mode = P.compile_mode(compile_mode)
+    load = open_load(request_rate, arrival, burstiness, max_concurrency, seed)
+    objective = parse_slo(slo)
+    resolution = P.capacity_resolution(capacity_resolution)
+    search_load = None
+    if objective is not None and load is None:
+        # The arrival process the search offers; its rate is set per step.
+        search_load = open_load(1.0, arrival, burstiness, max_concurrency, seed)
     in_process = not multiprocess
     pre = P.optional_callable("preprocess_fn", preprocess_fn, must_pickle=not in_process)
     post = P.optional_callable("postprocess_fn", postprocess_fn, must_pickle=not in_process)
@@ -296,7 +354,8 @@ def prepare(
                 rounds=rounds, timeout_s=timeout_s, stats_interval=stats_interval, warmup=warmup,
                 warmup_duration_s=warmup_duration, cost=cost, level=level, in_process=in_process,
                 multiinterpreter=multiinterpreter, keep_raw=return_timers, loop_dataset=loop_dataset,
-                preprocess_fn=pre, postprocess_fn=post, env_setup_fn=env_fn, setup_fn=setup, compile_mode=mode)
+                preprocess_fn=pre, postprocess_fn=post, env_setup_fn=env_fn, setup_fn=setup, compile_mode=mode,
+                load=load, slo=objective, search_load=search_load, capacity_resolution=resolution)
 
 
 def _check_compilable(models: Sequence[ModelConfig]) -> None:

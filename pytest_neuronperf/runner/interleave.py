@@ -157,7 +157,8 @@ def _round(plan: Plan, run: RunConfig, result: ConfigResult, index: int, total: 
     where = f"{described}, {side}" if side else described
     tell = functools.partial(_tell, plan.name, index, total, where, pair, max_pairs,
                              plan.per_round_s * 2 * (max_pairs - pair))
-    result.rounds.append(plan.run_round(run, result.config, tell))
+    # Both rounds of a pair replay the same arrivals (open-loop load): their difference is the model's.
+    result.rounds.append(plan.run_round(run, result.config, tell, round_index=pair))
 
 
 def _tell(name: str, index: int, total: int, described: str, round_index: int, rounds: int, left_s: float,

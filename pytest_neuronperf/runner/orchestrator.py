@@ -25,6 +25,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from multiprocessing.connection import Pipe, wait
 from multiprocessing.context import BaseContext
 from typing import Any, NoReturn
@@ -35,6 +36,7 @@ from pytest_neuronperf.backends.base import Backend, Placement
 from pytest_neuronperf.errors import BenchmarkError
 from pytest_neuronperf.runner.launch import CopyContext, server_gone
 from pytest_neuronperf.runner.protocol import (
+    Abort,
     CopyResult,
     Done,
     Failed,
@@ -45,6 +47,7 @@ from pytest_neuronperf.runner.protocol import (
 )
 from pytest_neuronperf.runner.replica import CopyJob, clock, run_copy, run_redirected_copy
 from pytest_neuronperf.runner.resources import ResourceSampler
+from pytest_neuronperf.spec.load import OpenLoad
 
 START_MARGIN_NS = 20_000_000
 # How long stopped copies get to exit on SIGTERM before they are killed.
@@ -383,11 +386,37 @@ class CopyGroup:
                 h.conn.send(message)
 
 
-def run_config(jobs: Sequence[CopyJob], backend: Backend, *, ctx: BaseContext | None, duration_s: float,
+@dataclass(frozen=True)
+class Window:
+    """One timed window to run on a configuration's copies: closed loop, or open-loop ``load``."""
+
+    duration_s: float
+    load: OpenLoad | None = None
+    round_index: int = 0
+    # Open-loop load: how long after the window requests that arrived in it may still finish.
+    drain_s: float = 0.0
+    bin_ns: int = 0  # 0: the jobs' own
+
+
+@dataclass
+class WindowResult:
+    window: Window
+    copies: list[CopyResult]
+    start_ns: int
+    stop_ns: int
+    resources: dict[str, float | None]
+
+
+# Given the windows run so far, the next one to run on the same warm copies (None: they are done).
+NextWindow = Callable[[list[WindowResult]], Window | None]
+
+
+def run_config(jobs: Sequence[CopyJob], backend: Backend, *, ctx: BaseContext | None, window: Window,
                timeout_s: float, stats_interval: float, on_window: Callable[[], None] | None = None,
-               redirect: tuple[str, str] | None = None,
-               ) -> tuple[list[CopyResult], int, int, dict[str, float | None]]:
-    """Run one configuration: load + warm up every copy, then one shared window [start, start + duration].
+               redirect: tuple[str, str] | None = None, next_window: NextWindow | None = None,
+               ) -> list[WindowResult]:
+    """Run one configuration: load + warm up every copy, then one shared window [start, start + duration],
+    and then, while ``next_window`` gives one, more windows on the same copies.
 
     ``redirect`` (repository, checkout): the copies import the user's code from the checkout of
     another revision (:mod:`pytest_neuronperf.reference.redirect`).
@@ -398,15 +427,29 @@ def run_config(jobs: Sequence[CopyJob], backend: Backend, *, ctx: BaseContext | 
     if isinstance(ctx, CopyContext) and jobs:
         # Before any copy starts: a main module the copies need but cannot run again is an error here.
         ctx.prepare(jobs[0], backend, redirect)
+    results: list[WindowResult] = []
     with CopyGroup(jobs, backend, ctx, redirect) as group:
         group.collect(Ready, clock() + int(timeout_s * 1e9), "loading and warming up", f"timeout={timeout_s:g}s")
-        start_ns = clock() + START_MARGIN_NS
-        stop_ns = start_ns + int(duration_s * 1e9)
-        group.broadcast(Start(start_ns, stop_ns))
-        if on_window is not None:
-            on_window()
-        with ResourceSampler(min(stats_interval, max(duration_s / 4, 0.05))) as sampler:
-            group.collect(Done, stop_ns + int(timeout_s * 1e9), "running the timed window",
-                          f"timeout={timeout_s:g}s after the {duration_s:g}s window closed")
+        current: Window | None = window
+        while current is not None:
+            start_ns = clock() + START_MARGIN_NS
+            stop_ns = start_ns + int(current.duration_s * 1e9)
+            drain_stop_ns = stop_ns + int(current.drain_s * 1e9)
+            # Whether more windows follow is known only after this one: a window that may not be the last
+            # keeps the copies waiting, and an Abort (the connections closing) ends them after it.
+            group.done = {}
+            group.broadcast(Start(start_ns, stop_ns, current.load, current.round_index, drain_stop_ns,
+                                  current.bin_ns, last=next_window is None))
+            if on_window is not None and not results:
+                on_window()
+            duration_s = current.duration_s + current.drain_s
+            with ResourceSampler(min(stats_interval, max(duration_s / 4, 0.05))) as sampler:
+                group.collect(Done, drain_stop_ns + int(timeout_s * 1e9), "running the timed window",
+                              f"timeout={timeout_s:g}s after the {current.duration_s:g}s window closed")
+            results.append(WindowResult(current, [group.done[i] for i in sorted(group.done)], start_ns, stop_ns,
+                                        sampler.summary()))
+            current = next_window(results) if next_window is not None else None
+        if next_window is not None:
+            group.broadcast(Abort())
         group.wait_exit()
-    return [group.done[i] for i in sorted(group.done)], start_ns, stop_ns, sampler.summary()
+    return results

@@ -5,9 +5,11 @@
 
 A copy sends ``Ready`` once it has loaded and warmed up, then waits for
 ``Start`` (anything else ends it without a timed run) and sends ``Done`` when
-its window has closed. ``Failed`` replaces whichever message was due when the
-copy raised. Each message class has a ``name``; the orchestrator hands a
-message named ``x`` to its ``copy_x`` method.
+its window has closed; after a ``Start`` that is not the ``last`` it waits, warm,
+for another ``Start`` (the next window of a capacity search) or the ``Abort``
+that ends it. ``Failed`` replaces whichever message was due when the copy raised.
+Each message class has a ``name``; the orchestrator hands a message named ``x``
+to its ``copy_x`` method.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from pytest_neuronperf.runner.recorder import StreamStats
+from pytest_neuronperf.spec.load import OpenLoad
 
 
 @dataclass
@@ -84,11 +87,22 @@ class Failed:
 
 @dataclass(frozen=True)
 class Start:
-    """Run the timed window [start_ns, stop_ns] (``time.monotonic_ns``, shared by every copy)."""
+    """Run the timed window [start_ns, stop_ns] (``time.monotonic_ns``, shared by every copy).
+
+    ``load``: open-loop load for this window (None: closed loop), its arrivals drawn for
+    ``round_index``; requests that arrived in the window may finish until ``drain_stop_ns``.
+    ``bin_ns``: this window's throughput bins (0: the job's). ``last``: after this window's ``Done``
+    the copy ends; otherwise it waits, warm, for the next ``Start``.
+    """
 
     name: ClassVar[str] = "start"
     start_ns: int
     stop_ns: int
+    load: OpenLoad | None = None
+    round_index: int = 0
+    drain_stop_ns: int = 0
+    bin_ns: int = 0
+    last: bool = True
 
 
 @dataclass(frozen=True)

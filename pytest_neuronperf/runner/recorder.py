@@ -8,6 +8,12 @@ count of completions per time bin, phase sums, and the first ``TRACE_CAP``
 end-to-end latencies in time order. While a run fits in the trace,
 percentiles are exact nearest-rank values; past it they come from the
 histogram, within 0.1%.
+
+Under open-loop load (:mod:`pytest_neuronperf.spec.load`) each request also has a scheduled
+arrival: its end-to-end latency is counted from the arrival, the service time (from the start of
+its processing) and the wait before it are kept beside it, and only completions inside the
+window count towards the achieved rate (the latencies of requests that arrived in the window and
+finished after it still count).
 """
 
 from __future__ import annotations
@@ -16,6 +22,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
+
+from pytest_neuronperf.spec.load import LATE_NS
 
 SUB_BITS = 11
 _HALF = 1 << (SUB_BITS - 1)
@@ -111,9 +119,24 @@ class StreamStats:
     bins: I64 = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     last_end_ns: int = 0
     raw: list[I64] = field(default_factory=list)
+    # Open-loop load only: time from the start of processing to the end, and the wait before it.
+    service: LatencySummary = field(default_factory=LatencySummary)
+    wait: LatencySummary = field(default_factory=LatencySummary)
+    offered: int = 0  # requests scheduled to arrive in the window
+    completed_in_window: int = 0
+    dropped: int = 0  # at the concurrency cap
+    late: int = 0  # started more than LATE_NS after their arrival
+    unfinished: int = 0  # arrived in the window, not finished by the end of the drain
 
     def merge(self, other: StreamStats) -> None:
         self.e2e.merge(other.e2e)
+        self.service.merge(other.service)
+        self.wait.merge(other.wait)
+        self.offered += other.offered
+        self.completed_in_window += other.completed_in_window
+        self.dropped += other.dropped
+        self.late += other.late
+        self.unfinished += other.unfinished
         self.infer.merge(other.infer)
         self.preprocess_ns += other.preprocess_ns
         self.postprocess_ns += other.postprocess_ns
@@ -131,7 +154,9 @@ class Recorder:
     records only ``start`` and ``end`` and the phase lists stay empty.
     """
 
-    def __init__(self, window_start_ns: int, bin_ns: int, n_bins: int, keep_raw: bool) -> None:
+    def __init__(self, window_start_ns: int, bin_ns: int, n_bins: int, keep_raw: bool,
+                 window_stop_ns: int | None = None) -> None:
+        self.arrival: list[int] = []  # open-loop load only
         self.start: list[int] = []
         self.infer_start: list[int] = []
         self.infer_end: list[int] = []
@@ -140,6 +165,7 @@ class Recorder:
         self._window_start_ns = window_start_ns
         self._bin_ns = bin_ns
         self._keep_raw = keep_raw
+        self._window_stop_ns = window_stop_ns
         self._traced = 0
         self._infer_is_e2e = False
 
@@ -148,7 +174,8 @@ class Recorder:
         self.flush()
         s = self.stats
         if self._infer_is_e2e:
-            e = s.e2e
+            # The model call is the whole of the processing: under open-loop load that is the service time.
+            e = s.service if s.service.count else s.e2e
             s.infer = LatencySummary(count=e.count, total_ns=e.total_ns, min_ns=e.min_ns, max_ns=e.max_ns,
                                      hist=e.hist.copy())
         # Model-only percentiles come from the histogram; only end-to-end latencies keep a trace.
@@ -163,10 +190,18 @@ class Recorder:
         split = bool(self.infer_end)
         t1 = np.array(self.infer_start, dtype=np.int64) if split else t0
         t2 = np.array(self.infer_end, dtype=np.int64) if split else t3
-        for buffer in (self.start, self.infer_start, self.infer_end, self.end):
+        arrival = np.array(self.arrival, dtype=np.int64) if self.arrival else None
+        for buffer in (self.arrival, self.start, self.infer_start, self.infer_end, self.end):
             buffer.clear()
         s = self.stats
-        e2e = t3 - t0
+        if arrival is not None:
+            wait = t0 - arrival
+            s.wait.add(wait)
+            s.service.add(t3 - t0)
+            s.late += int((wait > LATE_NS).sum())
+            e2e = t3 - arrival
+        else:
+            e2e = t3 - t0
         s.e2e.add(e2e)
         if split:
             s.infer.add(t2 - t1)
@@ -175,7 +210,12 @@ class Recorder:
         else:
             self._infer_is_e2e = True
         s.last_end_ns = max(s.last_end_ns, int(t3[-1]))
-        bins = (t3 - self._window_start_ns) // self._bin_ns
+        ended = t3
+        if self._window_stop_ns is not None:
+            # Drained after the window closed: their latency counts, their completion does not.
+            ended = t3[t3 <= self._window_stop_ns]
+            s.completed_in_window += int(ended.size)
+        bins = (ended - self._window_start_ns) // self._bin_ns
         np.clip(bins, 0, s.bins.size - 1, out=bins)
         s.bins += np.bincount(bins, minlength=s.bins.size)
         room = TRACE_CAP - self._traced

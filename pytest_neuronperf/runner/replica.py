@@ -12,6 +12,7 @@ orchestrator over one duplex connection with the messages of
 from __future__ import annotations
 
 import contextlib
+import heapq
 import itertools
 import os
 import select
@@ -21,7 +22,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, NoReturn, Protocol
 
@@ -284,26 +285,128 @@ def _run_copy(conn: Connection, job: CopyJob, phase: _Phase) -> list[str]:
         pid=os.getpid(), load_ns=load_ns,
         warmup_count=sum(w.warmup_count for w in workers), warmup_ns=sum(w.warmup_ns for w in workers),
     )))
-    message = conn.recv()
-    if not isinstance(message, Start):
-        shared.abort()
-        return []
-    phase.name = "timed run"
-    shared.go(message.start_ns, message.stop_ns)
-    shared.wait_done()
-    shared.raise_if_failed()
-    stats = StreamStats()
-    for w in workers:
-        assert w.recorder is not None
-        stats.merge(w.recorder.stats)
-    lingering = [] if job.in_process else [t for t in _model_threads() if t not in compile_threads]
-    conn.send(Done(CopyResult(
-        copy_index=copy_id, cores=job.placement.cores, pid=os.getpid(), load_ns=load_ns,
-        warmup_count=sum(w.warmup_count for w in workers), warmup_ns=sum(w.warmup_ns for w in workers),
-        stats=stats, worker_counts=[w.count for w in workers], exhausted=shared.exhausted,
-        lingering_threads=lingering, compile_ns=compile_ns,
-    )))
-    return lingering
+    lingering: list[str] = []
+    while True:
+        message = conn.recv()
+        if not isinstance(message, Start):
+            shared.abort()
+            return []
+        phase.name = "timed run"
+        window = _window_of(message, job)
+        shared.go(window)
+        shared.wait_done()
+        shared.raise_if_failed()
+        stats = StreamStats()
+        for w in workers:
+            assert w.recorder is not None
+            stats.merge(w.recorder.stats)
+        if window.arrivals is not None:
+            stats.offered = len(window.arrivals)
+            stats.dropped = window.admission.dropped if window.admission is not None else 0
+            stats.unfinished = max(0, stats.offered - stats.dropped - stats.e2e.count)
+        if message.last:
+            shared.abort()
+            lingering = [] if job.in_process else [t for t in _model_threads() if t not in compile_threads]
+        conn.send(Done(CopyResult(
+            copy_index=copy_id, cores=job.placement.cores, pid=os.getpid(), load_ns=load_ns,
+            warmup_count=sum(w.warmup_count for w in workers), warmup_ns=sum(w.warmup_ns for w in workers),
+            stats=stats, worker_counts=[w.count for w in workers], exhausted=shared.exhausted,
+            lingering_threads=lingering, compile_ns=compile_ns,
+        )))
+        if message.last:
+            return lingering
+        shared.exhausted = False
+
+
+# How long before a request's arrival a waiting worker stops sleeping and spins: sleep overshoots
+# by tens of microseconds, a spin on the clock does not.
+SPIN_NS = 200_000
+
+
+@dataclass
+class _Window:
+    """One timed window of a copy, as its workers see it."""
+
+    generation: int
+    start_ns: int
+    stop_ns: int
+    bin_ns: int
+    # Open-loop load: this copy's arrivals (absolute ns), and when draining them ends.
+    arrivals: list[int] | None = None
+    drain_stop_ns: int = 0
+    admission: _Admission | None = None
+    next_request: Callable[[], int] = field(default_factory=lambda: itertools.count().__next__)
+
+    @property
+    def n_bins(self) -> int:
+        return max(1, -(-(self.stop_ns - self.start_ns) // self.bin_ns))
+
+
+_generations = itertools.count(1)
+
+
+def _window_of(message: Start, job: CopyJob) -> _Window:
+    bin_ns = message.bin_ns or job.bin_ns
+    window = _Window(next(_generations), message.start_ns, message.stop_ns, bin_ns)
+    load = message.load
+    if load is None:
+        return window
+    from pytest_neuronperf.spec.load import arrival_offsets_ns, cap_of_copy, share_of_copy
+
+    offsets = arrival_offsets_ns(load, (message.stop_ns - message.start_ns) / 1e9, message.round_index)
+    n_copies = max(1, job.run.n_models)
+    mine = share_of_copy(offsets, job.placement.copy_index, n_copies) + message.start_ns
+    window.arrivals = mine.tolist()
+    window.drain_stop_ns = max(message.drain_stop_ns, message.stop_ns)
+    cap = cap_of_copy(load.max_concurrency, job.placement.copy_index, n_copies)
+    window.admission = _Admission(cap) if cap is not None else None
+    return window
+
+
+class _Admission:
+    """The concurrency cap of open-loop load: an arriving request finds ``cap`` in the system and is dropped.
+
+    In the system at a request's arrival: the requests admitted before it that had not finished by
+    then (still in service, waiting, or finished later than that arrival).
+    """
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self.dropped = 0
+        self._lock = threading.Lock()
+        self._admitted = 0
+        self._retired = 0
+        self._ends: list[int] = []
+
+    def admit(self, arrival_ns: int) -> bool:
+        with self._lock:
+            ends = self._ends
+            while ends and ends[0] <= arrival_ns:
+                heapq.heappop(ends)
+                self._retired += 1
+            if self._admitted - self._retired >= self.cap:
+                self.dropped += 1
+                return False
+            self._admitted += 1
+            return True
+
+    def finished(self, end_ns: int) -> None:
+        with self._lock:
+            heapq.heappush(self._ends, end_ns)
+
+
+def wait_until(t_ns: int) -> None:
+    """Return at ``t_ns`` (``clock``): sleep until just before it, then spin."""
+    while True:
+        left = t_ns - clock()
+        if left <= 0:
+            return
+        if left > SPIN_NS:
+            time.sleep((left - SPIN_NS) / 1e9)
+            continue
+        while clock() < t_ns:
+            pass
+        return
 
 
 def prepare_call(prepare: Prepare, args: tuple[Any, ...], kwargs: dict[str, Any], placement: Placement) -> Call:
@@ -401,11 +504,10 @@ class _Shared:
         self._lock = threading.Lock()
         self._ready = threading.Semaphore(0)
         self._done = threading.Semaphore(0)
-        self._start = threading.Event()
+        self._windows = threading.Condition()
+        self.window: _Window | None = None
         self.failure: BaseException | None = None
         self.aborted = False
-        self.start_ns = 0
-        self.stop_ns = 0
         self.exhausted = False
         dataset = job.model_input.dataset
         self.n_items = len(dataset) if dataset is not None else 0
@@ -436,13 +538,22 @@ class _Shared:
             if self.failure is not None:
                 return
 
-    def go(self, start_ns: int, stop_ns: int) -> None:
-        self.start_ns, self.stop_ns = start_ns, stop_ns
-        self._start.set()
+    def go(self, window: _Window) -> None:
+        with self._windows:
+            self.window = window
+            self._windows.notify_all()
 
     def abort(self) -> None:
-        self.aborted = True
-        self._start.set()
+        with self._windows:
+            self.aborted = True
+            self._windows.notify_all()
+
+    def next_window(self, seen: int) -> _Window | None:
+        """The window after generation ``seen``, once it is given; None when the copy ends instead."""
+        with self._windows:
+            while not self.aborted and (self.window is None or self.window.generation <= seen):
+                self._windows.wait()
+            return None if self.aborted else self.window
 
 
 class _Worker:
@@ -466,22 +577,29 @@ class _Worker:
             with _no_grad():
                 self._warm_up(shared)
                 shared._ready.release()
-                shared._start.wait()
-                if shared.aborted:
-                    return
-                job = self.job
-                n_bins = max(1, -(-int(job.duration_s * 1e9) // job.bin_ns))
-                self.recorder = Recorder(shared.start_ns, job.bin_ns, n_bins, job.keep_raw)
-                while clock() < shared.start_ns:
-                    time.sleep(min(0.001, max(0.0, (shared.start_ns - clock()) / 1e9)))
-                if job.model_input.is_dataset:
-                    self.count = self._loop_dataset(shared, self.recorder, shared.stop_ns)
-                else:
-                    self.count = self._loop_fixed(self.recorder, shared.stop_ns)
-                self.recorder.finish()
-            shared._done.release()
+                seen = 0
+                while (window := shared.next_window(seen)) is not None:
+                    seen = window.generation
+                    self._run_window(shared, window)
+                    shared._done.release()
         except BaseException as exc:
             shared.fail(with_list_hint(exc, self.job.model_input))
+
+    def _run_window(self, shared: _Shared, window: _Window) -> None:
+        job = self.job
+        open_loop = window.arrivals is not None
+        self.recorder = Recorder(window.start_ns, window.bin_ns, window.n_bins, job.keep_raw,
+                                 window.stop_ns if open_loop else None)
+        if open_loop:
+            self.count = self._loop_open(shared, self.recorder, window)
+        else:
+            while clock() < window.start_ns:
+                time.sleep(min(0.001, max(0.0, (window.start_ns - clock()) / 1e9)))
+            if job.model_input.is_dataset:
+                self.count = self._loop_dataset(shared, self.recorder, window.stop_ns)
+            else:
+                self.count = self._loop_fixed(self.recorder, window.stop_ns)
+        self.recorder.finish()
 
     def _one(self, shared: _Shared) -> int:
         """One untimed-window inference (warm-up); returns its end-to-end nanoseconds."""
@@ -571,6 +689,56 @@ class _Worker:
             n += 1
             if not n & mask:
                 flush()
+
+    def _loop_open(self, shared: _Shared, rec: Recorder, window: _Window) -> int:
+        """Serve this copy's arrivals: the next one not taken by another worker, at its time or at once if late."""
+        job = self.job
+        assert window.arrivals is not None
+        arrivals, take, n_arrivals = window.arrivals, window.next_request, len(window.arrivals)
+        admission, drain_stop = window.admission, window.drain_stop_ns
+        model, sync, args, kwargs = self.model, self.sync, self.args, self.kwargs
+        pre, post = job.preprocess_fn, job.postprocess_fn
+        split = pre is not None or post is not None or args is None
+        n_items = shared.n_items
+        n = 0
+        while True:
+            i = take()
+            if i >= n_arrivals:
+                return n
+            arrival = arrivals[i]
+            if clock() < arrival:
+                wait_until(arrival)
+            elif clock() > drain_stop:
+                return n
+            if admission is not None and not admission.admit(arrival):
+                continue
+            t0 = clock()
+            if args is not None and pre is None:
+                a, k = args, kwargs
+            else:
+                item = shared.next_item() % n_items if args is None else 0
+                a, k = call_input(job, args, kwargs, item, n_items, self.prepare)
+            t1 = clock()
+            y = model(*a, **k)
+            if sync is not None:
+                sync()
+            t2 = clock()
+            if post is not None:
+                post(y)
+            t3 = clock()
+            if admission is not None:
+                admission.finished(t3)
+            if t3 > drain_stop:
+                return n
+            rec.arrival.append(arrival)
+            rec.start.append(t0)
+            if split:
+                rec.infer_start.append(t1)
+                rec.infer_end.append(t2)
+            rec.end.append(t3)
+            n += 1
+            if not n % CHUNK:
+                rec.flush()
 
     def _loop_dataset(self, shared: _Shared, rec: Recorder, stop_ns: int) -> int:
         job = self.job

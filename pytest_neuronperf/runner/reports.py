@@ -61,9 +61,12 @@ def round_summary(r: RoundResult, batch_size: int) -> dict[str, Any]:
     counted = bins[:full] if full >= 1 else bins[:1]
     if not counted.sum() and bins.size > counted.size:
         counted = bins[: counted.size + 1]
+    # Under open-loop load only completions inside the window count towards the rate.
+    completed = (s.completed_in_window if r.load is not None else s.e2e.count) * batch_size
     summary = summarize_round(
         s.e2e, counted * batch_size, r.bin_ns / 1e9, r.window_ns / 1e9,
-        completed=s.e2e.count * batch_size, to_ms=1e-6,
+        completed=completed, to_ms=1e-6,
+        capacity=None if r.capacity is None else (r.capacity.capacity_rps, r.capacity.low, r.capacity.high),
     )
     return summary.to_dict()
 
@@ -137,10 +140,13 @@ def build_report(result: ConfigResult) -> dict[str, Any]:
     stats = merged_stats(result.rounds)
     window_s = sum(r.window_ns for r in result.rounds) / 1e9
     count = stats.e2e.count
-    report["total_infs"] = count * bs
+    open_loop = any(r.load is not None for r in result.rounds)
+    # Under open-loop load the rate is that of the completions inside the windows.
+    completions = stats.completed_in_window if open_loop else count
+    report["total_infs"] = completions * bs
     report["total_s"] = round(window_s, 4)
     report["duration"] = round(window_s, 4)
-    report["throughput_avg"] = round(count * bs / window_s, 3) if window_s > 0 else 0.0
+    report["throughput_avg"] = round(completions * bs / window_s, 3) if window_s > 0 else 0.0
     peaks = [window_throughputs(r, bs) for r in result.rounds]
     peak = max((float(p.max()) for p in peaks if p.size), default=report["throughput_avg"])
     report["throughput_peak"] = round(max(peak, report["throughput_avg"]), 3)
@@ -173,7 +179,69 @@ def build_report(result: ConfigResult) -> dict[str, Any]:
             report[key] = round(max(values) if key.endswith("peak") else sum(values) / len(values), 2)  # type: ignore[type-var, arg-type]
     if result.cost_per_hour is not None and report["throughput_avg"]:
         report["cost_per_1m_inf"] = round(result.cost_per_hour / (report["throughput_avg"] * 3600) * 1e6, 6)
+    if open_loop:
+        _serving_fields(report, result, stats, window_s)
+    _slo_fields(report, result, stats)
     return report
+
+
+def _serving_fields(report: dict[str, Any], result: ConfigResult, stats: StreamStats, window_s: float) -> None:
+    from pytest_neuronperf.runner.capacity import overloaded
+
+    load = next(r.load for r in result.rounds if r.load is not None)
+    report["request_rate"] = load.request_rate
+    report["arrival"] = load.arrival
+    report["offered_rps"] = round(stats.offered / window_s, 3) if window_s > 0 else None
+    report["achieved_rps"] = round(stats.completed_in_window / window_s, 3) if window_s > 0 else None
+    s50, s99 = stats.service.percentiles((50.0, 99.0))
+    report["service_ms_p50"], report["service_ms_p99"] = _ms(s50), _ms(s99)
+    w50, w99 = stats.wait.percentiles((50.0, 99.0))
+    report["wait_ms_p50"], report["wait_ms_p99"] = _ms(w50), _ms(w99)
+    report["late_requests"] = stats.late
+    report["dropped_requests"] = stats.dropped
+    report["unfinished_requests"] = stats.unfinished
+    behind = [i for i, r in enumerate(result.rounds) if overloaded(merged_stats([r]), r.window_ns / 1e9)]
+    report["overloaded"] = bool(behind)
+    if behind and report["status"] == fields.STATUS_OK:
+        which = "" if len(result.rounds) == 1 else f" (in round {', '.join(str(i + 1) for i in behind)})"
+        dropped = f", {stats.dropped} dropped at max_concurrency" if stats.dropped else ""
+        unfinished = f", {stats.unfinished} unfinished after the drain" if stats.unfinished else ""
+        report["status"] = fields.STATUS_OVERLOADED
+        report["reason"] = (
+            f"overloaded: {report['achieved_rps']:g} req/s completed of {report['offered_rps']:g} offered"
+            f"{dropped}{unfinished}{which}; the copies cannot keep up with request_rate={load.request_rate:g}, so "
+            "its latencies are no measurement (lower request_rate, or add copies or workers)")
+
+
+def _slo_fields(report: dict[str, Any], result: ConfigResult, stats: StreamStats) -> None:
+    slo = result.slo
+    if slo is None:
+        return
+    report["slo"] = slo.text()
+    met = not slo.violations(lambda q: stats.e2e.percentiles((q,))[0] / 1e6)
+    report["slo_met"] = met and report["status"] == fields.STATUS_OK
+    searched = [r.capacity for r in result.rounds if r.capacity is not None]
+    if not searched:
+        return
+    from statistics import geometric_mean
+
+    bs = int(result.config["batch_size"])
+    capacities = [c.capacity_rps for c in searched]
+    # As every per-round figure pools: the geometric mean over rounds (0 if any round found none).
+    pooled = geometric_mean(capacities) if all(c > 0 for c in capacities) else 0.0
+    report["capacity_rps"] = round(pooled, 3)
+    report["capacity_low_rps"] = round(min(c.low for c in searched), 3)
+    report["capacity_high_rps"] = round(max(c.high for c in searched), 3)
+    first = searched[0]
+    at = first.at_capacity()
+    if at is not None:
+        report["capacity_ms_p50"] = round(at.percentiles_ms.get("p50_ms", math.nan), 4)
+        report["capacity_ms_p99"] = round(at.percentiles_ms.get("p99_ms", math.nan), 4)
+    if result.cost_per_hour is not None and pooled > 0:
+        report["cost_per_1m_inf_at_capacity"] = round(result.cost_per_hour / (pooled * bs * 3600) * 1e6, 6)
+    report[fields.CAPACITY_STEPS_KEY] = [s.to_dict() for s in first.steps]
+    if pooled == 0 and first.reason:
+        report["reason"] = first.reason
 
 
 def get_reports(results: Sequence[ConfigResult]) -> list[dict[str, Any]]:

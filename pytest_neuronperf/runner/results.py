@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pytest_neuronperf.runner.protocol import CopyResult
+
+if TYPE_CHECKING:
+    from pytest_neuronperf.runner.capacity import Capacity
+    from pytest_neuronperf.spec.load import OpenLoad
+    from pytest_neuronperf.spec.slo import Slo
 
 
 @dataclass
@@ -17,6 +22,10 @@ class RoundResult:
     bin_ns: int
     copies: list[CopyResult]
     resources: dict[str, float | None] = field(default_factory=dict)
+    # The open-loop load of the window (None: closed loop).
+    load: OpenLoad | None = None
+    # A capacity search's answer; the window above is then its closed-loop one.
+    capacity: Capacity | None = None
 
     @property
     def window_ns(self) -> int:
@@ -36,3 +45,5 @@ class ConfigResult:
     reason: str | None = None
     rounds: list[RoundResult] = field(default_factory=list)
     cost_per_hour: float | None = None
+    # The latency objective the configuration is held to (slo=), if any.
+    slo: Slo | None = None

@@ -57,6 +57,39 @@ RESOURCE_KEYS: Final[tuple[str, ...]] = (
     "mem_percent_peak",
 )
 
+# Open-loop load (request_rate): what was offered and what came of it. Latency percentiles then count
+# from each request's scheduled arrival; service_ms_* from the start of its processing, wait_ms_* before.
+SERVING_KEYS: Final[tuple[str, ...]] = (
+    "request_rate",
+    "arrival",
+    "offered_rps",
+    "achieved_rps",
+    "service_ms_p50",
+    "service_ms_p99",
+    "wait_ms_p50",
+    "wait_ms_p99",
+    "late_requests",
+    "dropped_requests",
+    "unfinished_requests",
+    "overloaded",
+)
+
+# A latency objective (slo): whether this configuration's latency met it, and with no request_rate, the
+# highest open-loop rate that meets it (requests/s), the latency there and the cost at that rate.
+SLO_KEYS: Final[tuple[str, ...]] = (
+    "slo",
+    "slo_met",
+    "capacity_rps",
+    "capacity_low_rps",
+    "capacity_high_rps",
+    "capacity_ms_p50",
+    "capacity_ms_p99",
+    "cost_per_1m_inf_at_capacity",
+)
+
+# The load a configuration was measured under: figures are compared only with figures measured under the same.
+LOAD_KEYS: Final[tuple[str, ...]] = ("request_rate", "arrival", "slo")
+
 METRIC_KEYS: Final[tuple[str, ...]] = (
     "total_infs",
     "total_s",
@@ -71,6 +104,8 @@ METRIC_KEYS: Final[tuple[str, ...]] = (
     "stable",
     *RESOURCE_KEYS,
     "cost_per_1m_inf",
+    *SERVING_KEYS,
+    *SLO_KEYS,
 )
 
 STATUS_KEYS: Final[tuple[str, ...]] = ("status", "reason")
@@ -84,7 +119,10 @@ CDF_PERCENTILES: Final[tuple[float, ...]] = (
 )
 # Throughput over time: [[seconds since the round's window opened, inferences/s], ...] per round (JSON only).
 TIMELINE_KEY: Final = "throughput_timeline"
-LIST_KEYS: Final[tuple[str, ...]] = (ROUNDS_KEY, CDF_KEY, TIMELINE_KEY)
+# A capacity search's steps, the first round's: [{rate, offered_rps, achieved_rps, p50_ms, p99_ms, ..., met}, ...]
+# (JSON only): latency against offered load, the knee the HTML report plots.
+CAPACITY_STEPS_KEY: Final = "capacity_steps"
+LIST_KEYS: Final[tuple[str, ...]] = (ROUNDS_KEY, CDF_KEY, TIMELINE_KEY, CAPACITY_STEPS_KEY)
 
 ALL_KEYS: Final[tuple[str, ...]] = CONFIG_KEYS + METRIC_KEYS + STATUS_KEYS + LIST_KEYS
 
@@ -108,6 +146,8 @@ MATRIX_KEYS: Final[tuple[str, ...]] = ("n_models", "workers_per_model", "pipelin
 STATUS_OK: Final = "finished"
 STATUS_SKIPPED: Final = "skipped"
 STATUS_ERROR: Final = "error"
+# Open-loop load the copies could not keep up with: reported, never judged or saved as a baseline.
+STATUS_OVERLOADED: Final = "overloaded"
 
 # Added beside a report's fields when a whole pytest run is written out (CSV rows, summaries).
 RUN_KEYS: Final[tuple[str, ...]] = (

@@ -38,6 +38,8 @@ class Metric:
     # Other report fields the metric's tolerance applies to (model-only latency, say).
     aliases: tuple[str, ...] = ()
     default_tolerance: float = DEFAULT_TOLERANCE
+    # Measured only by some configurations (capacity: those with an SLO): judged where both sides have it.
+    optional: bool = False
 
     @property
     def limit_is_minimum(self) -> bool:
@@ -54,6 +56,10 @@ METRICS: Final[tuple[Metric, ...]] = (
            ("infer_ms_p50",)),
     Metric("p99", "latency_ms_p99", "p99_ms", "p99_ci", False, " ms", "max_p99_ms", 0.99, "n_eff_p99",
            ("infer_ms_p99",)),
+    # The highest open-loop request rate that meets the SLO. Its default tolerance is wider: a round's
+    # search brackets it to 5% of the closed-loop peak, about 10% of a capacity at half the peak.
+    Metric("capacity", "capacity_rps", "capacity_rps", "capacity_ci", True, " req/s", "min_capacity_rps",
+           default_tolerance=0.10, optional=True),
 )
 """Every gated metric, in the order tolerances are written and judgements are listed."""
 

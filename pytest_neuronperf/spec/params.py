@@ -106,3 +106,11 @@ def compile_mode(value: object) -> str | None:
         f"compile_mode: expected one of {', '.join(repr(m) for m in COMPILE_MODES)} (torch.compile's mode), "
         f"or None to benchmark the model as it loads, got {value!r}"
     )
+
+
+def capacity_resolution(value: object) -> float:
+    """A capacity search's resolution: a fraction of the closed-loop peak in (0, 0.5]."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 0.5:
+        raise ValueError(f"capacity_resolution: expected a fraction of the closed-loop peak rate in (0, 0.5], "
+                         f"such as 0.05, got {value!r}")
+    return float(value)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import MISSING, dataclass, fields
 from typing import Any, Final, Protocol, TypeGuard, cast
 
 import numpy as np
@@ -154,15 +154,29 @@ class RoundSummary:
     duration_s: float
     stable: bool
     throughput_cv: float
+    # A capacity search's answer (requests/s at the SLO) and its bracket; NaN in rounds without one.
+    capacity_rps: float = math.nan
+    capacity_ci: tuple[float, float] = (math.nan, math.nan)
 
     def to_dict(self) -> dict[str, object]:
-        """Plain floats, ints, bools and two-element lists: ready for json.dumps."""
-        return {f.name: _WRITERS[f.type](getattr(self, f.name)) for f in fields(self)}
+        """Plain floats, ints, bools and two-element lists: ready for json.dumps.
+
+        A field with a default (measured by some rounds only) is left out where the round has none.
+        """
+        return {f.name: _WRITERS[f.type](getattr(self, f.name)) for f in fields(self)
+                if f.default is MISSING or _present(getattr(self, f.name))}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, object]) -> RoundSummary:
         """Inverse of to_dict; unknown keys are ignored so files from newer versions still load."""
-        return cls(**{f.name: _READERS[f.type](data, f.name) for f in fields(cls)})  # type: ignore[arg-type]
+        return cls(**{f.name: _READERS[f.type](data, f.name) for f in fields(cls)  # type: ignore[arg-type]
+                      if f.default is MISSING or data.get(f.name) is not None})
+
+
+def _present(value: object) -> bool:
+    if isinstance(value, tuple):
+        return any(_present(v) for v in value)
+    return not (isinstance(value, float) and math.isnan(value))
 
 
 # How each field type of RoundSummary is written and checked on reading (its annotation, as text).
@@ -250,6 +264,7 @@ def summarize_round(
     *,
     completed: float | None = None,
     to_ms: float = 1.0,
+    capacity: tuple[float, float, float] | None = None,
 ) -> RoundSummary:
     """Build the RoundSummary of a round from its latencies and its completions per time bin.
 
@@ -257,7 +272,8 @@ def summarize_round(
     ``to_ms`` turns its unit into milliseconds (1e-6 for nanoseconds). ``bin_counts`` are the
     completions in each whole bin of ``bin_s`` seconds. The throughput is ``completed`` (default:
     the bins' sum) over ``duration_s`` (default: the bins' span); its interval is the sub-window
-    spread of the bins, centred on it.
+    spread of the bins, centred on it. ``capacity``: a capacity search's (capacity, low, high) in
+    requests/s.
     """
     dist = cast(LatencyDistribution, latency) if _is_distribution(latency) else LatencySamples(latency)  # type: ignore[arg-type]
     if dist.count == 0:
@@ -289,6 +305,8 @@ def summarize_round(
         duration_s=window_s,
         stable=stable,
         throughput_cv=cv,
+        capacity_rps=math.nan if capacity is None else capacity[0],
+        capacity_ci=(math.nan, math.nan) if capacity is None else (capacity[1], capacity[2]),
     )
 
 

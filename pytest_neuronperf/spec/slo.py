@@ -1,0 +1,84 @@
+"""A latency objective (SLO) such as ``"p99<=20ms"`` or ``"p50<=5ms,p99<=20ms"``."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Final
+
+_UNITS_MS: Final = {"ms": 1.0, "s": 1000.0, "us": 0.001}
+_CONSTRAINT = re.compile(r"^p(?P<q>\d+(?:\.\d+)?)\s*<=\s*(?P<value>\d+(?:\.\d*)?|\.\d+)\s*(?P<unit>ms|s|us)$")
+_FORM = ("write each constraint as a percentile, <=, and a time with its unit (ms, s or us), "
+         "separated by commas: slo=\"p99<=20ms\" or slo=\"p50<=5ms,p99<=20ms\"")
+
+
+@dataclass(frozen=True)
+class Constraint:
+    """The q-th latency percentile (q in (0, 100]) at most ``max_ms``."""
+
+    percentile: float
+    max_ms: float
+
+    @property
+    def label(self) -> str:
+        return f"p{self.percentile:g}"
+
+    def text(self) -> str:
+        return f"{self.label}<={self.max_ms:g}ms"
+
+
+@dataclass(frozen=True)
+class Slo:
+    constraints: tuple[Constraint, ...]
+
+    def text(self) -> str:
+        return ",".join(c.text() for c in self.constraints)
+
+    @property
+    def highest_percentile(self) -> float:
+        return max(c.percentile for c in self.constraints)
+
+    def violations(self, percentile_ms: Callable[[float], float]) -> list[str]:
+        """What ``percentile_ms`` (q -> latency in ms) breaks, one text per constraint; empty when met."""
+        out = []
+        for c in self.constraints:
+            value = percentile_ms(c.percentile)
+            if not value <= c.max_ms:  # NaN (nothing measured) meets nothing
+                out.append(f"{c.label} {value:.3g} ms > {c.max_ms:g} ms")
+        return out
+
+
+def parse_slo(value: object, name: str = "slo") -> Slo | None:
+    """The SLO ``value`` states (None stays None); ValueError naming ``name`` and the form otherwise."""
+    if value is None:
+        return None
+    if isinstance(value, Slo):
+        return value
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{name}: expected text such as \"p99<=20ms\", got {value!r}; {_FORM}")
+    constraints: list[Constraint] = []
+    for part in value.split(","):
+        text = part.strip().lower()
+        match = _CONSTRAINT.match(text)
+        if match is None:
+            raise ValueError(f"{name}: cannot read {part.strip()!r} in {value!r}; {_FORM}")
+        q = float(match["q"])
+        if not 0 < q <= 100:
+            raise ValueError(f"{name}: percentile p{match['q']} in {value!r} is not in (0, 100]; {_FORM}")
+        ms = float(match["value"]) * _UNITS_MS[match["unit"]]
+        if ms <= 0:
+            raise ValueError(f"{name}: {part.strip()!r} in {value!r} bounds the latency at 0; give a time > 0")
+        constraints.append(Constraint(q, ms))
+    seen = [c.percentile for c in constraints]
+    if len(set(seen)) != len(seen):
+        raise ValueError(f"{name}: {value!r} bounds the same percentile twice; give each percentile once")
+    return Slo(tuple(sorted(constraints, key=lambda c: c.percentile)))
+
+
+def slo_text(slo: Slo | None) -> str | None:
+    return None if slo is None else slo.text()
+
+
+def percentiles_of(slo: Slo) -> Sequence[float]:
+    return [c.percentile for c in slo.constraints]
