@@ -846,7 +846,7 @@ _LOAD_OPTIONS: tuple[tuple[str, str, Callable[[str], Any], str, str], ...] = (
      "latency objective such as p99<=20ms or p50<=5ms,p99<=20ms: marks the configurations that meet it and, "
      "without --request-rate, finds each one's capacity (the highest rate that meets it)"),
     ("--capacity-resolution", "capacity_resolution", float, "F",
-     "the capacity search stops when its bracket is narrower than F x the closed-loop peak (default: 0.05)"),
+     "the capacity search stops once it knows the capacity to within this fraction (default: 0.05)"),
 )
 
 

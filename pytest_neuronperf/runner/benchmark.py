@@ -94,7 +94,7 @@ def benchmark(
     ``max_concurrency`` drops requests that arrive when that many are in the system. ``slo``
     (``"p99<=20ms"``, constraints separated by commas) marks each configuration that meets it and,
     without ``request_rate``, searches for the highest rate that meets it (``capacity_rps``, to
-    within ``capacity_resolution`` of the closed-loop peak).
+    within ``capacity_resolution``, a fraction of the capacity).
     """
     plan = prepare(
         model, inputs, batch_sizes=batch_sizes, duration=duration, n_models=n_models,
@@ -325,13 +325,14 @@ def prepare(
     cost = P.check_cost(cost_per_hour)
     level = P.verbosity_level(verbosity)
     mode = P.compile_mode(compile_mode)
-    load = open_load(request_rate, arrival, burstiness, max_concurrency, seed)
     objective = parse_slo(slo)
     resolution = P.capacity_resolution(capacity_resolution)
-    search_load = None
-    if objective is not None and load is None:
+    load = search_load = None
+    if objective is not None and request_rate is None:
         # The arrival process the search offers; its rate is set per step.
         search_load = open_load(1.0, arrival, burstiness, max_concurrency, seed)
+    else:
+        load = open_load(request_rate, arrival, burstiness, max_concurrency, seed)
     in_process = not multiprocess
     pre = P.optional_callable("preprocess_fn", preprocess_fn, must_pickle=not in_process)
     post = P.optional_callable("postprocess_fn", postprocess_fn, must_pickle=not in_process)

@@ -2,7 +2,9 @@
 
 One round of a capacity search runs on one set of warm copies: a closed-loop window first, whose
 completion rate (the peak) brackets the search from above, then open-loop windows that bisect
-[0, peak] until the bracket is narrower than ``resolution`` x peak. Each step lasts long enough for
+[0, peak] until the bracket [low, high] is narrower than ``resolution`` x high (the capacity is then
+known to within that fraction), or, while no rate has met the SLO, until the rates tried fall below
+``resolution`` x peak. Each step lasts long enough for
 the highest percentile the SLO bounds to rest on its sample minimum. A step meets the SLO when every
 bounded percentile of its latency (counted from the scheduled arrivals) is within its bound and it
 was not overloaded.
@@ -25,6 +27,8 @@ SAMPLE_MARGIN = 1.15
 # Below this share of the peak, a step whose service time alone breaks the SLO ends the search: no
 # lower rate removes the model's own time.
 _SERVICE_BOUND_SHARE = 0.25
+# The most of a window a request of a queue that keeps up may take (see overloaded()).
+_LATENCY_SHARE = 0.1
 
 
 def merged(copies: Sequence[CopyResult]) -> StreamStats:
@@ -39,14 +43,16 @@ def overloaded(stats: StreamStats, window_s: float) -> bool:
 
     A queue that keeps up ends the window with about L requests in the system (Little's law:
     arrival rate x mean latency) and drains them at once; one that cannot keep up ends it with a
-    backlog that grows with the window (about 2 L), or leaves requests unfinished after the drain.
+    backlog that grows with the window, or leaves requests unfinished after the drain. A backlog
+    also stretches the mean latency it is judged by, so that latency counts up to a share of the
+    window only: a queue whose requests wait longer than that is not measured by this window anyway.
     """
     if stats.offered == 0:
         return False
     if stats.unfinished:
         return True
     mean_latency_s = stats.e2e.mean_ns() / 1e9 if stats.e2e.count else 0.0
-    in_system = stats.offered / window_s * mean_latency_s
+    in_system = stats.offered / window_s * min(mean_latency_s, _LATENCY_SHARE * window_s)
     shortfall = stats.offered - stats.completed_in_window
     return shortfall > in_system + 3.0 * math.sqrt(in_system + 1.0) + 0.01 * stats.offered
 
@@ -77,7 +83,8 @@ class Step:
 
 @dataclass
 class Capacity:
-    """A round's answer: ``capacity_rps`` (0 when no rate tried met the SLO) within [low, high]."""
+    """A round's answer. The search bisects the nominal rates [low, high]; what it reports is the rate the
+    steps were actually offered (their arrivals / window), which a finite schedule makes differ a little."""
 
     slo: str
     peak_rps: float
@@ -88,7 +95,18 @@ class Capacity:
 
     @property
     def capacity_rps(self) -> float:
-        return self.low
+        """The offered rate of the highest step that met the SLO (0 when none did)."""
+        met = [s for s in self.steps if s.met]
+        return max(met, key=lambda s: s.rate).offered_rps if met else 0.0
+
+    @property
+    def bracket(self) -> tuple[float, float]:
+        """(capacity, the offered rate of the lowest step above it that missed; the peak if none did)."""
+        best = self.capacity_rps
+        met_rates = [s.rate for s in self.steps if s.met]
+        top = max(met_rates, default=0.0)
+        missed = [s.offered_rps for s in self.steps if not s.met and s.rate > top]
+        return best, min(missed, default=self.peak_rps)
 
     def at_capacity(self) -> Step | None:
         """The step at the capacity found, or the lowest rate tried when none met the SLO."""
@@ -157,18 +175,25 @@ class CapacitySearch:
             found.low = step.rate
         else:
             found.high = step.rate
-            if step.rate <= _SERVICE_BOUND_SHARE * found.peak_rps and _service_breaks(last, self.slo):
-                found.low = 0.0
+            if (found.low == 0.0 and step.rate <= _SERVICE_BOUND_SHARE * found.peak_rps
+                    and _service_breaks(last, self.slo)):
                 found.reason = (f"the model's own service time breaks {self.slo.text()} at {step.rate:.3g} req/s, "
                                 "so no lower rate can meet it")
                 return None
-        if found.high - found.low <= self.resolution * found.peak_rps:
+        if self._narrow_enough(found):
             if found.low == 0.0 and not found.reason:
                 lowest = min(found.steps, key=lambda s: s.rate)
                 found.reason = (f"no rate tried met {self.slo.text()}; at the lowest, {lowest.rate:.3g} req/s: "
                                 f"{'overloaded' if lowest.overloaded else '; '.join(lowest.violations)}")
             return None
         return self._probe((found.low + found.high) / 2)
+
+    def _narrow_enough(self, found: Capacity) -> bool:
+        # Relative to the capacity, so a strict SLO whose capacity is a small share of the peak is found
+        # as closely as a loose one; with no rate met yet, until the rates tried fall to that share of the peak.
+        if found.low > 0:
+            return found.high - found.low <= self.resolution * found.high
+        return found.high <= self.resolution * found.peak_rps
 
     def _probe(self, rate: float) -> Window:
         # Poisson counts fall short of their mean about half the time: a margin, so that most steps hold

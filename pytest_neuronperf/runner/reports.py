@@ -66,7 +66,7 @@ def round_summary(r: RoundResult, batch_size: int) -> dict[str, Any]:
     summary = summarize_round(
         s.e2e, counted * batch_size, r.bin_ns / 1e9, r.window_ns / 1e9,
         completed=completed, to_ms=1e-6,
-        capacity=None if r.capacity is None else (r.capacity.capacity_rps, r.capacity.low, r.capacity.high),
+        capacity=None if r.capacity is None else (r.capacity.capacity_rps, *r.capacity.bracket),
     )
     return summary.to_dict()
 
@@ -208,7 +208,7 @@ def _serving_fields(report: dict[str, Any], result: ConfigResult, stats: StreamS
         unfinished = f", {stats.unfinished} unfinished after the drain" if stats.unfinished else ""
         report["status"] = fields.STATUS_OVERLOADED
         report["reason"] = (
-            f"overloaded: {report['achieved_rps']:g} req/s completed of {report['offered_rps']:g} offered"
+            f"overloaded: {report['achieved_rps']:.4g} req/s completed of {report['offered_rps']:.4g} offered"
             f"{dropped}{unfinished}{which}; the copies cannot keep up with request_rate={load.request_rate:g}, so "
             "its latencies are no measurement (lower request_rate, or add copies or workers)")
 
@@ -228,10 +228,13 @@ def _slo_fields(report: dict[str, Any], result: ConfigResult, stats: StreamStats
     bs = int(result.config["batch_size"])
     capacities = [c.capacity_rps for c in searched]
     # As every per-round figure pools: the geometric mean over rounds (0 if any round found none).
-    pooled = geometric_mean(capacities) if all(c > 0 for c in capacities) else 0.0
+    if len(capacities) == 1:
+        pooled = capacities[0]
+    else:
+        pooled = geometric_mean(capacities) if all(c > 0 for c in capacities) else 0.0
     report["capacity_rps"] = round(pooled, 3)
-    report["capacity_low_rps"] = round(min(c.low for c in searched), 3)
-    report["capacity_high_rps"] = round(max(c.high for c in searched), 3)
+    report["capacity_low_rps"] = round(min(c.bracket[0] for c in searched), 3)
+    report["capacity_high_rps"] = round(max(c.bracket[1] for c in searched), 3)
     first = searched[0]
     at = first.at_capacity()
     if at is not None:

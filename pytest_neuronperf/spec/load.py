@@ -60,12 +60,15 @@ def _number(name: str, value: object) -> float:
 def open_load(request_rate: object = None, arrival: object = "poisson", burstiness: object = None,
               max_concurrency: object = None, seed: object = 0) -> OpenLoad | None:
     """The open-loop load the keywords describe (None without ``request_rate``); ValueError naming the keyword."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed: expected a whole number >= 0, got {seed!r}")
     if request_rate is None:
-        for name, value, default in (("arrival", arrival, "poisson"), ("burstiness", burstiness, None),
+        kind = check_arrival(arrival)
+        for name, value, default in (("arrival", kind, "poisson"), ("burstiness", burstiness, None),
                                      ("max_concurrency", max_concurrency, None)):
             if value is not None and value != default:
-                raise ValueError(f"{name}: applies to open-loop load only; give request_rate (requests/s) too")
-        check_arrival(arrival)
+                raise ValueError(f"{name}: applies to open-loop load only; give request_rate (requests/s) too, "
+                                 "or slo= to search the capacity at that load")
         return None
     rate = _number("request_rate", request_rate)
     if rate <= 0:
@@ -84,8 +87,6 @@ def open_load(request_rate: object = None, arrival: object = "poisson", burstine
             raise ValueError(f"max_concurrency: expected a whole number >= 1 of requests in flight, "
                              f"got {max_concurrency!r}")
         cap = max_concurrency
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed: expected a whole number >= 0, got {seed!r}")
     return OpenLoad(rate, kind, shape, cap, seed)
 
 
@@ -139,7 +140,8 @@ def share_of_copy(offsets: npt.NDArray[np.int64], copy_index: int, n_copies: int
 
 
 def cap_of_copy(max_concurrency: int | None, copy_index: int, n_copies: int) -> int | None:
-    """This copy's part of ``max_concurrency`` (the parts add up to it; at least 1 each)."""
+    """This copy's part of ``max_concurrency``: the parts add up to it, except that each copy may hold at least
+    one request (with fewer than one per copy, the cap is one per copy)."""
     if max_concurrency is None:
         return None
     base, extra = divmod(max_concurrency, n_copies)

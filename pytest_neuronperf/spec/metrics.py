@@ -57,7 +57,7 @@ METRICS: Final[tuple[Metric, ...]] = (
     Metric("p99", "latency_ms_p99", "p99_ms", "p99_ci", False, " ms", "max_p99_ms", 0.99, "n_eff_p99",
            ("infer_ms_p99",)),
     # The highest open-loop request rate that meets the SLO. Its default tolerance is wider: a round's
-    # search brackets it to 5% of the closed-loop peak, about 10% of a capacity at half the peak.
+    # search knows it to within its resolution (5%), on top of the noise of each step's percentile.
     Metric("capacity", "capacity_rps", "capacity_rps", "capacity_ci", True, " req/s", "min_capacity_rps",
            default_tolerance=0.10, optional=True),
 )

@@ -109,8 +109,8 @@ def compile_mode(value: object) -> str | None:
 
 
 def capacity_resolution(value: object) -> float:
-    """A capacity search's resolution: a fraction of the closed-loop peak in (0, 0.5]."""
+    """A capacity search's resolution: the fraction of the capacity it is found to, in (0, 0.5]."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 0.5:
-        raise ValueError(f"capacity_resolution: expected a fraction of the closed-loop peak rate in (0, 0.5], "
+        raise ValueError(f"capacity_resolution: expected the fraction of the capacity to find it to, in (0, 0.5], "
                          f"such as 0.05, got {value!r}")
     return float(value)

@@ -15,7 +15,7 @@ _FORM = ("write each constraint as a percentile, <=, and a time with its unit (m
 
 @dataclass(frozen=True)
 class Constraint:
-    """The q-th latency percentile (q in (0, 100]) at most ``max_ms``."""
+    """The q-th latency percentile (q in (0, 100)) at most ``max_ms``."""
 
     percentile: float
     max_ms: float
@@ -64,15 +64,19 @@ def parse_slo(value: object, name: str = "slo") -> Slo | None:
         if match is None:
             raise ValueError(f"{name}: cannot read {part.strip()!r} in {value!r}; {_FORM}")
         q = float(match["q"])
-        if not 0 < q <= 100:
-            raise ValueError(f"{name}: percentile p{match['q']} in {value!r} is not in (0, 100]; {_FORM}")
+        if q >= 100:
+            raise ValueError(f"{name}: p{match['q']} in {value!r} is the maximum, which no number of samples can "
+                             f"state; bound a percentile below 100 such as p99.9; {_FORM}")
+        if q <= 0:
+            raise ValueError(f"{name}: percentile p{match['q']} in {value!r} is not in (0, 100); {_FORM}")
         ms = float(match["value"]) * _UNITS_MS[match["unit"]]
         if ms <= 0:
-            raise ValueError(f"{name}: {part.strip()!r} in {value!r} bounds the latency at 0; give a time > 0")
+            raise ValueError(f"{name}: {part.strip()!r} in {value!r} bounds the latency at 0; give a time > 0; "
+                             f"{_FORM}")
         constraints.append(Constraint(q, ms))
     seen = [c.percentile for c in constraints]
     if len(set(seen)) != len(seen):
-        raise ValueError(f"{name}: {value!r} bounds the same percentile twice; give each percentile once")
+        raise ValueError(f"{name}: {value!r} bounds the same percentile twice; give each percentile once; {_FORM}")
     return Slo(tuple(sorted(constraints, key=lambda c: c.percentile)))
 
 
