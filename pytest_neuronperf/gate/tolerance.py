@@ -76,7 +76,9 @@ class Tolerance:
     def __str__(self) -> str:
         if len(set(self._values.values())) == 1:
             return f"{next(iter(self._values.values())) * 100:g}%"
-        return ",".join(f"{name}={value * 100:g}%" for name, value in self._values.items())
+        # A metric few measurements have (capacity) is named only where it differs from its default.
+        return ",".join(f"{name}={value * 100:g}%" for name, value in self._values.items()
+                        if not BY_NAME[name].optional or value != BY_NAME[name].default_tolerance)
 
 
 def _parse_fraction(text: str, option: str, what: str) -> float:

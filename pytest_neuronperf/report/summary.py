@@ -51,12 +51,17 @@ CELLS: Final[dict[str, _Cell]] = {
     "p99_base": _baseline("p99"),
     "p99_change": _change("p99"),
     "rounds": lambda _report, shown: shown.rounds_text(),
+    "capacity": _figure("capacity"),
+    "cap_change": _change("capacity"),
 }
 COLUMNS: Final = ("config", "model", "throughput", "baseline", "change", "p50_ms", "p99_ms", "p99_base", "p99_change",
                   "rounds", "verdict")
 VERBOSE_EXTRA: Final = ("latency_ms_p90", "infer_ms_p50", "load_avg_ms", "warmup_avg_ms", "stable", "latency_samples")
+# Shown only where a measurement has them: capacity at an SLO, and under -v what open-loop load offered and achieved.
+CAPACITY_COLUMNS: Final = ("capacity", "cap_change")
+SERVING_EXTRA: Final = ("offered_rps", "achieved_rps")
 # What a narrow terminal loses first; the columns not named here are always shown.
-DROP_ORDER: Final = (*reversed(VERBOSE_EXTRA), "model", "p50_ms", "p99_base", "rounds")
+DROP_ORDER: Final = (*reversed(SERVING_EXTRA), *reversed(VERBOSE_EXTRA), "model", "p50_ms", "p99_base", "rounds")
 
 
 def _cell(key: str, value: Any) -> str:
@@ -162,7 +167,13 @@ def fitted_table(measurements: Sequence[Measurement], columns: Sequence[str], wi
 def summary_lines(measurements: Sequence[Measurement], *, verbose: bool, width: int | None = None) -> list[str]:
     if not measurements:
         return []
-    columns = COLUMNS + VERBOSE_EXTRA if verbose else COLUMNS
+    columns: tuple[str, ...] = COLUMNS + VERBOSE_EXTRA if verbose else COLUMNS
+    reports = [r for m in measurements for r in m.reports]
+    if any(r.get("capacity_rps") is not None for r in reports):
+        at = columns.index("rounds")
+        columns = (*columns[:at], *CAPACITY_COLUMNS, *columns[at:])
+    if verbose and any(r.get("offered_rps") is not None for r in reports):
+        columns = (*columns, *SERVING_EXTRA)
     lines = fitted_table(measurements, columns, width)
     for m in measurements:
         lines.extend(f"note: {m.nodeid}: {note}" for note in m.notes)

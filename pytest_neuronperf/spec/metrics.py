@@ -56,10 +56,9 @@ METRICS: Final[tuple[Metric, ...]] = (
            ("infer_ms_p50",)),
     Metric("p99", "latency_ms_p99", "p99_ms", "p99_ci", False, " ms", "max_p99_ms", 0.99, "n_eff_p99",
            ("infer_ms_p99",)),
-    # The highest open-loop request rate that meets the SLO. Its default tolerance is wider: a round's
-    # search knows it to within its resolution (5%), on top of the noise of each step's percentile.
+    # The highest open-loop request rate that meets the SLO (a capacity search only).
     Metric("capacity", "capacity_rps", "capacity_rps", "capacity_ci", True, " req/s", "min_capacity_rps",
-           default_tolerance=0.10, optional=True),
+           optional=True),
 )
 """Every gated metric, in the order tolerances are written and judgements are listed."""
 

@@ -897,3 +897,47 @@ def test_the_lock_is_the_folder_of_the_file(store: BaselineStore, tmp_path: Path
         FileLock(path.parent, timeout=0).acquire()
     store.save(MODULE, {KEY: record(1.0)}, KEYS)
     assert sorted(p.name for p in path.parent.iterdir()) == [path.name]  # no lock file among the baselines
+
+
+# --- the load a record was measured under -------------------------------------------------------------
+
+
+def _round() -> dict[str, object]:
+    from pytest_neuronperf.stats.rounds import RoundSummary
+
+    return RoundSummary(throughput=100.0, throughput_ci=(95.0, 105.0), p50_ms=1.0, p50_ci=(0.9, 1.1), p99_ms=2.0,
+                        p99_ci=(1.8, 2.2), n=1000, n_eff_p50=900.0, n_eff_p99=900.0, duration_s=1.0, stable=True,
+                        throughput_cv=0.01).to_dict()
+
+
+def _finished(**load: object) -> dict[str, object]:
+    return {**CONFIG, "model_name": "mlp", "device_type": "cpu", "status": STATUS_OK, "rounds": [_round()],
+            "throughput_avg": 100.0, **load}
+
+
+@pytest.mark.parametrize(("stored", "current", "said"), [
+    ({}, {"request_rate": 300.0, "arrival": "poisson"},
+     "closed loop, no slo, not this run's request_rate=300.0, arrival=poisson"),
+    ({"request_rate": 200.0, "arrival": "poisson"}, {"request_rate": 300.0, "arrival": "poisson"},
+     "request_rate=200.0, not this run's request_rate=300.0"),
+    ({"slo": "p99<=20ms"}, {"slo": "p99<=10ms"}, "slo=p99<=20ms, not this run's slo=p99<=10ms"),
+])
+def test_a_record_of_another_load_is_found_but_not_compared(store: BaselineStore, stored: dict[str, object],
+                                                            current: dict[str, object], said: str) -> None:
+    test_name, measurement = "test_mlp[small]", "forward"
+    saved = BaselineRecord.from_report(_finished(**stored), HERE)
+    store.save(MODULE, {entry_key(test_name, measurement, CONFIG): saved}, KEYS)
+    [lookup] = store.lookup_reports(MODULE, test_name, measurement, [_finished(**current)], HERE, KEYS).values()
+    assert lookup.record is None and lookup.other_load == said
+    assert "was measured under other load" in lookup.explain() and "--npf-save-baseline" in lookup.explain()
+    # The same load finds it.
+    [same] = store.lookup_reports(MODULE, test_name, measurement, [_finished(**stored)], HERE, KEYS).values()
+    assert same.record is not None and same.other_load == ""
+
+
+def test_a_closed_loop_record_keeps_no_load_fields() -> None:
+    # Baselines of closed-loop tests stay as they were: no null serving fields in their diffs.
+    report = BaselineRecord.from_report(_finished(), HERE).report
+    assert not {"request_rate", "arrival", "slo", "capacity_rps", "capacity_steps"} & set(report)
+    served = BaselineRecord.from_report(_finished(request_rate=200.0, arrival="gamma", offered_rps=199.0), HERE)
+    assert served.report["request_rate"] == 200.0 and served.report["offered_rps"] == 199.0

@@ -152,7 +152,8 @@ def test_parse_tolerance_accepts(text: str, expected: Tolerance) -> None:
 
 TOL_FORMAT = "expected a percentage such as 10% or a fraction such as 0.1, got"
 TOL_RANGE = "expected a tolerance above 0% and at most 100%, got"
-TOL_PAIRS = "expected metric=tolerance pairs with metrics throughput, p50, p99 (such as throughput=5%,p99=10%), got"
+TOL_PAIRS = ("expected metric=tolerance pairs with metrics throughput, p50, p99, capacity "
+             "(such as throughput=5%,p99=10%), got")
 
 
 @pytest.mark.parametrize(

@@ -37,7 +37,7 @@ import pytest, torch
 from npf_models import Service
 
 @pytest.mark.neuron_benchmark(model=Service, inputs=torch.zeros(1, 1), n_models=1, workers_per_model=1,
-                              duration=0.6, slo="p90<=4ms")
+                              duration=0.3, slo="p90<=4ms")
 def test_capacity():
     pass
 """
@@ -77,20 +77,24 @@ def test_capacity_is_gated_and_a_fall_fails_with_its_figures(perf_project: pytes
     assert record["report"]["slo"] == "p90<=4ms" and record["report"]["capacity_rps"] > 0
     assert record["rounds"][0]["capacity_rps"] > 0 and len(record["rounds"][0]["capacity_ci"]) == 2
 
-    # Three times the service time: the capacity at the same SLO falls far below the baseline's.
-    monkeypatch.setenv("NPF_SERVICE_US", "3000")
+    # Twice the service time: the capacity at the same SLO falls far below the baseline's.
+    monkeypatch.setenv("NPF_SERVICE_US", "2000")
     slower = run(perf_project, *quick)
     slower.assert_outcomes(failed=1)
     text = slower.stdout.str()
     assert "performance regression" in text
     capacity_lines = [line for line in text.splitlines() if "capacity" in line and "req/s vs baseline" in line]
     assert capacity_lines, text
+    # The summary table has a capacity column where a measurement searched one.
+    header = next(line for line in text.splitlines() if line.lstrip().startswith("config ") or " config " in line)
+    assert "capacity" in header and "cap_change" in header
 
 
+@pytest.mark.slow
 def test_a_baseline_of_another_load_is_not_compared(perf_project: pytest.Pytester,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NPF_SERVICE_US", "1000")
-    closed = CAPACITY.replace(', slo="p90<=4ms"', "")
+    closed = CAPACITY.replace(', slo="p90<=4ms"', "").replace("duration=0.3", "duration=0.6")
     perf_project.makepyfile(test_cap=closed)
     quick = ("-o", "npf_rounds=1", "-o", "npf_max_rounds=1")
     run(perf_project, *quick, "--npf-save-baseline").assert_outcomes(passed=1)

@@ -87,7 +87,7 @@ MARKER_VALUES = {
     "test_marker_bool": ("max_p50_ms=True", "max_p50_ms must be a positive finite number such as 5.0 (ms), "
                                             "got True"),
     "test_marker_tolerance": ('tolerance="latency=5%"',
-                              "tolerance: expected metric=tolerance pairs with metrics throughput, p50, p99 "
+                              "tolerance: expected metric=tolerance pairs with metrics throughput, p50, p99, capacity "
                               "(such as throughput=5%,p99=10%), got 'latency=5%'"),
 }
 
