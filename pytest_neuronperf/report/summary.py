@@ -61,7 +61,8 @@ VERBOSE_EXTRA: Final = ("latency_ms_p90", "infer_ms_p50", "load_avg_ms", "warmup
 CAPACITY_COLUMNS: Final = ("capacity", "cap_change")
 SERVING_EXTRA: Final = ("offered_rps", "achieved_rps")
 # What a narrow terminal loses first; the columns not named here are always shown.
-DROP_ORDER: Final = (*reversed(SERVING_EXTRA), *reversed(VERBOSE_EXTRA), "model", "p50_ms", "p99_base", "rounds")
+DROP_ORDER: Final = (*reversed(SERVING_EXTRA), *reversed(VERBOSE_EXTRA), "model", "slo_met", "p50_ms", "p99_base",
+                     "rounds")
 
 
 def _cell(key: str, value: Any) -> str:
@@ -164,6 +165,20 @@ def fitted_table(measurements: Sequence[Measurement], columns: Sequence[str], wi
     return lines
 
 
+def slo_best_lines(measurements: Sequence[Measurement]) -> list[str]:
+    """Per measurement with an SLO: the configuration that serves it best, or that none meets it."""
+    from pytest_neuronperf.report.serving import best_report, best_text, slo_groups
+
+    lines = []
+    for m in measurements:
+        for slo, group in slo_groups(m.reports):
+            best = best_report(group)
+            said = (f"best {config_text(best)} ({best_text(best)})" if best is not None
+                    else "no configuration meets it")
+            lines.append(f"slo: {m.label}: {slo}: {said}")
+    return lines
+
+
 def summary_lines(measurements: Sequence[Measurement], *, verbose: bool, width: int | None = None) -> list[str]:
     if not measurements:
         return []
@@ -172,9 +187,13 @@ def summary_lines(measurements: Sequence[Measurement], *, verbose: bool, width: 
     if any(r.get("capacity_rps") is not None for r in reports):
         at = columns.index("rounds")
         columns = (*columns[:at], *CAPACITY_COLUMNS, *columns[at:])
+    if any(r.get("slo") for r in reports):
+        at = columns.index("verdict")
+        columns = (*columns[:at], "slo_met", *columns[at:])
     if verbose and any(r.get("offered_rps") is not None for r in reports):
         columns = (*columns, *SERVING_EXTRA)
     lines = fitted_table(measurements, columns, width)
+    lines.extend(slo_best_lines(measurements))
     for m in measurements:
         lines.extend(f"note: {m.nodeid}: {note}" for note in m.notes)
     for m in measurements:

@@ -79,6 +79,7 @@ def test_capacity_is_gated_and_a_fall_fails_with_its_figures(perf_project: pytes
 
     # Twice the service time: the capacity at the same SLO falls far below the baseline's.
     monkeypatch.setenv("NPF_SERVICE_US", "2000")
+    monkeypatch.setenv("COLUMNS", "200")  # room for every column of the summary table
     slower = run(perf_project, *quick)
     slower.assert_outcomes(failed=1)
     text = slower.stdout.str()
@@ -87,7 +88,10 @@ def test_capacity_is_gated_and_a_fall_fails_with_its_figures(perf_project: pytes
     assert capacity_lines, text
     # The summary table has a capacity column where a measurement searched one.
     header = next(line for line in text.splitlines() if line.lstrip().startswith("config ") or " config " in line)
-    assert "capacity" in header and "cap_change" in header
+    assert "capacity" in header and "cap_change" in header and "slo_met" in header
+    # ... and names the configuration that serves the SLO best.
+    assert "slo: test_cap.py::test_capacity: p90<=4ms: best n_models=1 workers=1 batch=1 pipeline=1 (capacity " \
+        in text
 
 
 @pytest.mark.slow
