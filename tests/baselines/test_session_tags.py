@@ -289,6 +289,7 @@ def test_sleep(npf_bench):
 """
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("no_leftover_children")
 def test_two_saving_sessions_leave_two_sessions_of_rounds(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_perf=SLEEPER)

@@ -36,6 +36,7 @@ def test_tiny(npf_bench):
 """
 
 
+@pytest.mark.slow
 def test_a_second_session_starts_the_forkservers_before_collection(perf_project: pytest.Pytester) -> None:
     perf_project.makepyfile(test_early=TEST)
     first = perf_project.runpytest_subprocess()

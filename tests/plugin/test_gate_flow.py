@@ -119,6 +119,7 @@ def test_baseline_from_another_environment_is_not_compared(perf_project: pytest.
     lenient.assert_outcomes(failed=1)  # only the device must match now: compared, and slower
 
 
+@pytest.mark.slow
 def test_faster_than_baseline_reports_a_stale_baseline(perf_project: pytest.Pytester,
                                                          service: Callable[[int], None]) -> None:
     perf_project.makepyfile(test_perf=DECLARATIVE)

@@ -168,6 +168,7 @@ def test_json_at_a_directory_is_refused_with_a_message(pytester: pytest.Pytester
 # --- baselines --------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_baseline_link_inside_the_folder_is_written_through(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_linked=ONE_TEST)
     folder = pytester.path / ".neuronperf" / "baselines"

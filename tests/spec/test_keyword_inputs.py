@@ -81,6 +81,7 @@ def test_a_missing_argument_without_a_list_gets_no_list_hint() -> None:
     assert "inputs is a list" not in str(info.value)
 
 
+@pytest.mark.slow
 def test_the_marker_takes_a_dict_for_a_distilbert_from_its_config(pytester: pytest.Pytester,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p))
