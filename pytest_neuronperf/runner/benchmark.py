@@ -116,14 +116,14 @@ def run_plan(plan: Plan) -> list[ConfigResult]:
     with log_verbosity(plan.level):
         results = plan.skipped_results()
         for i, run in enumerate(plan.matrix.runs):
-            remaining = (len(plan.matrix.runs) - i) * plan.duration_s
+            remaining = (len(plan.matrix.runs) - i) * plan.wall_s
             logger.info("Benchmarking '%s', ~%d seconds remaining.", plan.name, round(remaining))
             result = plan.new_result(run)
             described = config_text(result.config)
             logger.debug("Running model config: %s", result.config)
             for round_index in range(plan.rounds):
-                later = plan.duration_s * (len(plan.matrix.runs) - i - 1)
-                left = plan.per_round_s * (plan.rounds - round_index) + later
+                later = plan.wall_s * (len(plan.matrix.runs) - i - 1)
+                left = plan.round_wall_s * (plan.rounds - round_index) + later
                 tell = functools.partial(_tell, plan.name, i, len(plan.matrix.runs), described, round_index,
                                          plan.rounds, left)
                 result.rounds.append(plan.run_round(run, result.config, tell, round_index=round_index))
@@ -131,7 +131,7 @@ def run_plan(plan: Plan) -> list[ConfigResult]:
                     break
             plan.finish(result, run)
             _tell(plan.name, i, len(plan.matrix.runs), described, plan.rounds - 1, plan.rounds,
-                  plan.duration_s * (len(plan.matrix.runs) - i - 1), "finished")
+                  plan.wall_s * (len(plan.matrix.runs) - i - 1), "finished")
             results.append(result)
     return results
 
@@ -146,7 +146,7 @@ def run_more_rounds(plan: Plan, results: Sequence[ConfigResult], keys: Collectio
         for i, (run, result) in enumerate(wanted):
             described = config_text(result.config)
             done = len(result.rounds)
-            left = plan.per_round_s * (len(wanted) - i)
+            left = plan.round_wall_s * (len(wanted) - i)
             tell = functools.partial(_tell, plan.name, i, len(wanted), described, done, done + 1, left)
             result.rounds.append(plan.run_round(run, result.config, tell, round_index=done))
             if plan.stop_if_empty(result):
@@ -196,6 +196,20 @@ class Plan:
     @property
     def per_round_s(self) -> float:
         return self.duration_s / self.rounds
+
+    @property
+    def round_wall_s(self) -> float:
+        """About how long a round's windows last: one, or a capacity search's closed-loop window and its steps."""
+        if self.slo is None or self.load is not None:
+            return self.per_round_s
+        # Bisection from the peak down to the resolution, then a step or two to settle.
+        steps = math.ceil(math.log2(1.0 / self.capacity_resolution)) + 2
+        return self.per_round_s * (1 + steps)
+
+    @property
+    def wall_s(self) -> float:
+        """About how long one configuration's rounds last (for the time left a progress line shows)."""
+        return self.round_wall_s * self.rounds
 
     def context(self) -> BaseContext | None:
         if self.in_process:

@@ -156,7 +156,7 @@ def _round(plan: Plan, run: RunConfig, result: ConfigResult, index: int, total: 
            pair: int, max_pairs: int, side: str) -> None:
     where = f"{described}, {side}" if side else described
     tell = functools.partial(_tell, plan.name, index, total, where, pair, max_pairs,
-                             plan.per_round_s * 2 * (max_pairs - pair))
+                             plan.round_wall_s * 2 * (max_pairs - pair))
     # Both rounds of a pair replay the same arrivals (open-loop load): their difference is the model's.
     result.rounds.append(plan.run_round(run, result.config, tell, round_index=pair))
 

@@ -466,3 +466,13 @@ def test_open_loop_keywords_without_an_slo_or_a_request_rate_are_refused() -> No
     with pytest.raises(ValueError, match=r"^arrival: applies to open-loop load only"):
         npf.benchmark(FixedService, X, duration=0.5, arrival="constant", **ONE)
 
+
+
+def test_the_time_left_counts_a_searchs_steps() -> None:
+    # The progress line's time left: a closed-loop round is its window, a search round about eight of them.
+    closed = prepare(FixedService, X, duration=1.0, rounds=2, **ONE)
+    searched = prepare(FixedService, X, duration=1.0, rounds=2, slo="p99<=20ms", **ONE)
+    served = prepare(FixedService, X, duration=1.0, rounds=2, slo="p99<=20ms", request_rate=100, **ONE)
+    assert closed.round_wall_s == served.round_wall_s == 0.5
+    assert searched.round_wall_s == pytest.approx(0.5 * (1 + math.ceil(math.log2(1 / 0.05)) + 2))
+    assert searched.wall_s == pytest.approx(2 * searched.round_wall_s)
