@@ -22,13 +22,12 @@ from pytest_neuronperf.gate.wording import (
 from pytest_neuronperf.report.figures import shown_change, shown_value
 from pytest_neuronperf.report.results_file import Measurement, Results, as_measurements, measurement_label
 from pytest_neuronperf.report.serving import (
-    best_report,
+    best_per_slo,
     best_text,
     capacity_text,
     is_open_loop,
     is_searched,
     load_text,
-    slo_groups,
 )
 from pytest_neuronperf.report.summary import first_line
 
@@ -150,8 +149,7 @@ def _slo_bullets(ms: Sequence[Measurement]) -> list[str]:
     """Per measurement and SLO, the configuration that serves it best, or that none meets it."""
     lines = []
     for m in ms:
-        for slo, group in slo_groups(m.reports):
-            best = best_report(group)
+        for slo, best in best_per_slo(m.reports):
             verdict = (f"best is {config_label(best)} ({best_text(best)})" if best is not None
                        else "no configuration meets it")
             lines.append(f"- {_md_code(measurement_label(m))}, SLO {_md_cell(slo)}: {_md_cell(verdict)}")

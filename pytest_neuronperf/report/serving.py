@@ -83,6 +83,11 @@ def best_report(group: Sequence[Report]) -> Report | None:
     return max(scored, key=lambda item: item[0])[1]
 
 
+def best_per_slo(reports: Sequence[Report]) -> list[tuple[str, Report | None]]:
+    """Each SLO of the reports, with the configuration that serves it best (None: none meets it)."""
+    return [(slo, best_report(group)) for slo, group in slo_groups(reports)]
+
+
 def rate_text(value: object) -> str:
     return f"{format_number(value)} req/s"
 

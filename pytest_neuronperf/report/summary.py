@@ -167,12 +167,11 @@ def fitted_table(measurements: Sequence[Measurement], columns: Sequence[str], wi
 
 def slo_best_lines(measurements: Sequence[Measurement]) -> list[str]:
     """Per measurement with an SLO: the configuration that serves it best, or that none meets it."""
-    from pytest_neuronperf.report.serving import best_report, best_text, slo_groups
+    from pytest_neuronperf.report.serving import best_per_slo, best_text
 
     lines = []
     for m in measurements:
-        for slo, group in slo_groups(m.reports):
-            best = best_report(group)
+        for slo, best in best_per_slo(m.reports):
             said = (f"best {config_text(best)} ({best_text(best)})" if best is not None
                     else "no configuration meets it")
             lines.append(f"slo: {m.label}: {slo}: {said}")
