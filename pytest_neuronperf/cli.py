@@ -540,6 +540,7 @@ def cmd_run(args: argparse.Namespace, out: IO[str]) -> int:
     import pytest_neuronperf as npf
     from pytest_neuronperf.errors import BenchmarkError, DeviceUnavailableError
     from pytest_neuronperf.spec import input_spec
+    from pytest_neuronperf.spec.matrix import config_text
 
     take_models_back(args, ["model"])
     try:
@@ -564,11 +565,13 @@ def cmd_run(args: argparse.Namespace, out: IO[str]) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_REGRESSION
     npf.print_reports(reports, file=out)
+    failed = [r for r in reports if r.get("status") in ("error", "overloaded")]
+    for r in failed:
+        print(f"{r.get('status')}: {config_text(r)}: {r.get('reason')}", file=out)
     if args.json:
         print(f"wrote {npf.write_json(reports, args.json)}", file=out)
     if args.csv:
         print(f"wrote {npf.write_csv(reports, args.csv)}", file=out)
-    failed = [r for r in reports if r.get("status") in ("error", "overloaded")]
     return EXIT_REGRESSION if failed else EXIT_OK
 
 
@@ -840,7 +843,7 @@ _LOAD_OPTIONS: tuple[tuple[str, str, Callable[[str], Any], str, str], ...] = (
     ("--arrival", "arrival", str, "KIND", "arrival process of the open-loop load: poisson (default), gamma, constant"),
     ("--burstiness", "burstiness", float, "K", "gamma arrivals' shape: 1 is Poisson, below 1 burstier"),
     ("--max-concurrency", "max_concurrency", int, "N",
-     "requests in the system beyond which an arriving one is dropped (open-loop load)"),
+     "a request that arrives when N are in the system (waiting or in service) is dropped (open-loop load)"),
     ("--seed", "seed", int, "N", "seed of the arrival schedule (default: 0)"),
     ("--slo", "slo", str, "SLO",
      "latency objective such as p99<=20ms or p50<=5ms,p99<=20ms: marks the configurations that meet it and, "
@@ -869,8 +872,9 @@ def option_named(message: str) -> str:
     """A runner error as the command line says it: ``--request-rate: ...`` for ``request_rate: ...``."""
     for option, keyword, _, _, _ in _LOAD_OPTIONS:
         if message.startswith(f"{keyword}:"):
-            return option + message[len(keyword):]
-    return message
+            message = option + message[len(keyword):]
+            break
+    return message.replace("give request_rate (requests/s) too, or slo= to", "give --request-rate too, or --slo to")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -315,6 +315,25 @@ def _fold_duration_hints(hints: list[str]) -> list[str]:
     return rest + folded
 
 
+def slo_failures(report: Mapping[str, Any]) -> list[str]:
+    """A latency objective the configuration missed, as an absolute limit says it (empty when met).
+
+    Under open-loop load the SLO bounds the latency at ``request_rate``; a capacity search fails it only
+    when no rate it tried met it (its closed-loop latency is not the served latency).
+    """
+    slo = report.get("slo")
+    if not slo:
+        return []
+    rate = report.get("request_rate")
+    if isinstance(rate, (int, float)) and report.get("slo_met") is False:
+        return [f"slo {slo} missed at request_rate={rate:g}: {report.get('slo_missed') or 'not met'}"]
+    capacity = report.get("capacity_rps")
+    if rate is None and isinstance(capacity, (int, float)) and capacity <= 0:
+        why = report.get("reason") or "no rate tried met it"
+        return [f"slo {slo}: capacity 0, no request rate meets it ({why})"]
+    return []
+
+
 def judge_measurement(
     name: str,
     reports: Sequence[dict[str, Any]],
@@ -338,7 +357,7 @@ def judge_measurement(
             outcomes.append(ConfigOutcome(key, report, Verdict.SKIPPED, note=str(report.get("reason") or "")))
             continue
         outcome = ConfigOutcome(key, report, Verdict.MEASURED)
-        outcome.limit_failures = judge.check_limits(report, **rules.limits.values)
+        outcome.limit_failures = judge.check_limits(report, **rules.limits.values) + slo_failures(report)
         lookup = lookups.get(key)
         if rules.compare and lookup is not None:
             record = lookup.record

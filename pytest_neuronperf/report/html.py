@@ -310,8 +310,9 @@ def _knee_steps(steps: object) -> list[dict[str, Any]]:
     for step in steps if isinstance(steps, list) else []:
         if not isinstance(step, Mapping):
             continue
-        rate = number(step.get("rate"))
-        rate = rate if rate is not None else number(step.get("offered_rps"))
+        # The rate each step was offered (its arrivals / its window), the unit capacity_rps is in.
+        rate = number(step.get("offered_rps"))
+        rate = rate if rate is not None else number(step.get("rate"))
         if rate is None:
             continue
         latencies = {k: v for k, v in ((k, number(v)) for k, v in step.items()

@@ -347,6 +347,9 @@ def prepare(
         search_load = open_load(1.0, arrival, burstiness, max_concurrency, seed)
     else:
         load = open_load(request_rate, arrival, burstiness, max_concurrency, seed)
+        if resolution != DEFAULT_RESOLUTION:
+            raise ValueError("capacity_resolution: applies to a capacity search, which slo= without request_rate "
+                             "runs; drop it, or drop request_rate to search")
     in_process = not multiprocess
     pre = P.optional_callable("preprocess_fn", preprocess_fn, must_pickle=not in_process)
     post = P.optional_callable("postprocess_fn", postprocess_fn, must_pickle=not in_process)

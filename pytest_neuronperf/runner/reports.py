@@ -68,6 +68,14 @@ def round_summary(r: RoundResult, batch_size: int) -> dict[str, Any]:
         completed=completed, to_ms=1e-6,
         capacity=None if r.capacity is None else (r.capacity.capacity_rps, *r.capacity.bracket),
     )
+    if r.load is not None:
+        from dataclasses import replace
+
+        from pytest_neuronperf.runner.capacity import overloaded
+
+        # Under open-loop load the completions follow the arrivals, whose own spread (Poisson, gamma) is no
+        # drift of the model: the round is stable when the copies kept up.
+        summary = replace(summary, stable=not overloaded(s, r.window_ns / 1e9))
     return summary.to_dict()
 
 
@@ -218,8 +226,11 @@ def _slo_fields(report: dict[str, Any], result: ConfigResult, stats: StreamStats
     if slo is None:
         return
     report["slo"] = slo.text()
-    met = not slo.violations(lambda q: stats.e2e.percentiles((q,))[0] / 1e6)
-    report["slo_met"] = met and report["status"] == fields.STATUS_OK
+    missed = slo.violations(lambda q: stats.e2e.percentiles((q,))[0] / 1e6)
+    if report["status"] == fields.STATUS_OVERLOADED:
+        missed = ["overloaded", *missed]
+    report["slo_met"] = not missed and report["status"] == fields.STATUS_OK
+    report["slo_missed"] = "; ".join(missed) or None
     searched = [r.capacity for r in result.rounds if r.capacity is not None]
     if not searched:
         return
@@ -233,9 +244,10 @@ def _slo_fields(report: dict[str, Any], result: ConfigResult, stats: StreamStats
     else:
         pooled = geometric_mean(capacities) if all(c > 0 for c in capacities) else 0.0
     report["capacity_rps"] = round(pooled, 3)
-    report["capacity_low_rps"] = round(min(c.bracket[0] for c in searched), 3)
-    report["capacity_high_rps"] = round(max(c.bracket[1] for c in searched), 3)
-    first = searched[0]
+    # The details are one round's, the round whose capacity is the median, so that its bracket, its steps
+    # and the latency at its capacity belong together.
+    first = sorted(searched, key=lambda c: c.capacity_rps)[(len(searched) - 1) // 2]
+    report["capacity_low_rps"], report["capacity_high_rps"] = (round(v, 3) for v in first.bracket)
     at = first.at_capacity()
     if at is not None:
         report["capacity_ms_p50"] = round(at.percentiles_ms.get("p50_ms", math.nan), 4)

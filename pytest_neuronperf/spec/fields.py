@@ -79,6 +79,7 @@ SERVING_KEYS: Final[tuple[str, ...]] = (
 SLO_KEYS: Final[tuple[str, ...]] = (
     "slo",
     "slo_met",
+    "slo_missed",
     "capacity_rps",
     "capacity_low_rps",
     "capacity_high_rps",

@@ -64,10 +64,10 @@ def parse_slo(value: object, name: str = "slo") -> Slo | None:
         if match is None:
             raise ValueError(f"{name}: cannot read {part.strip()!r} in {value!r}; {_FORM}")
         q = float(match["q"])
-        if q >= 100:
+        if q == 100:
             raise ValueError(f"{name}: p{match['q']} in {value!r} is the maximum, which no number of samples can "
                              f"state; bound a percentile below 100 such as p99.9; {_FORM}")
-        if q <= 0:
+        if not 0 < q < 100:
             raise ValueError(f"{name}: percentile p{match['q']} in {value!r} is not in (0, 100); {_FORM}")
         ms = float(match["value"]) * _UNITS_MS[match["unit"]]
         if ms <= 0:

@@ -30,6 +30,11 @@ def test_served(npf_bench):
                               duration=0.6, request_rate=4000)
 def test_overloaded(npf_bench):
     npf_bench()
+
+@pytest.mark.neuron_benchmark(model=Service, inputs=torch.zeros(1, 1), n_models=1, workers_per_model=1,
+                              duration=0.6, request_rate=100, slo="p99<=100us")
+def test_slo_missed():
+    pass
 """
 
 CAPACITY = """
@@ -52,8 +57,10 @@ def test_open_loop_marker_and_an_overloaded_configuration(perf_project: pytest.P
     monkeypatch.setenv("NPF_SERVICE_US", "1000")
     perf_project.makepyfile(test_serving=OPEN_LOOP)
     result = run(perf_project, "-o", "npf_rounds=1", "-o", "npf_max_rounds=1", "--npf-json=out.json")
-    result.assert_outcomes(passed=1, failed=1)
+    result.assert_outcomes(passed=1, failed=2)
     text = result.stdout.str()
+    # An SLO missed under open-loop load fails its test as an absolute limit does, naming what broke it.
+    assert "slo p99<=0.1ms missed at request_rate=100: p99 " in text
     # The overloaded configuration fails with what it achieved, what was offered and what to change.
     assert "overloaded:" in text and "request_rate=4000" in text and "lower request_rate" in text
     data = json.loads((Path(perf_project.path) / "out.json").read_text())

@@ -195,7 +195,9 @@ def test_html_draws_latency_against_offered_load_with_the_slo() -> None:
     assert figure is not None
     data = json.loads(html.unescape(figure[1]))
     assert [s["capacity_rps"] for s in data["series"]] == [155.937, 110.063]
-    assert [s["rate"] for s in data["series"][0]["steps"]] == [124.75, 155.938, 187.125, 249.5]
+    # Each step at the rate it was offered, the unit capacity_rps is in.
+    assert [s["rate"] for s in data["series"][0]["steps"]] == pytest.approx(
+        [0.97 * r for r in (124.75, 155.938, 187.125, 249.5)])
 
 
 def test_html_table_shows_offered_achieved_and_capacity() -> None:
@@ -231,7 +233,8 @@ def test_the_knee_plot_draws_the_baseline_dashed() -> None:
         return capacity_knee_data(m), next(svg for svg in _svgs(html_report([m])) if "offered load (req/s)" in svg)
 
     data, knee = knee_of({**SEARCHED[0], "capacity_steps": SEARCHED[1]["capacity_steps"]})
-    assert [s["rate"] for s in data["series"][0]["baseline_steps"]] == [73.375, 110.062, 128.406, 293.5]
+    assert [s["rate"] for s in data["series"][0]["baseline_steps"]] == pytest.approx(
+        [0.97 * r for r in (73.375, 110.062, 128.406, 293.5)])
     alone_data, alone = knee_of(None)
     assert alone_data["series"][0]["baseline_steps"] == []
     assert "baseline" in knee and "baseline" not in alone

@@ -476,3 +476,26 @@ def test_the_time_left_counts_a_searchs_steps() -> None:
     assert closed.round_wall_s == served.round_wall_s == 0.5
     assert searched.round_wall_s == pytest.approx(0.5 * (1 + math.ceil(math.log2(1 / 0.05)) + 2))
     assert searched.wall_s == pytest.approx(2 * searched.round_wall_s)
+
+
+def test_a_resolution_without_a_search_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"^capacity_resolution: applies to a capacity search"):
+        prepare(FixedService, X, duration=0.5, request_rate=100, slo="p99<=20ms", capacity_resolution=0.1, **ONE)
+    with pytest.raises(ValueError, match=r"^capacity_resolution: applies to a capacity search"):
+        prepare(FixedService, X, duration=0.5, capacity_resolution=0.1, **ONE)
+
+
+@pytest.mark.parametrize(("report", "failures"), [
+    ({"slo": "p99<=1ms", "request_rate": 200.0, "slo_met": False, "slo_missed": "p99 19.9 ms > 1 ms"},
+     ["slo p99<=1ms missed at request_rate=200: p99 19.9 ms > 1 ms"]),
+    ({"slo": "p99<=1ms", "request_rate": 200.0, "slo_met": True}, []),
+    ({"slo": "p99<=1ms", "request_rate": None, "slo_met": False, "capacity_rps": 0.0, "reason": "too slow"},
+     ["slo p99<=1ms: capacity 0, no request rate meets it (too slow)"]),
+    # A search is judged on its capacity, not on its closed-loop latency.
+    ({"slo": "p99<=1ms", "request_rate": None, "slo_met": False, "capacity_rps": 120.0}, []),
+    ({"slo": None, "request_rate": 200.0}, []),
+])
+def test_a_missed_slo_is_a_failure_as_an_absolute_limit_is(report: Report, failures: list[str]) -> None:
+    from pytest_neuronperf.gate.evaluate import slo_failures
+
+    assert slo_failures(report) == failures

@@ -239,3 +239,11 @@ def test_the_copies_share_the_requests_in_turn() -> None:
     assert all(c.stats.e2e.count == c.stats.offered for c in copies)
     assert report["status"] == fields.STATUS_OK and report["n_models"] == 2
     assert report["offered_rps"] == pytest.approx(arrivals.size / duration, abs=1e-3)
+
+
+def test_poisson_arrivals_that_the_copies_keep_up_with_make_a_stable_round() -> None:
+    # The completions follow the arrivals; their Poisson spread over the sub-windows is no drift of the model.
+    (report,) = npf.benchmark(FixedService, torch.zeros(1, 4), n_models=1, workers_per_model=1, warmup=3,
+                              duration=1.0, request_rate=0.3 / (service_ms() / 1e3))
+    assert isinstance(report, dict) and report["status"] == "finished"
+    assert report["stable"] is True and report["rounds"][0]["stable"] is True
