@@ -107,9 +107,9 @@ def test_every_report_shows_the_gates_figures_and_compare_agrees(pytester: pytes
     assert set(measurements) == {"test_own_tolerance", "test_session_tolerance"}
     # What the plugin judged with is in the results file.
     own, session = measurements["test_own_tolerance"], measurements["test_session_tolerance"]
-    assert own["judged_with"]["tolerance"] == {"throughput": 0.06, "p50": 0.3, "p99": 0.4}
+    assert own["judged_with"]["tolerance"] == {"throughput": 0.06, "p50": 0.3, "p99": 0.4, "capacity": 0.05}
     assert own["judged_with"]["tolerance_from"] == "test" and own["judged_with"]["limits"] == {"max_p99_ms": 1000.0}
-    assert session["judged_with"]["tolerance"] == {"throughput": 0.08, "p50": 0.08, "p99": 0.08}
+    assert session["judged_with"]["tolerance"] == {"throughput": 0.08, "p50": 0.08, "p99": 0.08, "capacity": 0.08}
     assert (own["judged_with"]["rounds"], own["judged_with"]["max_rounds"]) == (2, 4)
 
     terminal = out.split("neuronperf ---", 1)[1].splitlines()
