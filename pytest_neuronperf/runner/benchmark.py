@@ -254,7 +254,7 @@ class Plan:
         elif self.slo is not None:
             search = CapacitySearch(
                 self.slo, self.capacity_load, per_round, resolution=self.capacity_resolution,
-                round_index=round_index, batch_size=run.model.batch_size,
+                round_index=round_index,
                 min_samples=min_samples_for_quantile(self.slo.highest_percentile / 100.0))
         windows = run_config(
             jobs, self.backend, ctx=self.context(), window=window, timeout_s=self.timeout_s,

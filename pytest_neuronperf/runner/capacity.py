@@ -147,13 +147,12 @@ class CapacitySearch:
     """Decides the windows of one capacity-search round (a ``NextWindow`` of the orchestrator)."""
 
     def __init__(self, slo: Slo, load: OpenLoad, step_s: float, *, resolution: float = DEFAULT_RESOLUTION,
-                 round_index: int = 0, batch_size: int = 1, min_samples: int = 0) -> None:
+                 round_index: int = 0, min_samples: int = 0) -> None:
         self.slo = slo
         self.load = load
         self.step_s = step_s
         self.resolution = resolution
         self.round_index = round_index
-        self.batch_size = batch_size
         self.min_samples = min_samples
         self.result: Capacity | None = None
 

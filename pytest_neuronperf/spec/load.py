@@ -45,11 +45,6 @@ class OpenLoad:
     def with_rate(self, rate: float) -> OpenLoad:
         return OpenLoad(rate, self.arrival, self.burstiness, self.max_concurrency, self.seed)
 
-    def describe(self) -> str:
-        shape = f" (burstiness {self.burstiness:g})" if self.arrival == "gamma" else ""
-        cap = f", at most {self.max_concurrency} in flight" if self.max_concurrency is not None else ""
-        return f"{self.request_rate:g} req/s {self.arrival}{shape}{cap}"
-
 
 def _number(name: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):

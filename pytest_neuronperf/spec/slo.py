@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
@@ -78,11 +78,3 @@ def parse_slo(value: object, name: str = "slo") -> Slo | None:
     if len(set(seen)) != len(seen):
         raise ValueError(f"{name}: {value!r} bounds the same percentile twice; give each percentile once; {_FORM}")
     return Slo(tuple(sorted(constraints, key=lambda c: c.percentile)))
-
-
-def slo_text(slo: Slo | None) -> str | None:
-    return None if slo is None else slo.text()
-
-
-def percentiles_of(slo: Slo) -> Sequence[float]:
-    return [c.percentile for c in slo.constraints]

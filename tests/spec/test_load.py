@@ -179,8 +179,3 @@ def test_every_copy_gets_room_for_one_request_even_when_the_cap_is_smaller_than_
 
 def test_no_cap_stays_no_cap_for_every_copy() -> None:
     assert [cap_of_copy(None, i, 3) for i in range(3)] == [None, None, None]
-
-
-def test_a_load_describes_itself() -> None:
-    assert OpenLoad(250.0).describe() == "250 req/s poisson"
-    assert OpenLoad(250.0, "gamma", 0.5, 8).describe() == "250 req/s gamma (burstiness 0.5), at most 8 in flight"
