@@ -235,12 +235,10 @@ class MeasurementJudgement:
                 lines.append(f"{cfg}: error: {o.note}")
         if self.compared_nothing:
             lines.append(self._nothing_compared_line())
-        shown = [j for o in self.outcomes for j in o.judgements if j.verdict is not Verdict.PASS or strict]
-        if any(j.pooled_over_rounds for j in shown):
-            how = "geometric means of the per-round values over every round each side has"
-            if any(j.pooled_samples for j in shown):
-                how += " (percentiles of paired rounds: of every round's samples pooled)"
-            lines.insert(0, f"(baseline and current are the gate's estimates: {how}, the figures every report shows)")
+        if any(j.pooled_over_rounds for o in self.outcomes for j in o.judgements
+               if j.verdict is not Verdict.PASS or strict):
+            lines.insert(0, "(baseline and current are the gate's estimates: geometric means of the per-round "
+                            "values over every round each side has, the figures every report shows)")
         head = self._failure_head()
         table = judge.format_table(rows) if rows else ""
         return "\n".join(part for part in (head, table, "\n".join(lines)) if part)

@@ -26,7 +26,7 @@ from pytest_neuronperf.gate.wording import ci_pct, num, pct, tolerance_text
 from pytest_neuronperf.spec.metrics import BY_NAME, METRICS, Metric
 from pytest_neuronperf.stats.distributions import mean_ci, t_cdf, t_ppf
 from pytest_neuronperf.stats.quantiles import min_samples_for_quantile
-from pytest_neuronperf.stats.rounds import SKETCH_LEVELS, RoundSummary, pooled_quantile
+from pytest_neuronperf.stats.rounds import RoundSummary
 
 __all__ = ["Judgement", "Verdict", "check_limits", "correct_multiple", "decide", "judge_metric", "needs_confirmation"]
 
@@ -79,8 +79,6 @@ class Judgement:
     # Whether more current rounds could still narrow the interval much: not when the baseline's own
     # rounds and its sessions' spread make most of the uncertainty.
     more_rounds_help: bool = True
-    # A percentile of paired rounds: baseline / current are of each side's samples pooled over its rounds.
-    pooled_samples: bool = False
 
     @property
     def pooled_over_rounds(self) -> bool:
@@ -107,7 +105,6 @@ class Judgement:
             "current_rounds": self.current_rounds,
             "needs_longer_rounds": self.needs_longer_rounds,
             "more_rounds_help": self.more_rounds_help,
-            "pooled_samples": self.pooled_samples,
         }
 
 
@@ -255,51 +252,6 @@ def _paired(
     return _t_evidence(float(d.mean()), se, d.size - 1.0, sign, bad_bound, alpha, looks, d.size, rule)
 
 
-def _sketched(rounds: Sequence[RoundSummary]) -> bool:
-    return all(len(r.sketch_ms) == len(SKETCH_LEVELS) and r.n > 0 for r in rounds)
-
-
-def _some_round_short(spec: Metric, rounds: Sequence[RoundSummary]) -> bool:
-    assert spec.quantile is not None and spec.round_n_eff is not None
-    need = min_samples_for_quantile(spec.quantile)
-    return any(float(getattr(r, spec.round_n_eff)) < need for r in rounds)
-
-
-def _pooled(rounds: Sequence[RoundSummary], q: float) -> float:
-    return pooled_quantile([r.sketch_ms for r in rounds], [r.n for r in rounds], q)
-
-
-def _pooled_side(rounds: Sequence[RoundSummary], q: float) -> tuple[float, tuple[float, float]]:
-    """A side's pooled percentile (of two rounds or more), and a delete-one-round jackknife interval of it."""
-    value = _pooled(rounds, q)
-    n = len(rounds)
-    logs = np.log([_pooled([r for k, r in enumerate(rounds) if k != j], q) for j in range(n)])
-    se = math.sqrt((n - 1) / n * float(((logs - logs.mean()) ** 2).sum()))
-    half = t_ppf(0.5 + CI_LEVEL / 2.0, n - 1.0) * se
-    return value, (value * math.exp(-half), value * math.exp(half))
-
-
-def _paired_pooled(
-    ref: Sequence[RoundSummary], cur: Sequence[RoundSummary], q: float, sign: float, bad_bound: float,
-    alpha: float, looks: Looks,
-) -> _Evidence:
-    """Round pairs (A B B A ...) judged on a percentile of each side's samples pooled over its rounds (when
-    some round is too short to state the percentile on its own).
-
-    The change is log(pooled current / pooled reference); its standard error is the delete-one-pair
-    jackknife's (a pair's two rounds share their moment's noise, so they leave together), on n - 1 degrees
-    of freedom. A percentile pooled over rounds rests on all of their samples, where a ratio of per-round
-    percentiles rests on each round's few tail samples: a p99 of short rounds under a noisy neighbour.
-    """
-    n = len(cur)
-    d = math.log(_pooled(cur, q)) - math.log(_pooled(ref, q))
-    left_out = np.array([math.log(_pooled([r for k, r in enumerate(cur) if k != j], q))
-                         - math.log(_pooled([r for k, r in enumerate(ref) if k != j], q)) for j in range(n)])
-    se = math.sqrt((n - 1) / n * float(((left_out - left_out.mean()) ** 2).sum()))
-    rule = f"pooled p{q * 100:g} of {n} round pairs, delete-one-pair jackknife t"
-    return _t_evidence(d, se, n - 1.0, sign, bad_bound, alpha, looks, n, rule)
-
-
 def _single(
     base_ci: tuple[float, float], cur_ci: tuple[float, float], change: float, sign: float, bad_bound: float
 ) -> _Evidence:
@@ -327,7 +279,7 @@ def _single(
 
 def _too_few_samples(
     spec: Metric, base: Sequence[RoundSummary], cur: Sequence[RoundSummary], duration_name: str,
-    same_run: bool = False, pooled: bool = False,
+    same_run: bool = False,
 ) -> tuple[str, int] | None:
     """(hint, samples needed) when either side's percentile rests on too few effective samples.
 
@@ -351,15 +303,7 @@ def _too_few_samples(
     for label, rounds in sides:
         worst = min(rounds, key=lambda r: float(getattr(r, attr)))
         have = float(getattr(worst, attr))
-        if pooled:
-            # A percentile pooled over rounds rests on the samples of them all.
-            have = float(sum(float(getattr(r, attr)) for r in rounds))
         if have >= need:
-            continue
-        if pooled:
-            more = math.ceil(len(rounds) * (need / max(have, 1.0) - 1.0))
-            hints.append(f"{more} more round pair(s) to judge {metric}: the {label} has {have:.0f} effective "
-                         f"samples over its rounds, {need} needed")
             continue
         factor = DURATION_MARGIN * need / max(have, 1.0)
         # The tiny slack keeps a product that floating point lands just above a whole number from
@@ -448,22 +392,10 @@ def judge_metric(
     bad_bound, good_bound = _bounds(tolerance, spec.higher_is_better)
     if spec.optional and any(float(getattr(r, spec.round_value)) <= 0 for r in (*baseline, *current)):
         return _none_found(spec, baseline, current, tolerance, against)
-    # Where every round holds enough samples for its own percentile, per-pair ratios cancel the noise a
-    # pair shares best; where some round is short of them, the pooled samples still state the percentile.
-    pooled = (paired and spec.quantile is not None and len(current) >= 2 and _sketched(baseline)
-              and _sketched(current) and _some_round_short(spec, (*baseline, *current)))
-    if pooled:
-        assert spec.quantile is not None
-        base, base_ci = _pooled_side(baseline, spec.quantile)
-        cur, cur_ci = _pooled_side(current, spec.quantile)
-    else:
-        base, base_ci = _side(baseline, spec)
-        cur, cur_ci = _side(current, spec)
+    base, base_ci = _side(baseline, spec)
+    cur, cur_ci = _side(current, spec)
     change = cur / base - 1.0
-    if pooled:
-        assert spec.quantile is not None
-        ev = _paired_pooled(baseline, current, spec.quantile, sign, bad_bound, alpha, looks)
-    elif paired and len(current) >= 2:
+    if paired and len(current) >= 2:
         ev = _paired(_values(baseline, spec), _values(current, spec), sign, bad_bound, alpha, looks)
     elif len(baseline) >= 2 and len(current) >= 2:
         between = _between_sessions(baseline, spec, baseline_sessions)
@@ -478,14 +410,13 @@ def judge_metric(
     hint = ""
     p_value = ev.p_value
     improved = ev.bad_hi < -good_bound
-    few = _too_few_samples(spec, baseline, current, duration_name, same_run=paired, pooled=pooled)
+    few = _too_few_samples(spec, baseline, current, duration_name, same_run=paired)
     if few is not None:
         # Not judged at all, so it takes no part in a multiple-comparison correction either.
         verdict, improved, p_value = Verdict.INCONCLUSIVE, False, None
         message = f"{compared}: too few samples to state {metric}"
         hint = few[0]
-        per = "over the rounds pooled" if pooled else "per round"
-        rule = f"{metric} needs >= {few[1]} effective samples {per}"
+        rule = f"{metric} needs >= {few[1]} effective samples per round"
     elif ev.fail:
         verdict, message = Verdict.FAIL, f"{compared}, beyond {tol}"
         unstable = _all_unstable_side(baseline, current)
@@ -535,10 +466,8 @@ def judge_metric(
         improved=improved,
         baseline_rounds=len(baseline),
         current_rounds=len(current),
-        # Pooled over rounds, a percentile short of samples gets them from more rounds.
-        needs_longer_rounds=few is not None and not pooled,
+        needs_longer_rounds=few is not None,
         more_rounds_help=ev.current_share >= MIN_CURRENT_SHARE,
-        pooled_samples=pooled,
     )
 
 

@@ -157,9 +157,6 @@ class RoundSummary:
     # A capacity search's answer (requests/s at the SLO) and its bracket; NaN in rounds without one.
     capacity_rps: float = math.nan
     capacity_ci: tuple[float, float] = (math.nan, math.nan)
-    # The latency distribution at SKETCH_LEVELS (ms): what pools a percentile over rounds (empty in
-    # rounds recorded before it existed).
-    sketch_ms: tuple[float, ...] = ()
 
     def to_dict(self) -> dict[str, object]:
         """Plain floats, ints, bools and two-element lists: ready for json.dumps.
@@ -182,59 +179,14 @@ def _present(value: object) -> bool:
     return not (isinstance(value, float) and math.isnan(value))
 
 
-def _floats(data: Mapping[str, object], name: str) -> tuple[float, ...]:
-    value = data.get(name)
-    if isinstance(value, (list, tuple)) and all(_is_number(v) for v in value):
-        return tuple(float(v) for v in value)
-    raise ValueError(f"round summary field {name!r} must be a list of numbers, got {value!r}")
-
-
-# Where each round's latency distribution is kept (quantile levels, in [0, 1]): dense in the tail, where a
-# pooled p99 falls between the rounds' own p97..p99.9 when they disagree.
-SKETCH_LEVELS: Final[tuple[float, ...]] = (
-    0.0, 0.1, 0.25, 0.4, 0.5, 0.6, 0.75, 0.85, 0.9, 0.93, 0.95, 0.96, 0.97, 0.975, 0.98, 0.985, 0.9875, 0.99,
-    0.9925, 0.995, 0.9965, 0.9975, 0.9985, 0.999, 0.9995, 1.0,
-)
-
-
-def pooled_quantile(sketches: Sequence[Sequence[float]], counts: Sequence[float], q: float) -> float:
-    """The q-quantile of the rounds' latencies pooled, from their sketches (each a quantile function at
-    :data:`SKETCH_LEVELS`) weighted by their sample counts: the x at which the mixture's CDF reaches q.
-
-    Between a round's stored levels its CDF is taken as linear; the answer is found by bisection.
-    """
-    levels = np.asarray(SKETCH_LEVELS, dtype=np.float64)
-    values = [np.maximum.accumulate(np.asarray(s, dtype=np.float64)) for s in sketches]
-    weights = np.asarray(counts, dtype=np.float64)
-    if not values or weights.sum() <= 0 or any(v.size != levels.size for v in values):
-        return math.nan
-    weights = weights / weights.sum()
-
-    def cdf(x: float) -> float:
-        return float(sum(w * np.interp(x, v, levels, left=0.0, right=1.0) for w, v in zip(weights, values,
-                                                                                           strict=True)))
-
-    lo = float(min(v[0] for v in values))
-    hi = float(max(v[-1] for v in values))
-    for _ in range(60):
-        mid = (lo + hi) / 2
-        if cdf(mid) < q:
-            lo = mid
-        else:
-            hi = mid
-    return hi
-
-
 # How each field type of RoundSummary is written and checked on reading (its annotation, as text).
 _WRITERS: Final[Mapping[object, Callable[[Any], object]]] = {
-    "tuple[float, ...]": lambda values: [float(v) for v in values],
     "float": float,
     "int": int,
     "bool": bool,
     "tuple[float, float]": lambda pair: [float(v) for v in pair],
 }
 _READERS: Final[Mapping[object, Callable[[Mapping[str, object], str], object]]] = {
-    "tuple[float, ...]": _floats,
     "float": _float,
     "int": _int,
     "bool": _bool,
@@ -353,7 +305,6 @@ def summarize_round(
         duration_s=window_s,
         stable=stable,
         throughput_cv=cv,
-        sketch_ms=tuple(v * to_ms for v in dist.percentiles(tuple(100.0 * q for q in SKETCH_LEVELS))),
         capacity_rps=math.nan if capacity is None else capacity[0],
         capacity_ci=(math.nan, math.nan) if capacity is None else (capacity[1], capacity[2]),
     )
