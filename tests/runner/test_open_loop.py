@@ -161,6 +161,9 @@ def test_constant_arrivals_below_capacity_never_queue() -> None:
     report, _ = serve(0.5 / (S_MS / 1e3), 0.4, arrival="constant")
     assert report["status"] == fields.STATUS_OK and report["arrival"] == "constant"
     assert report["latency_samples"] == schedule(0.5 / (S_MS / 1e3), 0.4, arrival="constant").size == 100
+    if report["service_ms_p99"] > 1.5 * S_MS:
+        # Other work preempted the spinning model past the gap between arrivals: then they do queue.
+        pytest.skip(f"a busy machine stretched the service time (p99 {report['service_ms_p99']} ms for {S_MS} ms)")
     assert report["wait_ms_p50"] < 0.1 * S_MS
     assert report["latency_ms_p50"] == pytest.approx(S_MS, rel=0.1)
 
