@@ -89,6 +89,7 @@ def test_imperative_style_and_result_files(perf_project: pytest.Pytester) -> Non
                                  "*test_tiny.py::test_tiny*", "*b2-n1-w1-p1*no baseline"])
 
 
+@pytest.mark.slow
 def test_missing_baseline_passes_with_a_note_or_fails_when_required(perf_project: pytest.Pytester) -> None:
     perf_project.makepyfile(test_tiny=IMPERATIVE)
     relaxed = run(perf_project)
@@ -147,6 +148,7 @@ def test_absolute_limits_fail_without_a_baseline(perf_project: pytest.Pytester) 
     assert "is below the minimum" in out
 
 
+@pytest.mark.slow
 def test_no_compare_never_fails_on_baselines(perf_project: pytest.Pytester, service: Callable[[int], None]) -> None:
     perf_project.makepyfile(test_perf=DECLARATIVE)
     service(1000)

@@ -97,6 +97,7 @@ def test_a_missing_baseline_under_require_is_not_called_a_regression(perf_projec
     assert "record one with --npf-save-baseline" in out
 
 
+@pytest.mark.slow
 def test_an_inconclusive_test_warns_in_one_line_at_the_test(perf_project: pytest.Pytester,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     perf_project.makepyfile(scattered=SCATTERED, test_s=SCATTERED_TEST)
@@ -124,6 +125,7 @@ def test_an_inconclusive_test_warns_in_one_line_at_the_test(perf_project: pytest
     assert "workers=1" in line and "workers=2" in line
 
 
+@pytest.mark.slow
 def test_the_added_rounds_are_in_every_figure_of_the_report(perf_project: pytest.Pytester,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     perf_project.makepyfile(scattered=SCATTERED, test_s=SCATTERED_TEST)
