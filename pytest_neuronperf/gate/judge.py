@@ -485,21 +485,21 @@ def _none_found(spec: Metric, baseline: Sequence[RoundSummary], current: Sequenc
     where = "" if against is None else f" {against}"
     compared = f"{spec.name} {num(cur)}{spec.unit} {versus} {num(base)}{spec.unit}{where}"
     if all(v <= 0 for v in cur_values) and all(v > 0 for v in base_values):
-        verdict, change, message = Verdict.FAIL, -1.0, f"{compared}: no rate tried met the SLO in any round"
+        verdict, change, message = Verdict.FAIL, -1.0, f"{compared}: {spec.none_found} in any round"
         improved = False
     elif all(v <= 0 for v in base_values) and all(v > 0 for v in cur_values):
-        verdict, change, message = Verdict.PASS, math.inf, f"{compared}: the reference met the SLO at no rate tried"
+        verdict, change, message = Verdict.PASS, math.inf, f"{compared}: in the reference, {spec.none_found}"
         improved = True
     elif all(v <= 0 for v in (*base_values, *cur_values)):
-        verdict, change, message = Verdict.PASS, 0.0, f"{compared}: neither side met the SLO at any rate tried"
+        verdict, change, message = Verdict.PASS, 0.0, f"{compared}: on both sides, {spec.none_found}"
         improved = False
     else:
         verdict, change = Verdict.INCONCLUSIVE, cur / base - 1.0 if base > 0 else math.nan
-        message, improved = f"{compared}: some rounds met the SLO at no rate tried", False
+        message, improved = f"{compared}: in some rounds, {spec.none_found}", False
     return Judgement(
         metric=spec.name, verdict=verdict, baseline=base, baseline_ci=(min(base_values), max(base_values)),
         current=cur, current_ci=(min(cur_values), max(cur_values)), change=change, change_ci=(change, change),
-        p_value=None, tolerance=tolerance, rule="a side whose rounds found no rate meeting the SLO",
+        p_value=None, tolerance=tolerance, rule=f"a side with rounds where {spec.none_found}",
         message=message, hint="" if verdict is not Verdict.INCONCLUSIVE else "collect more rounds",
         improved=improved, baseline_rounds=len(baseline), current_rounds=len(current),
     )
@@ -590,7 +590,7 @@ def check_limits(report: Mapping[str, object], **limits: float | None) -> list[s
         key, unit = spec.report_field, spec.unit
         value = report.get(key)
         if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
-            needs = " (a capacity search measures it: give slo= and no request_rate)" if spec.optional else ""
+            needs = f" ({spec.needs})" if spec.needs else ""
             messages.append(f"{key} is missing from the report{needs}, so the limit {num(limit)}{unit} cannot be "
                             "checked")
         elif spec.limit_is_minimum and value < limit:

@@ -12,16 +12,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from pytest_neuronperf.gate.wording import format_change, format_number
 from pytest_neuronperf.spec.fields import ROUNDS_KEY
 from pytest_neuronperf.spec.metrics import METRICS, Metric
 
-# The figure of each gated metric, as the reports' columns and the results file name it.
-VALUE_KEYS: Final[Mapping[str, str]] = {"throughput": "throughput", "p50": "p50_ms", "p99": "p99_ms",
-                                        "capacity": "capacity_rps"}
+# The figure of each gated metric, as the reports' columns and the results file name it: the round summary's field.
+VALUE_KEYS: Final[Mapping[str, str]] = {m.name: m.round_value for m in METRICS}
 
 
 def value_key(metric: str) -> str:
@@ -36,35 +35,31 @@ def change_key(metric: str) -> str:
     return f"{metric}_change"
 
 
-FIGURE_KEYS: Final[tuple[str, ...]] = (
-    *(key for m in METRICS for key in (value_key(m.name), baseline_key(m.name), change_key(m.name))),
-    "judged_rounds", "added_rounds", "baseline_rounds",
-)
+METRIC_FIGURE_KEYS: Final[tuple[str, ...]] = tuple(
+    key for m in METRICS for key in (value_key(m.name), baseline_key(m.name), change_key(m.name)))
+FIGURE_KEYS: Final[tuple[str, ...]] = (*METRIC_FIGURE_KEYS, "judged_rounds", "added_rounds", "baseline_rounds")
 """Every key of :meth:`Figures.as_dict`, in column order."""
 
 
 @dataclass(frozen=True)
 class Figures:
-    """What the reports show for one configuration (None where there is nothing to show)."""
+    """What the reports show for one configuration (None where there is nothing to show).
 
-    throughput: float | None = None
-    baseline_throughput: float | None = None
-    throughput_change: float | None = None
-    p50_ms: float | None = None
-    baseline_p50_ms: float | None = None
-    p50_change: float | None = None
-    p99_ms: float | None = None
-    baseline_p99_ms: float | None = None
-    p99_change: float | None = None
-    # Capacity at the SLO (a capacity search only).
-    capacity_rps: float | None = None
-    baseline_capacity_rps: float | None = None
-    capacity_change: float | None = None
+    Each metric's figure, its baseline's and the change are attributes named by
+    :data:`METRIC_FIGURE_KEYS` (``throughput``, ``baseline_p99_ms``, ``tpot_p50_change``, ...).
+    """
+
+    values: Mapping[str, float | None] = field(default_factory=dict)
     # Rounds of this run the figures pool, how many of them the sequential gate added after the
     # first look, and the baseline's rounds (None without a baseline).
     judged_rounds: int = 0
     added_rounds: int = 0
     baseline_rounds: int | None = None
+
+    def __getattr__(self, name: str) -> float | None:
+        if name in _METRIC_KEYS:
+            return self.values.get(name)
+        raise AttributeError(name)
 
     def value(self, metric: str) -> float | None:
         return getattr(self, value_key(metric))  # type: ignore[no-any-return]
@@ -76,7 +71,8 @@ class Figures:
         return getattr(self, change_key(metric))  # type: ignore[no-any-return]
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**{k: self.values.get(k) for k in METRIC_FIGURE_KEYS}, "judged_rounds": self.judged_rounds,
+                "added_rounds": self.added_rounds, "baseline_rounds": self.baseline_rounds}
 
     def rounds_text(self) -> str:
         """``3``, or ``3+2`` when the gate added 2 rounds to the first 3."""
@@ -84,6 +80,9 @@ class Figures:
             return ""
         first = self.judged_rounds - self.added_rounds
         return f"{first}+{self.added_rounds}" if self.added_rounds else str(self.judged_rounds)
+
+
+_METRIC_KEYS: Final = frozenset(METRIC_FIGURE_KEYS)
 
 
 def _number(value: object) -> float | None:
@@ -140,14 +139,14 @@ def figures_of(report: Mapping[str, Any], outcome: Mapping[str, Any], first_roun
             # A report without round summaries (written by hand, or by an old version): its own field.
             values[value_key(spec.name)] = _number(report.get(spec.report_field))
     extra = max(0, n_rounds - first_rounds) if first_rounds else 0
-    return Figures(**values, judged_rounds=n_rounds, added_rounds=extra, baseline_rounds=baseline_rounds)
+    return Figures(values, judged_rounds=n_rounds, added_rounds=extra, baseline_rounds=baseline_rounds)
 
 
 def stored_figures(rounds: Sequence[Mapping[str, object]]) -> Figures:
     """The figures of a stored baseline: what the gate compares a run with (``npf show``)."""
     values: dict[str, Any] = {value_key(spec.name): geometric_mean(round_values(list(rounds), spec))
                               for spec in METRICS}
-    return Figures(**values, judged_rounds=len(rounds))
+    return Figures(values, judged_rounds=len(rounds))
 
 
 def shown_value(value: float | None) -> str:

@@ -26,6 +26,7 @@ from pytest_neuronperf.runner.reports import empty_round_reason, get_reports
 from pytest_neuronperf.runner.results import ConfigResult, RoundResult
 from pytest_neuronperf.spec import fields
 from pytest_neuronperf.spec import params as P
+from pytest_neuronperf.spec.generation import Generation, generation
 from pytest_neuronperf.spec.inputs import ModelInput, pair_index_inputs, pair_inputs
 from pytest_neuronperf.spec.load import OpenLoad, open_load
 from pytest_neuronperf.spec.matrix import Matrix, ModelConfig, RunConfig, build_matrix, config_key, config_text
@@ -39,7 +40,7 @@ DEFAULT_TIMEOUT = 120.0
 
 def benchmark(
     model: Any,
-    inputs: Any,
+    inputs: Any = None,
     batch_sizes: int | Sequence[int] | None = None,
     duration: float = DEFAULT_DURATION,
     n_models: int | str | Sequence[int | str] | None = None,
@@ -70,6 +71,10 @@ def benchmark(
     seed: int = 0,
     slo: str | None = None,
     capacity_resolution: float = DEFAULT_RESOLUTION,
+    streaming: bool = False,
+    output_tokens: int | Sequence[int] | None = None,
+    input_tokens: int | Sequence[int] | None = None,
+    generate_fn: Callable[..., Any] | None = None,
 ) -> list[dict[str, Any]] | list[ConfigResult]:
     """Benchmark ``model`` over the configuration matrix and return one report per configuration.
 
@@ -95,6 +100,13 @@ def benchmark(
     (``"p99<=20ms"``, constraints separated by commas) marks each configuration that meets it and,
     without ``request_rate``, searches for the highest rate that meets it (``capacity_rps``, to
     within ``capacity_resolution``, a fraction of the capacity).
+
+    Generative models: ``streaming=True`` declares a model whose call streams its output (an iterator
+    of tokens; a Hugging Face model is driven through ``generate`` with a streamer; ``generate_fn(model,
+    *inputs)`` returns the stream otherwise). Every token is timed: TTFT, TPOT, ITL, output tokens/s and,
+    with per-request objectives in ``slo`` (``"ttft<=200ms,tpot<=50ms"``), goodput. ``output_tokens``
+    (new tokens per request) and ``input_tokens`` (a prompt of that many token ids, built by the runner
+    for a model with ``config.vocab_size``, in place of ``inputs``) are an int or a list requests take in turn.
     """
     plan = prepare(
         model, inputs, batch_sizes=batch_sizes, duration=duration, n_models=n_models,
@@ -104,7 +116,8 @@ def benchmark(
         device_type=device_type, cost_per_hour=cost_per_hour, model_name=model_name, verbosity=verbosity,
         loop_dataset=loop_dataset, warmup=warmup, warmup_duration=warmup_duration, rounds=rounds, timeout=timeout,
         compile_mode=compile_mode, request_rate=request_rate, arrival=arrival, burstiness=burstiness,
-        max_concurrency=max_concurrency, seed=seed, slo=slo, capacity_resolution=capacity_resolution)
+        max_concurrency=max_concurrency, seed=seed, slo=slo, capacity_resolution=capacity_resolution,
+        streaming=streaming, output_tokens=output_tokens, input_tokens=input_tokens, generate_fn=generate_fn)
     results = run_plan(plan)
     if return_timers:
         return results
@@ -191,6 +204,7 @@ class Plan:
     slo: Slo | None = None
     search_load: OpenLoad | None = None
     capacity_resolution: float = DEFAULT_RESOLUTION
+    generation: Generation | None = None
     _ctx: BaseContext | None = field(default=None, repr=False)
 
     @property
@@ -200,7 +214,7 @@ class Plan:
     @property
     def round_wall_s(self) -> float:
         """About how long a round's windows last: one, or a capacity search's closed-loop window and its steps."""
-        if self.slo is None or self.load is not None:
+        if self.slo is None or not self.slo.constraints or self.load is not None:
             return self.per_round_s
         # Bisection from the peak down to the resolution, then a step or two to settle.
         steps = math.ceil(math.log2(1.0 / self.capacity_resolution)) + 2
@@ -243,7 +257,7 @@ class Plan:
                 warmup=self.warmup, warmup_duration_s=self.warmup_duration_s, duration_s=per_round,
                 bin_ns=_bin_ns(per_round, self.stats_interval), keep_raw=self.keep_raw,
                 loop_dataset=self.loop_dataset, environ=dict(os.environ), in_process=self.in_process,
-                compile_mode=self.compile_mode,
+                compile_mode=self.compile_mode, generation=self.generation,
             )
             for placement in self.backend.placements(run.n_models, run.model.pipeline_size)
         ]
@@ -251,7 +265,7 @@ class Plan:
         search: CapacitySearch | None = None
         if self.load is not None:
             window = Window(per_round, self.load, round_index, drain_s=drain_seconds(per_round))
-        elif self.slo is not None:
+        elif self.slo is not None and self.slo.constraints:
             search = CapacitySearch(
                 self.slo, self.capacity_load, per_round, resolution=self.capacity_resolution,
                 round_index=round_index,
@@ -291,7 +305,7 @@ class Plan:
 
 def prepare(
     model: Any,
-    inputs: Any,
+    inputs: Any = None,
     *,
     batch_sizes: int | Sequence[int] | None = None,
     duration: float = DEFAULT_DURATION,
@@ -323,6 +337,10 @@ def prepare(
     seed: int = 0,
     slo: str | None = None,
     capacity_resolution: float = DEFAULT_RESOLUTION,
+    streaming: bool = False,
+    output_tokens: int | Sequence[int] | None = None,
+    input_tokens: int | Sequence[int] | None = None,
+    generate_fn: Callable[..., Any] | None = None,
 ) -> Plan:
     """Check :func:`benchmark`'s parameters, resolve the model and build the matrix; nothing runs yet."""
     duration_s = P.positive_seconds("duration", duration)
@@ -341,8 +359,11 @@ def prepare(
     mode = P.compile_mode(compile_mode)
     objective = parse_slo(slo)
     resolution = P.capacity_resolution(capacity_resolution)
+    in_process = not multiprocess
+    gen = generation(streaming, output_tokens, input_tokens, generate_fn, must_pickle=not in_process)
+    _check_generative(gen, objective, inputs, postprocess_fn, compile_mode)
     load = search_load = None
-    if objective is not None and request_rate is None:
+    if objective is not None and request_rate is None and objective.constraints:
         # The arrival process the search offers; its rate is set per step.
         search_load = open_load(1.0, arrival, burstiness, max_concurrency, seed)
     else:
@@ -357,6 +378,9 @@ def prepare(
     setup = P.optional_callable("setup_fn", setup_fn, must_pickle=not in_process)
     backend = get_backend(device_type)
     with log_verbosity(level):
+        if gen is not None and gen.input_tokens is not None:
+            # The copies build each request's prompt: every batch size's call starts empty.
+            inputs = [{} for _ in sizes] if sizes else {}
         models, model_inputs, name = _resolve_model(model, inputs, sizes, pipelines, model_name, in_process)
         if mode is not None:
             _check_compilable(models)
@@ -373,7 +397,31 @@ def prepare(
                 warmup_duration_s=warmup_duration, cost=cost, level=level, in_process=in_process,
                 multiinterpreter=multiinterpreter, keep_raw=return_timers, loop_dataset=loop_dataset,
                 preprocess_fn=pre, postprocess_fn=post, env_setup_fn=env_fn, setup_fn=setup, compile_mode=mode,
-                load=load, slo=objective, search_load=search_load, capacity_resolution=resolution)
+                load=load, slo=objective, search_load=search_load, capacity_resolution=resolution, generation=gen)
+
+
+def _check_generative(gen: Generation | None, objective: Slo | None, inputs: Any, postprocess_fn: Any,
+                      compile_mode: Any) -> None:
+    """What a streaming model cannot be given, and what only a streaming model can."""
+    if objective is not None and gen is None:
+        streamed = [lim.text() for lim in objective.request_limits if lim.metric in ("ttft", "tpot")]
+        if streamed:
+            raise ValueError(f"slo: {streamed[0]} bounds a time between tokens, which only a generative model has; "
+                             "add streaming=True (a model whose call streams its tokens), or bound e2e or a percentile")
+    if gen is None:
+        return
+    if postprocess_fn is not None:
+        raise ValueError("postprocess_fn: a streaming model's output is its stream of tokens, which the runner "
+                         "reads and times itself; drop postprocess_fn (do per-token work inside the stream)")
+    if compile_mode is not None:
+        raise ValueError("compile_mode: not supported with streaming=True; compile the model in the factory that "
+                         "builds it instead")
+    if gen.input_tokens is not None and inputs is not None:
+        raise ValueError("input_tokens: the runner builds the prompt when input_tokens is given; give either "
+                         "inputs= (your own prompt) or input_tokens=, not both")
+    if gen.input_tokens is None and inputs is None:
+        raise ValueError("inputs: required; a generative model's prompt is its inputs (input_ids, say), or give "
+                         "input_tokens= and the runner builds a prompt of that many token ids")
 
 
 def _check_compilable(models: Sequence[ModelConfig]) -> None:

@@ -19,11 +19,15 @@ finished after it still count).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 
 from pytest_neuronperf.spec.load import LATE_NS
+
+if TYPE_CHECKING:
+    from pytest_neuronperf.runner.tokens import TokenStats
 
 SUB_BITS = 11
 _HALF = 1 << (SUB_BITS - 1)
@@ -127,8 +131,16 @@ class StreamStats:
     dropped: int = 0  # at the concurrency cap
     late: int = 0  # started more than LATE_NS after their arrival
     unfinished: int = 0  # arrived in the window, not finished by the end of the drain
+    # A streaming (generative) model's requests, token by token; None for other models.
+    tokens: TokenStats | None = None
 
     def merge(self, other: StreamStats) -> None:
+        if other.tokens is not None:
+            if self.tokens is None:
+                from pytest_neuronperf.runner.tokens import TokenStats
+
+                self.tokens = TokenStats()
+            self.tokens.merge(other.tokens)
         self.e2e.merge(other.e2e)
         self.service.merge(other.service)
         self.wait.merge(other.wait)

@@ -30,6 +30,8 @@ from pytest_neuronperf._util.processes import group_members, is_running
 from pytest_neuronperf.backends.base import Placement
 from pytest_neuronperf.runner.protocol import CopyFailure, CopyResult, Done, Failed, Ready, ReadyInfo, Start
 from pytest_neuronperf.runner.recorder import CHUNK, Recorder, StreamStats
+from pytest_neuronperf.runner.tokens import Driver, TokenRecorder
+from pytest_neuronperf.spec.generation import Generation
 from pytest_neuronperf.spec.inputs import ModelInput, as_call
 from pytest_neuronperf.spec.matrix import RunConfig
 
@@ -66,6 +68,8 @@ class CopyJob:
     environ: dict[str, str] | None = None
     in_process: bool = False
     compile_mode: str | None = None
+    # A streaming (generative) model: how its requests are made; None for other models.
+    generation: Generation | None = None
 
 
 class _Phase:
@@ -269,9 +273,15 @@ def _run_copy(conn: Connection, job: CopyJob, phase: _Phase) -> list[str]:
         if job.compile_mode is not None:
             phase.name = f"torch.compile (compile_mode={job.compile_mode!r})"
             model, compile_ns, compile_threads = _compile(job, model, args, kwargs, sync, backend.prepare_inputs)
+        driver = None
+        if job.generation is not None:
+            from pytest_neuronperf.runner.tokens import driver_for
+
+            driver = driver_for(model, job.generation)
 
     workers = [
-        _Worker(i, job, model, args, kwargs, sync, backend.prepare_inputs) for i in range(job.run.workers_per_model)
+        _Worker(i, job, model, args, kwargs, sync, backend.prepare_inputs, driver)
+        for i in range(job.run.workers_per_model)
     ]
     shared = _Shared(job, len(workers))
     phase.name = "warm-up"
@@ -512,6 +522,7 @@ class _Shared:
         dataset = job.model_input.dataset
         self.n_items = len(dataset) if dataset is not None else 0
         self.next_item = itertools.count().__next__  # atomic under the GIL: one shared cursor per copy
+        self.next_request = itertools.count().__next__  # a streaming model's requests, for their lengths
 
     def fail(self, exc: BaseException) -> None:
         with self._lock:
@@ -558,8 +569,12 @@ class _Shared:
 
 class _Worker:
     def __init__(self, index: int, job: CopyJob, model: Callable[..., Any], args: tuple[Any, ...] | None,
-                 kwargs: dict[str, Any], sync: Callable[[], None] | None, prepare: Prepare) -> None:
+                 kwargs: dict[str, Any], sync: Callable[[], None] | None, prepare: Prepare,
+                 driver: Driver | None = None) -> None:
         self.index = index
+        self.driver = driver
+        self.tokens: TokenRecorder | None = None
+        self._prompts: dict[int, Call] = {}
         self.job = job
         self.model = model
         self.args = args
@@ -590,21 +605,43 @@ class _Worker:
         open_loop = window.arrivals is not None
         self.recorder = Recorder(window.start_ns, window.bin_ns, window.n_bins, job.keep_raw,
                                  window.stop_ns if open_loop else None)
-        if open_loop:
-            self.count = self._loop_open(shared, self.recorder, window)
-        else:
-            while clock() < window.start_ns:
-                time.sleep(min(0.001, max(0.0, (window.start_ns - clock()) / 1e9)))
-            if job.model_input.is_dataset:
-                self.count = self._loop_dataset(shared, self.recorder, window.stop_ns)
+        if self.driver is not None:
+            from pytest_neuronperf.phases import set_sink
+
+            self.tokens = TokenRecorder(window.start_ns, window.bin_ns, window.n_bins, window.stop_ns)
+            set_sink(self.tokens.phase)
+        try:
+            if open_loop:
+                self.count = self._loop_open(shared, self.recorder, window)
             else:
-                self.count = self._loop_fixed(self.recorder, window.stop_ns)
-        self.recorder.finish()
+                while clock() < window.start_ns:
+                    time.sleep(min(0.001, max(0.0, (window.start_ns - clock()) / 1e9)))
+                if self.driver is not None:
+                    self.count = self._loop_stream(shared, self.recorder, window.stop_ns)
+                elif job.model_input.is_dataset:
+                    self.count = self._loop_dataset(shared, self.recorder, window.stop_ns)
+                else:
+                    self.count = self._loop_fixed(self.recorder, window.stop_ns)
+        finally:
+            if self.driver is not None:
+                from pytest_neuronperf.phases import set_sink
+
+                set_sink(None)
+        stats = self.recorder.finish()
+        if self.tokens is not None:
+            stats.tokens = self.tokens.finish()
 
     def _one(self, shared: _Shared) -> int:
         """One untimed-window inference (warm-up); returns its end-to-end nanoseconds."""
         t0 = clock()
         args, kwargs = self._fetch(shared, warmup=True)
+        if self.driver is not None:
+            request = shared.next_request()
+            args, kwargs = self._prompt(args, kwargs, request)
+            self.driver.run(args, kwargs, request, lambda n: False)
+            if self.sync is not None:
+                self.sync()
+            return clock() - t0
         y = self.model(*args, **kwargs)
         if self.sync is not None:
             self.sync()
@@ -690,6 +727,82 @@ class _Worker:
             if not n & mask:
                 flush()
 
+    def _prompt(self, args: tuple[Any, ...], kwargs: dict[str, Any], request: int) -> Call:
+        """The call of a streaming request: its inputs, or the prompt the runner builds (input_tokens)."""
+        assert self.driver is not None
+        length = self.driver.generation.input_of(request)
+        if length is None:
+            return args, kwargs
+        if length not in self._prompts:
+            prompt = self.driver.prompt(request, self.job.model_input.batch_size)
+            assert prompt is not None
+            self._prompts[length] = prepare_call(self.prepare, (), prompt, self.job.placement)
+        return self._prompts[length]
+
+    def _stream(self, shared: _Shared, ref_ns: int, stop_ns: int, item: int) -> tuple[int, int, int, bool]:
+        """One streaming request; returns (start, model start, model end, finished) stamps.
+
+        ``ref_ns`` is what its time to first token counts from; the stream is cut at ``stop_ns``.
+        """
+        assert self.driver is not None and self.tokens is not None
+        t0 = clock()
+        request = shared.next_request()
+        if self.args is not None and self.job.preprocess_fn is None:
+            a, k = self.args, self.kwargs
+        else:
+            a, k = call_input(self.job, self.args, self.kwargs, item, shared.n_items, self.prepare)
+        a, k = self._prompt(a, k, request)
+        times: list[int] = []
+        counts: list[int] = []
+        stamp, count = times.append, counts.append
+        cut = False
+
+        def on_token(n: int) -> bool:
+            nonlocal cut
+            t = clock()
+            stamp(t)
+            count(n)
+            if t > stop_ns:
+                cut = True
+            return cut
+
+        t1 = clock()
+        self.driver.run(a, k, request, on_token)
+        if self.sync is not None:
+            self.sync()
+        t2 = clock()
+        finished = not cut and t2 <= stop_ns
+        from pytest_neuronperf.runner.tokens import prompt_tokens
+
+        self.tokens.request(ref_ns if ref_ns else t0, times, counts, t2 if finished else None,
+                            self.driver.generation.output_of(request), prompt_tokens(a, k))
+        return t0, t1, t2, finished and bool(times)
+
+    def _loop_stream(self, shared: _Shared, rec: Recorder, stop_ns: int) -> int:
+        """Closed loop of a streaming model: each worker's next request as soon as its last one ended."""
+        dataset = self.job.model_input.is_dataset
+        n = 0
+        while clock() < stop_ns:
+            item = 0
+            if dataset:
+                item = shared.next_item()
+                if item >= shared.n_items:
+                    if not self.job.loop_dataset:
+                        shared.exhausted = True
+                        return n
+                    item %= shared.n_items
+            t0, t1, t2, finished = self._stream(shared, 0, stop_ns, item)
+            if not finished:
+                continue
+            rec.start.append(t0)
+            rec.infer_start.append(t1)
+            rec.infer_end.append(t2)
+            rec.end.append(t2)
+            n += 1
+            if not n % CHUNK:
+                rec.flush()
+        return n
+
     def _loop_open(self, shared: _Shared, rec: Recorder, window: _Window) -> int:
         """Serve this copy's arrivals: the next one not taken by another worker, at its time or at once if late."""
         job = self.job
@@ -711,6 +824,24 @@ class _Worker:
             elif clock() > drain_stop:
                 return n
             if admission is not None and not admission.admit(arrival):
+                continue
+            if self.driver is not None:
+                t0, t1, t3, finished = self._stream(shared, arrival, drain_stop,
+                                                    shared.next_item() % n_items if args is None else 0)
+                if admission is not None:
+                    admission.finished(t3)
+                if not finished:
+                    if t3 > drain_stop:
+                        return n
+                    continue
+                rec.arrival.append(arrival)
+                rec.start.append(t0)
+                rec.infer_start.append(t1)
+                rec.infer_end.append(t3)
+                rec.end.append(t3)
+                n += 1
+                if not n % CHUNK:
+                    rec.flush()
                 continue
             t0 = clock()
             if args is not None and pre is None:

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 
-from pytest_neuronperf.runner.recorder import StreamStats
+from pytest_neuronperf.runner.recorder import LatencySummary, StreamStats
 from pytest_neuronperf.runner.results import ConfigResult, RoundResult
 from pytest_neuronperf.spec import fields
+
+if TYPE_CHECKING:
+    from pytest_neuronperf.runner.tokens import TokenStats
+    from pytest_neuronperf.spec.slo import Slo
 
 # When a model is slower than its window, the duration suggested is long enough for about this many
 # inferences per worker and round: enough to time some, not yet enough for a p99 (that hint comes later).
@@ -48,7 +53,7 @@ def merged_stats(rounds: Sequence[RoundResult]) -> StreamStats:
     return total
 
 
-def round_summary(r: RoundResult, batch_size: int) -> dict[str, Any]:
+def round_summary(r: RoundResult, batch_size: int, slo: Slo | None = None) -> dict[str, Any]:
     """The run-level figures of one round, for the regression gate and the baseline file."""
     from pytest_neuronperf.stats.rounds import summarize_round
 
@@ -76,7 +81,42 @@ def round_summary(r: RoundResult, batch_size: int) -> dict[str, Any]:
         # Under open-loop load the completions follow the arrivals, whose own spread (Poisson, gamma) is no
         # drift of the model: the round is stable when the copies kept up.
         summary = replace(summary, stable=not overloaded(s, r.window_ns / 1e9))
+    if s.tokens is not None and s.tokens.requests:
+        from dataclasses import replace
+
+        summary = replace(summary, **_token_round(s.tokens, r, counted.size, batch_size, slo))
     return summary.to_dict()
+
+
+def good_requests(tokens: TokenStats, slo: Slo | None) -> npt.NDArray[np.bool_] | None:
+    """Which recorded requests met every per-request objective of ``slo`` (None: it has none)."""
+    if slo is None or not slo.request_limits:
+        return None
+    table = tokens.requests_table()
+    good = np.ones(table.shape[0], dtype=bool)
+    column = {"ttft": 1, "tpot": 2, "e2e": 3}
+    for lim in slo.request_limits:
+        values = table[:, column[lim.metric]]
+        # A request of one token has no TPOT: the bound does not apply to it.
+        good &= (values <= lim.max_ms * 1e6) | ((values < 0) if lim.metric == "tpot" else False)
+    return good
+
+
+def _token_round(tokens: TokenStats, r: RoundResult, n_bins: int, batch_size: int, slo: Slo | None) -> dict[str, Any]:
+    from pytest_neuronperf.stats.rounds import token_fields
+
+    bins = tokens.token_bins[:n_bins] * batch_size
+    good = good_requests(tokens, slo)
+    good_bins = good_count = None
+    if good is not None:
+        ends = tokens.requests_table()[:, 0]
+        in_window = good & (ends <= r.window_stop_ns)
+        good_count = float(in_window.sum()) * batch_size
+        index = np.clip((ends[in_window] - r.window_start_ns) // r.bin_ns, 0, max(0, n_bins - 1))
+        good_bins = np.bincount(index, minlength=n_bins)[:n_bins] * batch_size
+    window_tokens = float(tokens.token_bins.sum()) * batch_size
+    return token_fields(tokens.ttft, tokens.tpot, bins, good_bins, r.bin_ns / 1e9, r.window_ns / 1e9,
+                        tokens=window_tokens, good=good_count, to_ms=1e-6)
 
 
 def _seconds(value: float) -> str:
@@ -177,7 +217,7 @@ def build_report(result: ConfigResult) -> dict[str, Any]:
         [[round((i + 0.5) * r.bin_ns / 1e9, 4), round(float(t), 3)] for i, t in enumerate(window_throughputs(r, bs))]
         for r in result.rounds
     ]
-    summaries = [round_summary(r, bs) for r in result.rounds]
+    summaries = [round_summary(r, bs, result.slo) for r in result.rounds]
     report["rounds"] = summaries
     report["stable"] = all(s["stable"] for s in summaries)
     report["throughput_cv"] = round(max(s["throughput_cv"] for s in summaries), 4)
@@ -189,8 +229,87 @@ def build_report(result: ConfigResult) -> dict[str, Any]:
         report["cost_per_1m_inf"] = round(result.cost_per_hour / (report["throughput_avg"] * 3600) * 1e6, 6)
     if open_loop:
         _serving_fields(report, result, stats, window_s)
+    if stats.tokens is not None:
+        _generative_fields(report, result, stats.tokens, window_s)
     _slo_fields(report, result, stats)
     return report
+
+
+def _cdf(summary: LatencySummary) -> list[list[float | None]] | None:
+    if not summary.count:
+        return None
+    values = summary.percentiles(fields.CDF_PERCENTILES)
+    return [[p, _ms(v)] for p, v in zip(fields.CDF_PERCENTILES, values, strict=True)]
+
+
+def _generative_fields(report: dict[str, Any], result: ConfigResult, tokens: TokenStats, window_s: float) -> None:
+    bs = int(result.config["batch_size"])
+    report["streaming"] = True
+    done = tokens.requests
+    report["output_tokens"] = round(tokens.output_tokens / done, 3) if done else None
+    report["input_tokens"] = round(tokens.input_tokens / tokens.inputs_counted, 3) if tokens.inputs_counted else None
+    window_tokens = float(tokens.token_bins.sum()) * bs
+    report["output_tokens_per_s"] = round(window_tokens / window_s, 3) if window_s > 0 else None
+    report["requests_per_s"] = report["throughput_avg"]
+    qs = tuple(float(q) for q in fields.GEN_PERCENTILES)
+    for name, summary in (("ttft", tokens.ttft), ("tpot", tokens.tpot), ("itl", tokens.itl)):
+        if summary.count:
+            for q, value in zip(fields.GEN_PERCENTILES, summary.percentiles(qs), strict=True):
+                report[f"{name}_ms_p{q}"] = _ms(value)
+    for q in fields.GEN_PERCENTILES:
+        report[f"e2e_ms_p{q}"] = report.get(f"latency_ms_p{q}")
+    table = tokens.requests_table()
+    if table.size:
+        per_request = table[:, 4] / np.maximum(table[:, 3], 1) * 1e9
+        report["request_tokens_per_s_p50"] = round(float(np.median(per_request)), 3)
+    for name, summary in (("prefill", tokens.prefill), ("decode", tokens.decode)):
+        if summary.count:
+            p50, p99 = summary.percentiles((50.0, 99.0))
+            report[f"{name}_ms_p50"], report[f"{name}_ms_p99"] = _ms(p50), _ms(p99)
+    report["failed_requests"] = tokens.failed
+    report["short_requests"] = tokens.short
+    good = good_requests(tokens, result.slo)
+    if good is not None:
+        # A request counts towards the rate when it finished inside its own round's window.
+        in_window = 0
+        for r in result.rounds:
+            mine = merged_stats([r]).tokens
+            if mine is not None:
+                met = good_requests(mine, result.slo)
+                assert met is not None
+                in_window += int((met & (mine.requests_table()[:, 0] <= r.window_stop_ns)).sum())
+        report["goodput"] = round(in_window * bs / window_s, 3) if window_s > 0 else None
+        report["goodput_ratio"] = round(float(good.sum()) / (good.size + tokens.failed), 4) if good.size else 0.0
+    report[fields.TTFT_CDF_KEY] = _cdf(tokens.ttft)
+    report[fields.ITL_CDF_KEY] = _cdf(tokens.itl)
+    report[fields.TOKENS_TIMELINE_KEY] = [
+        [[round((i + 0.5) * r.bin_ns / 1e9, 4), round(float(t) * bs / (r.bin_ns / 1e9), 3)]
+         for i, t in enumerate(_round_tokens(r)[: r.window_ns // r.bin_ns if r.bin_ns else 0])]
+        for r in result.rounds
+    ]
+    notes = []
+    if tokens.failed:
+        notes.append(f"{tokens.failed} of {tokens.failed + done} requests yielded no token: counted as failed "
+                     "(left out of the latencies; goodput counts them as missed)")
+    if tokens.short:
+        asked = tokens.asked_tokens / done if done else 0
+        notes.append(f"{tokens.short} of {done} requests yielded fewer tokens than output_tokens asked "
+                     f"({report['output_tokens']:g} on average of {asked:g}): the model cannot honour output_tokens "
+                     "(does it stop at an end-of-sequence token?), so its figures are for shorter outputs")
+    if notes and report["status"] == fields.STATUS_OK:
+        report["reason"] = "; ".join(notes)
+
+
+def _round_tokens(r: RoundResult) -> np.ndarray:
+    bins = np.zeros(0, dtype=np.int64)
+    for c in r.copies:
+        t = c.stats.tokens
+        if t is None:
+            continue
+        if bins.size < t.token_bins.size:
+            bins = np.pad(bins, (0, t.token_bins.size - bins.size))
+        bins[: t.token_bins.size] += t.token_bins
+    return bins
 
 
 def _serving_fields(report: dict[str, Any], result: ConfigResult, stats: StreamStats, window_s: float) -> None:
@@ -226,6 +345,8 @@ def _slo_fields(report: dict[str, Any], result: ConfigResult, stats: StreamStats
     if slo is None:
         return
     report["slo"] = slo.text()
+    if not slo.constraints:
+        return  # per-request objectives only: goodput is their answer
     missed = slo.violations(lambda q: stats.e2e.percentiles((q,))[0] / 1e6)
     if report["status"] == fields.STATUS_OVERLOADED:
         missed = ["overloaded", *missed]

@@ -88,6 +88,31 @@ SLO_KEYS: Final[tuple[str, ...]] = (
     "cost_per_1m_inf_at_capacity",
 )
 
+# A generative (streaming) model: per-request time to first token, time per output token after the first
+# (TPOT), every inter-token gap (ITL) and end-to-end latency, all in ms; tokens per request (means) and per
+# second (output tokens in the window / window, and per request: its tokens / its e2e); requests that yielded
+# no token (failed) or fewer than output_tokens asked (short); with per-request objectives in the SLO, the
+# rate (requests/s) and share of requests that met all of them (goodput). prefill/decode where the model
+# reports its phases (pytest_neuronperf.phases.record_phase).
+GEN_PERCENTILES: Final[tuple[int, ...]] = (50, 90, 95, 99)
+GENERATIVE_KEYS: Final[tuple[str, ...]] = (
+    "streaming",
+    "input_tokens",
+    "output_tokens",
+    "output_tokens_per_s",
+    "requests_per_s",
+    *(f"{m}_ms_p{q}" for m in ("ttft", "tpot", "itl", "e2e") for q in GEN_PERCENTILES),
+    "request_tokens_per_s_p50",
+    "prefill_ms_p50",
+    "prefill_ms_p99",
+    "decode_ms_p50",
+    "decode_ms_p99",
+    "failed_requests",
+    "short_requests",
+    "goodput",
+    "goodput_ratio",
+)
+
 # The load a configuration was measured under: figures are compared only with figures measured under the same.
 LOAD_KEYS: Final[tuple[str, ...]] = ("request_rate", "arrival", "slo")
 
@@ -107,6 +132,7 @@ METRIC_KEYS: Final[tuple[str, ...]] = (
     "cost_per_1m_inf",
     *SERVING_KEYS,
     *SLO_KEYS,
+    *GENERATIVE_KEYS,
 )
 
 STATUS_KEYS: Final[tuple[str, ...]] = ("status", "reason")
@@ -123,7 +149,13 @@ TIMELINE_KEY: Final = "throughput_timeline"
 # A capacity search's steps, the first round's: [{rate, offered_rps, achieved_rps, p50_ms, p99_ms, ..., met}, ...]
 # (JSON only): latency against offered load, the knee the HTML report plots.
 CAPACITY_STEPS_KEY: Final = "capacity_steps"
-LIST_KEYS: Final[tuple[str, ...]] = (ROUNDS_KEY, CDF_KEY, TIMELINE_KEY, CAPACITY_STEPS_KEY)
+# A generative model's TTFT and ITL distributions ([[percentile, ms], ...] at CDF_PERCENTILES) and its output
+# tokens/s over time (per round, as TIMELINE_KEY) (JSON only).
+TTFT_CDF_KEY: Final = "ttft_cdf_ms"
+ITL_CDF_KEY: Final = "itl_cdf_ms"
+TOKENS_TIMELINE_KEY: Final = "tokens_timeline"
+LIST_KEYS: Final[tuple[str, ...]] = (ROUNDS_KEY, CDF_KEY, TIMELINE_KEY, CAPACITY_STEPS_KEY, TTFT_CDF_KEY, ITL_CDF_KEY,
+                                     TOKENS_TIMELINE_KEY)
 
 ALL_KEYS: Final[tuple[str, ...]] = CONFIG_KEYS + METRIC_KEYS + STATUS_KEYS + LIST_KEYS
 

@@ -40,6 +40,9 @@ class Metric:
     default_tolerance: float = DEFAULT_TOLERANCE
     # Measured only by some configurations (capacity: those with an SLO): judged where both sides have it.
     optional: bool = False
+    # An optional metric: what measures it (for a limit on a report without it), and what a value of 0 means.
+    needs: str = ""
+    none_found: str = ""
 
     @property
     def limit_is_minimum(self) -> bool:
@@ -50,6 +53,8 @@ class Metric:
         return f"{'>=' if self.limit_is_minimum else '<='} {value:g}{self.unit}"
 
 
+_STREAMING: Final = "a generative model measures it: give streaming=True"
+
 METRICS: Final[tuple[Metric, ...]] = (
     Metric("throughput", "throughput_avg", "throughput", "throughput_ci", True, "/s", "min_throughput"),
     Metric("p50", "latency_ms_p50", "p50_ms", "p50_ci", False, " ms", "max_p50_ms", 0.50, "n_eff_p50",
@@ -58,7 +63,18 @@ METRICS: Final[tuple[Metric, ...]] = (
            ("infer_ms_p99",)),
     # The highest open-loop request rate that meets the SLO (a capacity search only).
     Metric("capacity", "capacity_rps", "capacity_rps", "capacity_ci", True, " req/s", "min_capacity_rps",
-           optional=True),
+           optional=True, needs="a capacity search measures it: give slo= and no request_rate",
+           none_found="no rate tried met the SLO"),
+    # Generative (streaming) models: time to first token, time per output token after the first, output
+    # tokens/s, and the rate of requests that met every per-request objective of the SLO.
+    *(Metric(f"{m}_p{q}", f"{m}_ms_p{q}", f"{m}_p{q}_ms", f"{m}_p{q}_ci", False, " ms", f"max_{m}_p{q}_ms",
+             q / 100, f"n_eff_{m}_p{q}", optional=True, needs=_STREAMING)
+      for m in ("ttft", "tpot") for q in (50, 99)),
+    Metric("tokens_per_s", "output_tokens_per_s", "tokens_per_s", "tokens_per_s_ci", True, " tok/s",
+           "min_output_tokens_per_s", optional=True, needs=_STREAMING, none_found="no token came in the window"),
+    Metric("goodput", "goodput", "goodput", "goodput_ci", True, " req/s", "min_goodput", optional=True,
+           needs="per-request objectives measure it: give slo=\"ttft<=200ms,tpot<=50ms\" (or e2e<=...)",
+           none_found="no request met the SLO"),
 )
 """Every gated metric, in the order tolerances are written and judgements are listed."""
 

@@ -157,6 +157,24 @@ class RoundSummary:
     # A capacity search's answer (requests/s at the SLO) and its bracket; NaN in rounds without one.
     capacity_rps: float = math.nan
     capacity_ci: tuple[float, float] = (math.nan, math.nan)
+    # A generative model's: TTFT and TPOT percentiles (ms) with their intervals and effective sample sizes,
+    # output tokens/s and goodput (requests/s meeting every per-request objective); NaN in other rounds.
+    ttft_p50_ms: float = math.nan
+    ttft_p50_ci: tuple[float, float] = (math.nan, math.nan)
+    n_eff_ttft_p50: float = math.nan
+    ttft_p99_ms: float = math.nan
+    ttft_p99_ci: tuple[float, float] = (math.nan, math.nan)
+    n_eff_ttft_p99: float = math.nan
+    tpot_p50_ms: float = math.nan
+    tpot_p50_ci: tuple[float, float] = (math.nan, math.nan)
+    n_eff_tpot_p50: float = math.nan
+    tpot_p99_ms: float = math.nan
+    tpot_p99_ci: tuple[float, float] = (math.nan, math.nan)
+    n_eff_tpot_p99: float = math.nan
+    tokens_per_s: float = math.nan
+    tokens_per_s_ci: tuple[float, float] = (math.nan, math.nan)
+    goodput: float = math.nan
+    goodput_ci: tuple[float, float] = (math.nan, math.nan)
 
     def to_dict(self) -> dict[str, object]:
         """Plain floats, ints, bools and two-element lists: ready for json.dumps.
@@ -312,3 +330,39 @@ def summarize_round(
 
 def _is_distribution(obj: object) -> bool:
     return hasattr(obj, "traces") and callable(getattr(obj, "percentiles", None)) and hasattr(obj, "count")
+
+
+def _rate_ci(bin_counts: FloatArray, bin_s: float, window_s: float, total: float) -> tuple[float, tuple[float, float]]:
+    """A rate (``total`` over ``window_s``) and its interval from the spread of its per-bin counts."""
+    rate = total / window_s
+    if bin_counts.size < 2 or float(bin_counts.sum()) <= 0:
+        return rate, (rate, rate)
+    lo, hi = throughput_ci(bin_counts, bin_s)
+    scale = rate / (float(bin_counts.sum()) / (bin_counts.size * bin_s))
+    return rate, (lo * scale, hi * scale)
+
+
+def token_fields(ttft: LatencyDistribution, tpot: LatencyDistribution, token_bins: npt.ArrayLike,
+                 good_bins: npt.ArrayLike | None, bin_s: float, window_s: float, *, tokens: float,
+                 good: float | None, to_ms: float = 1.0) -> dict[str, Any]:
+    """A generative round's fields of :class:`RoundSummary` (to ``dataclasses.replace`` into it).
+
+    ``ttft``/``tpot``: the round's per-request latencies; ``token_bins``: output tokens per whole bin,
+    ``tokens`` all of the window's; ``good_bins``/``good``: the same for requests that met every
+    per-request objective (None without such an SLO).
+    """
+    out: dict[str, Any] = {}
+    for name, dist in (("ttft", ttft), ("tpot", tpot)):
+        if dist.count == 0:
+            continue
+        for q in (50, 99):
+            n_eff = pooled_effective_size(dist, q / 100)
+            out[f"{name}_p{q}_ms"] = dist.percentiles((float(q),))[0] * to_ms
+            out[f"{name}_p{q}_ci"] = _quantile_ci(dist, q / 100, n_eff, to_ms)
+            out[f"n_eff_{name}_p{q}"] = n_eff
+    bins = np.asarray(token_bins, dtype=np.float64).ravel()
+    out["tokens_per_s"], out["tokens_per_s_ci"] = _rate_ci(bins, bin_s, window_s, tokens)
+    if good is not None and good_bins is not None:
+        out["goodput"], out["goodput_ci"] = _rate_ci(np.asarray(good_bins, dtype=np.float64).ravel(), bin_s,
+                                                     window_s, good)
+    return out

@@ -8,7 +8,7 @@ import pytest
 
 from pytest_neuronperf.spec.slo import Constraint, Slo, parse_slo
 
-FORM = 'slo="p99<=20ms" or slo="p50<=5ms,p99<=20ms"'
+FORM = 'slo="p99<=20ms", slo="p50<=5ms,p99<=20ms" or slo="ttft<=200ms,tpot<=50ms"'
 
 
 def only(slo: Slo | None) -> Constraint:
