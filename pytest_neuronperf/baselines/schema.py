@@ -34,7 +34,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Final, TypeGuard
 
-from pytest_neuronperf.spec.fields import CAPACITY_STEPS_KEY, CDF_KEY, LATENCY_KEYS, LOAD_KEYS
+from pytest_neuronperf.spec.fields import (
+    CAPACITY_STEPS_KEY,
+    CDF_KEY,
+    GENERATIVE_KEYS,
+    ITL_CDF_KEY,
+    LATENCY_KEYS,
+    LOAD_KEYS,
+    TTFT_CDF_KEY,
+)
 
 # 2 records the test module a file belongs to ("module"); files of version 1 still load, and an older
 # plugin that meets a version 2 file says to upgrade instead of calling the file damaged.
@@ -48,7 +56,7 @@ BASELINE_REPORT_KEYS: tuple[str, ...] = (
 # Kept too where the report has them (open-loop load, an SLO): what the load was and what came of it.
 BASELINE_LOAD_KEYS: tuple[str, ...] = (
     *LOAD_KEYS, "offered_rps", "achieved_rps", "slo_met", "capacity_rps", "capacity_ms_p50", "capacity_ms_p99",
-    CAPACITY_STEPS_KEY,
+    CAPACITY_STEPS_KEY, *GENERATIVE_KEYS, TTFT_CDF_KEY, ITL_CDF_KEY,
 )
 # What identifies the configuration a record belongs to.
 _CONFIG_FIELDS: Final = ("model_name", "device_type", "batch_size", "n_models", "workers_per_model", "pipeline_size")

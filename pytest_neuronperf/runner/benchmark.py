@@ -241,7 +241,8 @@ class Plan:
     def new_result(self, run: RunConfig) -> ConfigResult:
         config = {**run.as_dict(), "instance_type": self.backend.instance_type(),
                   "start_dts": wall_clock_stamp(), "duration": self.duration_s}
-        return ConfigResult(config=config, status=fields.STATUS_OK, cost_per_hour=self.cost, slo=self.slo)
+        return ConfigResult(config=config, status=fields.STATUS_OK, cost_per_hour=self.cost, slo=self.slo,
+                            generation=self.generation)
 
     def run_round(self, run: RunConfig, config: dict[str, Any], tell: Callable[[str], None],
                   duration_s: float | None = None, round_index: int = 0) -> RoundResult:

@@ -244,7 +244,7 @@ def _cdf(summary: LatencySummary) -> list[list[float | None]] | None:
 
 def _generative_fields(report: dict[str, Any], result: ConfigResult, tokens: TokenStats, window_s: float) -> None:
     bs = int(result.config["batch_size"])
-    report["streaming"] = True
+    report["generation"] = result.generation.text() if result.generation is not None else "streaming"
     done = tokens.requests
     report["output_tokens"] = round(tokens.output_tokens / done, 3) if done else None
     report["input_tokens"] = round(tokens.input_tokens / tokens.inputs_counted, 3) if tokens.inputs_counted else None

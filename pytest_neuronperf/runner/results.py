@@ -9,6 +9,7 @@ from pytest_neuronperf.runner.protocol import CopyResult
 
 if TYPE_CHECKING:
     from pytest_neuronperf.runner.capacity import Capacity
+    from pytest_neuronperf.spec.generation import Generation
     from pytest_neuronperf.spec.load import OpenLoad
     from pytest_neuronperf.spec.slo import Slo
 
@@ -47,3 +48,5 @@ class ConfigResult:
     cost_per_hour: float | None = None
     # The latency objective the configuration is held to (slo=), if any.
     slo: Slo | None = None
+    # A streaming model's request shape (streaming=True), if any.
+    generation: Generation | None = None

@@ -93,10 +93,11 @@ SLO_KEYS: Final[tuple[str, ...]] = (
 # second (output tokens in the window / window, and per request: its tokens / its e2e); requests that yielded
 # no token (failed) or fewer than output_tokens asked (short); with per-request objectives in the SLO, the
 # rate (requests/s) and share of requests that met all of them (goodput). prefill/decode where the model
-# reports its phases (pytest_neuronperf.phases.record_phase).
+# reports its phases (pytest_neuronperf.phases.record_phase). ``generation`` names the request shape asked for
+# (``input_tokens=16 output_tokens=32``, or ``streaming``), which a baseline must share to be compared.
 GEN_PERCENTILES: Final[tuple[int, ...]] = (50, 90, 95, 99)
 GENERATIVE_KEYS: Final[tuple[str, ...]] = (
-    "streaming",
+    "generation",
     "input_tokens",
     "output_tokens",
     "output_tokens_per_s",
@@ -114,7 +115,7 @@ GENERATIVE_KEYS: Final[tuple[str, ...]] = (
 )
 
 # The load a configuration was measured under: figures are compared only with figures measured under the same.
-LOAD_KEYS: Final[tuple[str, ...]] = ("request_rate", "arrival", "slo")
+LOAD_KEYS: Final[tuple[str, ...]] = ("request_rate", "arrival", "slo", "generation")
 
 METRIC_KEYS: Final[tuple[str, ...]] = (
     "total_infs",

@@ -24,6 +24,12 @@ class Generation:
     input_tokens: tuple[int, ...] | None = None
     generate_fn: Callable[..., Any] | None = None
 
+    def text(self) -> str:
+        """The request shape a baseline must share to be compared: ``input_tokens=16 output_tokens=16/32``."""
+        parts = [f"{name}={'/'.join(map(str, lengths))}" for name, lengths in
+                 (("input_tokens", self.input_tokens), ("output_tokens", self.output_tokens)) if lengths is not None]
+        return " ".join(parts) or "streaming"
+
     def output_of(self, request: int) -> int | None:
         """How many new tokens request ``request`` asks for (None: as many as the model yields)."""
         lengths = self.output_tokens
