@@ -415,6 +415,7 @@ examples:
   npf run path/to/models.py:Net --inputs 4x3x224x224 --device cpu --compile-mode max-autotune
   npf run mypkg.models:Bert --inputs input_ids=1x128:int64:0-30000 attention_mask=1x128:int64:1-1
   npf run model.pt2 --inputs 8x3x224x224
+  npf run mypkg.models:tiny_gpt2 --streaming --input-tokens 128 --output-tokens 64 --slo ttft<=200ms,tpot<=50ms
 
 MODEL is MODULE:CLASS (a module importable from here, or a .py file) naming a model class or
 zero-argument factory defined at the module's top level, or a model file: TorchScript
@@ -524,7 +525,7 @@ def take_models_back(args: argparse.Namespace, names: Sequence[str]) -> None:
     for name in reversed(names):
         if getattr(args, name) is not None:
             continue
-        words = list(args.inputs)
+        words = list(args.inputs or [])
         if len(words) > 1:
             try:
                 input_spec.parse_arg(words[-1])
@@ -536,19 +537,30 @@ def take_models_back(args: argparse.Namespace, names: Sequence[str]) -> None:
                          "npf run pkg.models:Net --inputs 1x64")
 
 
-def cmd_run(args: argparse.Namespace, out: IO[str]) -> int:
-    import pytest_neuronperf as npf
-    from pytest_neuronperf.errors import BenchmarkError, DeviceUnavailableError
+def _inputs_of(args: argparse.Namespace) -> Any:
+    """The models' inputs from --inputs; None where a generative model's prompt is built (--input-tokens)."""
     from pytest_neuronperf.spec import input_spec
-    from pytest_neuronperf.spec.matrix import config_text
 
-    take_models_back(args, ["model"])
+    if not args.inputs:
+        if getattr(args, "input_tokens", None):
+            return None
+        raise InputError("--inputs: required: the shapes of the model's inputs, such as --inputs 1x64 (a generative "
+                         "model may take --input-tokens N instead, and the runner builds its prompt)")
     try:
         shapes = input_spec.parse(args.inputs)
     except ValueError as exc:
         raise InputError(str(exc)) from None
+    return input_spec.make_inputs(shapes)
+
+
+def cmd_run(args: argparse.Namespace, out: IO[str]) -> int:
+    import pytest_neuronperf as npf
+    from pytest_neuronperf.errors import BenchmarkError, DeviceUnavailableError
+    from pytest_neuronperf.spec.matrix import config_text
+
+    take_models_back(args, ["model"])
     model = ab_model(args.model, "MODEL")
-    inputs = input_spec.make_inputs(shapes)
+    inputs = _inputs_of(args)
     params: dict[str, Any] = {"duration": args.duration, "device_type": args.device, "rounds": args.rounds}
     for name, value in (("batch_sizes", args.batch_sizes), ("n_models", args.n_models),
                         ("workers_per_model", args.workers), ("model_name", args.model_name),
@@ -692,16 +704,11 @@ def cmd_ab(args: argparse.Namespace, out: IO[str]) -> int:
         canonical_device_type(args.device)
     except ValueError as exc:
         raise InputError(f"--device: {exc}") from None
-    from pytest_neuronperf.spec import input_spec
 
     take_models_back(args, ["a", "b"])
-    try:
-        shapes = input_spec.parse(args.inputs)
-    except ValueError as exc:
-        raise InputError(str(exc)) from None
     model_a = ab_model(args.a, "A")
     model_b = ab_model(args.b, "B")
-    inputs = input_spec.make_inputs(shapes)
+    inputs = _inputs_of(args)
     params: dict[str, Any] = {"duration": args.duration, "device_type": args.device, "rounds": args.rounds}
     for name, value in (("batch_sizes", args.batch_sizes), ("n_models", args.n_models),
                         ("workers_per_model", args.workers), ("verbosity", args.verbosity),
@@ -850,12 +857,19 @@ _LOAD_OPTIONS: tuple[tuple[str, str, Callable[[str], Any], str, str], ...] = (
      "without --request-rate, finds each one's capacity (the highest rate that meets it)"),
     ("--capacity-resolution", "capacity_resolution", float, "F",
      "the capacity search stops once it knows the capacity to within this fraction (default: 0.05)"),
+    ("--output-tokens", "output_tokens", _int_list("--output-tokens"), "LIST",
+     "generative model (--streaming): new tokens per request, or a list that requests take in turn"),
+    ("--input-tokens", "input_tokens", _int_list("--input-tokens"), "LIST",
+     "generative model (--streaming): the runner builds each prompt of this many token ids (in place of --inputs)"),
 )
 
 
 def _add_load_options(parser: argparse.ArgumentParser) -> None:
     for option, _, kind, metavar, text in _LOAD_OPTIONS:
         parser.add_argument(option, type=kind, metavar=metavar, help=text)
+    parser.add_argument("--streaming", action="store_true", default=None,
+                        help="a generative model: its call streams tokens (or it has generate()); every token is "
+                             "timed: TTFT, TPOT, ITL, output tokens/s, goodput with --slo ttft<=...,tpot<=...")
 
 
 def load_params(args: argparse.Namespace) -> dict[str, Any]:
@@ -865,15 +879,20 @@ def load_params(args: argparse.Namespace) -> dict[str, Any]:
         value = getattr(args, keyword, None)
         if value is not None:
             out[keyword] = value
+    if getattr(args, "streaming", None):
+        out["streaming"] = True
     return out
 
 
 def option_named(message: str) -> str:
     """A runner error as the command line says it: ``--request-rate: ...`` for ``request_rate: ...``."""
-    for option, keyword, _, _, _ in _LOAD_OPTIONS:
+    for option, keyword, _, _, _ in (*_LOAD_OPTIONS, ("--streaming", "streaming", str, "", "")):
         if message.startswith(f"{keyword}:"):
             message = option + message[len(keyword):]
             break
+    message = message.replace("streaming=True", "--streaming").replace("inputs= (your own prompt)", "--inputs")
+    for option, keyword, _, _, _ in _LOAD_OPTIONS:
+        message = message.replace(f"drop {keyword}", f"drop {option}").replace(f"{keyword}=,", f"{option},")
     return message.replace("give request_rate (requests/s) too, or slo= to", "give --request-rate too, or --slo to")
 
 
@@ -946,7 +965,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("model", metavar="MODEL", nargs="?",
                      help="MODULE:CLASS (e.g. examples.models:TinyMLP), FILE.py:CLASS, or a model file "
                           "(TorchScript, torch.export .pt2, AOTInductor package)")
-    run.add_argument("--inputs", required=True, metavar="SHAPE", nargs="+",
+    run.add_argument("--inputs", metavar="SHAPE", nargs="+",
                      help="[NAME=]SHAPE[:DTYPE[:LOW-HIGH]]: 1x64, 1x32:int64:0-30000; 'AxB;CxD' or 'AxB CxD' for "
                           "a multi-input model, NAME= for keyword inputs; ',' between batch sizes")
     run.add_argument("--duration", type=_checked(parse_duration, "--duration"), default=10.0, metavar="S",
@@ -970,7 +989,7 @@ def build_parser() -> argparse.ArgumentParser:
     ab.add_argument("a", metavar="A", nargs="?",
                     help="the model under test: MODULE:CLASS, FILE.py:CLASS or a model file (TorchScript, .pt2)")
     ab.add_argument("b", metavar="B", nargs="?", help="the reference, in the same forms as A")
-    ab.add_argument("--inputs", required=True, metavar="SHAPE", nargs="+",
+    ab.add_argument("--inputs", metavar="SHAPE", nargs="+",
                     help="the inputs of A and B, as for npf run: [NAME=]SHAPE[:DTYPE[:LOW-HIGH]] such as 1x64 or "
                          "input_ids=1x32:int64:0-30000; ';' or a space between arguments, ',' between batch sizes")
     ab.add_argument("--duration", type=_checked(parse_duration, "--duration"), default=10.0, metavar="S",

@@ -1,5 +1,6 @@
 """What the reports say about serving load and a latency objective (SLO): the table columns that apply to
-open-loop and SLO reports, the text of their cells, and which configuration serves the SLO best.
+open-loop and SLO reports, the text of their cells, and which configuration serves the SLO best (by capacity,
+goodput or throughput).
 
 Pure functions of report dicts, shared by the plain table, the Markdown summary and the HTML report.
 """
@@ -34,6 +35,11 @@ def is_open_loop(report: Report) -> bool:
     return number(report.get("offered_rps")) is not None
 
 
+def has_goodput(report: Report) -> bool:
+    """The report counts the requests that met the SLO's per-request objectives (ttft, tpot, e2e)."""
+    return number(report.get("goodput")) is not None
+
+
 def is_searched(report: Report) -> bool:
     """The report holds the result of a capacity search (an SLO without request_rate)."""
     return number(report.get("capacity_rps")) is not None
@@ -51,7 +57,8 @@ def serving_columns(reports: Sequence[Report]) -> list[str]:
         cols += [c for c in LOSS_COLS if any((number(r.get(c)) or 0) > 0 for r in reports)]
         if any(r.get("overloaded") is True for r in reports):
             cols.append("overloaded")
-    if any(has_slo(r) for r in reports):
+    # An SLO of per-request objectives only has no slo_met: goodput answers it.
+    if any(has_slo(r) and r.get("slo_met") is not None for r in reports):
         cols.append("slo_met")
     if any(is_searched(r) for r in reports):
         cols += CAPACITY_COLS
@@ -70,10 +77,14 @@ def slo_groups(reports: Sequence[Report]) -> list[tuple[str, list[Report]]]:
 
 def best_report(group: Sequence[Report]) -> Report | None:
     """The configuration that serves the SLO best: the highest capacity where a capacity search ran, else the
-    highest throughput among those whose latency met it; None when none meets it."""
+    highest goodput where the SLO bounds every request (among those whose latency percentiles, if it bounds
+    any, met it), else the highest throughput among those whose latency met it; None when none meets it."""
     finished = [r for r in group if r.get("status") == fields.STATUS_OK]
     if any(is_searched(r) for r in group):
         scored = [(number(r.get("capacity_rps")) or 0.0, r) for r in finished if is_searched(r)]
+    elif any(has_goodput(r) for r in group):
+        scored = [(number(r.get("goodput")) or 0.0, r) for r in finished
+                  if has_goodput(r) and r.get("slo_met") is not False]
     else:
         scored = [(number(r.get("throughput_avg")) or 0.0, r) for r in finished if r.get("slo_met") is True]
     scored = [(score, r) for score, r in scored if score > 0]
@@ -96,6 +107,8 @@ def best_text(report: Report) -> str:
     """What made ``report`` the best: its capacity, or its throughput where no search ran."""
     if is_searched(report):
         return f"capacity {rate_text(report.get('capacity_rps'))}"
+    if has_goodput(report):
+        return f"goodput {rate_text(report.get('goodput'))}"
     return f"throughput {format_number(report.get('throughput_avg'))}/s"
 
 
@@ -122,17 +135,36 @@ def met_word(report: Report) -> str:
     return "meets" if report.get("slo_met") is True else "misses"
 
 
+def goodput_text(report: Report) -> str | None:
+    """``5.5 req/s (98% of requests meet it)``: the goodput of a report whose SLO bounds every request; None
+    for other reports."""
+    if not has_goodput(report):
+        return None
+    ratio = number(report.get("goodput_ratio"))
+    return rate_text(report.get("goodput")) + (f" ({ratio:.0%} of requests meet it)" if ratio is not None else "")
+
+
 def _config_line(report: Report) -> str:
     status = report.get("status")
     if status not in (fields.STATUS_OK, fields.STATUS_OVERLOADED):
         return f"{config_text(report)}: {status or 'not measured'}, not judged"
+    goodput = goodput_text(report)
     if is_open_loop(report):
         rate = report.get("request_rate") or report.get("offered_rps")
         head = "overloaded; latency" if report.get("overloaded") is True else "latency"
-        return (f"{config_text(report)}: {head} at {rate_text(rate)} {met_word(report)} it "
-                f"({format_number(report.get('offered_rps'))} offered, "
+        load = (f"({format_number(report.get('offered_rps'))} offered, "
                 f"{format_number(report.get('achieved_rps'))} achieved)")
+        if report.get("slo_met") is None and goodput is not None:
+            over = "overloaded; " if report.get("overloaded") is True else ""
+            return f"{config_text(report)}: {over}goodput {goodput} at {rate_text(rate)} {load}"
+        return (f"{config_text(report)}: {head} at {rate_text(rate)} {met_word(report)} it {load}"
+                + (f"; goodput {goodput}" if goodput is not None else ""))
+    if report.get("slo_met") is None and goodput is not None:
+        # Only per-request objectives: no percentile to meet, the goodput is the answer.
+        return f"{config_text(report)}: goodput {goodput}"
     line = f"{config_text(report)}: closed-loop latency {met_word(report)} it"
+    if goodput is not None:
+        line += f"; goodput {goodput}"
     if is_searched(report):
         capacity = number(report.get("capacity_rps")) or 0.0
         if capacity > 0:

@@ -9,6 +9,7 @@ from typing import Any, Final
 from pytest_neuronperf.gate.verdict import Verdict
 from pytest_neuronperf.gate.wording import pct
 from pytest_neuronperf.report.figures import Figures, shown_change, shown_value
+from pytest_neuronperf.report.generative import FAILED_COL, generative_metrics, is_streaming, shows_failed
 from pytest_neuronperf.report.results_file import Measurement
 from pytest_neuronperf.report.text import format_value
 from pytest_neuronperf.spec.matrix import config_key, config_text
@@ -27,6 +28,15 @@ def _baseline(metric: str) -> _Cell:
 
 def _change(metric: str) -> _Cell:
     return lambda _report, shown: shown_change(shown.change(metric))
+
+
+def _streaming_figure(metric: str) -> _Cell:
+    # Only a streaming report measures token figures: any other's cell stays empty, not a dash.
+    return lambda report, shown: shown_value(shown.value(metric)) if is_streaming(report) else ""
+
+
+def _streaming_change(metric: str) -> _Cell:
+    return lambda report, shown: shown_change(shown.change(metric)) if is_streaming(report) else ""
 
 
 def _config(report: dict[str, Any], _shown: Figures) -> str:
@@ -54,15 +64,28 @@ CELLS: Final[dict[str, _Cell]] = {
     "capacity": _figure("capacity"),
     "cap_change": _change("capacity"),
 }
+# A generative model's gated metrics: the column of each metric's figure and of its change.
+GENERATIVE_HEADERS: Final[dict[str, tuple[str, str]]] = {
+    "ttft_p50": ("ttft_p50", "ttft_p50_change"), "ttft_p99": ("ttft_p99", "ttft_p99_change"),
+    "tpot_p50": ("tpot_p50", "tpot_p50_change"), "tpot_p99": ("tpot_p99", "tpot_p99_change"),
+    "tokens_per_s": ("tok_s", "tok_change"), "goodput": ("goodput", "goodput_change"),
+}
+for _metric, (_value_col, _change_col) in GENERATIVE_HEADERS.items():
+    CELLS[_value_col] = _streaming_figure(_metric)
+    CELLS[_change_col] = _streaming_change(_metric)
+CELLS[FAILED_COL] = lambda report, _shown: format_value(report.get(FAILED_COL)) if is_streaming(report) else ""
 COLUMNS: Final = ("config", "model", "throughput", "baseline", "change", "p50_ms", "p99_ms", "p99_base", "p99_change",
                   "rounds", "verdict")
 VERBOSE_EXTRA: Final = ("latency_ms_p90", "infer_ms_p50", "load_avg_ms", "warmup_avg_ms", "stable", "latency_samples")
 # Shown only where a measurement has them: capacity at an SLO, and under -v what open-loop load offered and achieved.
 CAPACITY_COLUMNS: Final = ("capacity", "cap_change")
 SERVING_EXTRA: Final = ("offered_rps", "achieved_rps")
-# What a narrow terminal loses first; the columns not named here are always shown.
-DROP_ORDER: Final = (*reversed(SERVING_EXTRA), *reversed(VERBOSE_EXTRA), "model", "slo_met", "p50_ms", "p99_base",
-                     "rounds")
+# What a narrow terminal loses first; the columns not named here are always shown. Of a generative model's
+# figures the medians go first, then the p99s' and the rates' own values; their changes, what the gate judges,
+# stay with the throughput's and the p99's.
+DROP_ORDER: Final = (*reversed(SERVING_EXTRA), *reversed(VERBOSE_EXTRA), "model", FAILED_COL,
+                     "tpot_p50_change", "ttft_p50_change", "tpot_p50", "ttft_p50", "slo_met", "p50_ms", "p99_base",
+                     "rounds", "goodput", "tok_s", "tpot_p99", "ttft_p99")
 
 
 def _cell(key: str, value: Any) -> str:
@@ -186,7 +209,13 @@ def summary_lines(measurements: Sequence[Measurement], *, verbose: bool, width: 
     if any(r.get("capacity_rps") is not None for r in reports):
         at = columns.index("rounds")
         columns = (*columns[:at], *CAPACITY_COLUMNS, *columns[at:])
-    if any(r.get("slo") for r in reports):
+    metrics = generative_metrics(reports)
+    if metrics:
+        at = columns.index("rounds")
+        token_columns = [col for m in metrics for col in GENERATIVE_HEADERS[m]]
+        columns = (*columns[:at], *token_columns, *([FAILED_COL] if shows_failed(reports) else []), *columns[at:])
+    # An SLO of per-request objectives only has no slo_met: its goodput column answers it.
+    if any(r.get("slo") and r.get("slo_met") is not None for r in reports):
         at = columns.index("verdict")
         columns = (*columns[:at], "slo_met", *columns[at:])
     if verbose and any(r.get("offered_rps") is not None for r in reports):

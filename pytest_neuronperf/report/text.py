@@ -13,6 +13,7 @@ from typing import IO, Any
 
 from pytest_neuronperf._util.stamps import wall_clock_stamp
 from pytest_neuronperf.report.figures import FIGURE_KEYS
+from pytest_neuronperf.report.generative import generative_columns
 from pytest_neuronperf.report.serving import serving_columns, slo_lines
 from pytest_neuronperf.spec import fields
 
@@ -52,10 +53,11 @@ def _sorted(reports: Sequence[Mapping[str, Any]], sort_by: str | None) -> list[M
 
 
 def default_columns(reports: Sequence[Mapping[str, Any]]) -> list[str]:
-    """The guide's columns, with the serving and SLO columns that apply before the (long) model file name."""
+    """The guide's columns, with the serving, SLO and generative (token) columns that apply before the (long)
+    model file name."""
     columns = list(fields.PRINT_COLS)
     at = columns.index("model_filename") if "model_filename" in columns else len(columns)
-    return columns[:at] + serving_columns(reports) + columns[at:]
+    return columns[:at] + serving_columns(reports) + generative_columns(reports) + columns[at:]
 
 
 def format_reports(reports: Sequence[Mapping[str, Any]], cols: Sequence[str] | None = None,

@@ -137,6 +137,12 @@ def empty_round_reason(result: ConfigResult, rounds: int | None = None) -> str |
             continue
         window_s = max(0, r.window_stop_ns - r.window_start_ns) / 1e9
         which = f" of round {index + 1} of {n_rounds}" if n_rounds > 1 else ""
+        failed = sum(c.stats.tokens.failed for c in r.copies if c.stats.tokens is not None)
+        if failed:
+            return (f"the model yielded no token in any of the {failed} requests of the {_seconds(window_s)} timed "
+                    f"window{which}: each request was counted as failed; a streaming model's call must return an "
+                    "iterator that yields each new token (does it return before generating, or stop at once on an "
+                    "end-of-sequence token?)")
         warm_n = sum(c.warmup_count for c in r.copies)
         warm_ns = sum(c.warmup_ns for c in r.copies)
         head = f"no inference completed in the {_seconds(window_s)} timed window{which}"

@@ -137,3 +137,22 @@ def test_violations_ask_for_exactly_the_bounded_percentiles() -> None:
 
 def test_a_constraint_is_labelled_by_its_percentile() -> None:
     assert Constraint(99.9, 3.0).label == "p99.9" and Constraint(50.0, 0.5).text() == "p50<=0.5ms"
+
+
+def test_per_request_bounds_are_read_beside_percentiles() -> None:
+    slo = parse_slo("ttft<=200ms, tpot<=0.05s,p99<=1s, e2e<=900ms")
+    assert slo is not None
+    assert [(c.percentile, c.max_ms) for c in slo.constraints] == [(99.0, 1000.0)]
+    assert [(r.metric, r.max_ms) for r in slo.request_limits] == [("ttft", 200.0), ("tpot", 50.0), ("e2e", 900.0)]
+    assert slo.text() == "p99<=1000ms,ttft<=200ms,tpot<=50ms,e2e<=900ms"
+    assert parse_slo(slo.text()) == slo
+
+
+@pytest.mark.parametrize(("text", "match"), [
+    ("ttft<=1ms,ttft<=2ms", "bounds ttft twice"),
+    ("tpot<=0ms", "bounds the latency at 0"),
+    ("itl<=5ms", "cannot read 'itl<=5ms'"),
+])
+def test_bad_per_request_bounds_are_refused(text: str, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        parse_slo(text)
