@@ -50,6 +50,13 @@ def _report_field(key: str) -> _Cell:
     return lambda report, _shown: format_value(report.get(key))
 
 
+# A generative model's gated metrics: the column of each metric's figure and of its change.
+GENERATIVE_HEADERS: Final[dict[str, tuple[str, str]]] = {
+    "ttft_p50": ("ttft_p50", "ttft_p50_change"), "ttft_p99": ("ttft_p99", "ttft_p99_change"),
+    "tpot_p50": ("tpot_p50", "tpot_p50_change"), "tpot_p99": ("tpot_p99", "tpot_p99_change"),
+    "tokens_per_s": ("tok_s", "tok_change"), "goodput": ("goodput", "goodput_change"),
+}
+
 CELLS: Final[dict[str, _Cell]] = {
     "config": _config,
     "model": _report_field("model_filename"),
@@ -63,17 +70,10 @@ CELLS: Final[dict[str, _Cell]] = {
     "rounds": lambda _report, shown: shown.rounds_text(),
     "capacity": _figure("capacity"),
     "cap_change": _change("capacity"),
+    **{col: cell for metric, (value_col, change_col) in GENERATIVE_HEADERS.items()
+       for col, cell in ((value_col, _streaming_figure(metric)), (change_col, _streaming_change(metric)))},
+    FAILED_COL: lambda report, _shown: format_value(report.get(FAILED_COL)) if is_streaming(report) else "",
 }
-# A generative model's gated metrics: the column of each metric's figure and of its change.
-GENERATIVE_HEADERS: Final[dict[str, tuple[str, str]]] = {
-    "ttft_p50": ("ttft_p50", "ttft_p50_change"), "ttft_p99": ("ttft_p99", "ttft_p99_change"),
-    "tpot_p50": ("tpot_p50", "tpot_p50_change"), "tpot_p99": ("tpot_p99", "tpot_p99_change"),
-    "tokens_per_s": ("tok_s", "tok_change"), "goodput": ("goodput", "goodput_change"),
-}
-for _metric, (_value_col, _change_col) in GENERATIVE_HEADERS.items():
-    CELLS[_value_col] = _streaming_figure(_metric)
-    CELLS[_change_col] = _streaming_change(_metric)
-CELLS[FAILED_COL] = lambda report, _shown: format_value(report.get(FAILED_COL)) if is_streaming(report) else ""
 COLUMNS: Final = ("config", "model", "throughput", "baseline", "change", "p50_ms", "p99_ms", "p99_base", "p99_change",
                   "rounds", "verdict")
 VERBOSE_EXTRA: Final = ("latency_ms_p90", "infer_ms_p50", "load_avg_ms", "warmup_avg_ms", "stable", "latency_samples")

@@ -111,7 +111,7 @@ def test_anything_but_tokens_is_refused_saying_what_was_expected(item: object) -
 
 
 def test_text_chunks_are_refused_with_the_way_to_stream_tokens() -> None:
-    with pytest.raises(StreamError, match="text chunks .* are not tokens"):
+    with pytest.raises(StreamError, match=r"text chunks .* are not tokens"):
         count_tokens("hello")
 
 
