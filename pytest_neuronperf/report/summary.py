@@ -9,7 +9,7 @@ from typing import Any, Final
 from pytest_neuronperf.gate.verdict import Verdict
 from pytest_neuronperf.gate.wording import pct
 from pytest_neuronperf.report.figures import Figures, shown_change, shown_value
-from pytest_neuronperf.report.generative import FAILED_COL, generative_metrics, is_streaming, shows_failed
+from pytest_neuronperf.report.generative import FAILED_COL, generative_metrics, shows_failed
 from pytest_neuronperf.report.results_file import Measurement
 from pytest_neuronperf.report.text import format_value
 from pytest_neuronperf.spec.matrix import config_key, config_text
@@ -30,15 +30,6 @@ def _change(metric: str) -> _Cell:
     return lambda _report, shown: shown_change(shown.change(metric))
 
 
-def _streaming_figure(metric: str) -> _Cell:
-    # Only a streaming report measures token figures: any other's cell stays empty, not a dash.
-    return lambda report, shown: shown_value(shown.value(metric)) if is_streaming(report) else ""
-
-
-def _streaming_change(metric: str) -> _Cell:
-    return lambda report, shown: shown_change(shown.change(metric)) if is_streaming(report) else ""
-
-
 def _config(report: dict[str, Any], _shown: Figures) -> str:
     try:
         return config_key(report)
@@ -50,11 +41,12 @@ def _report_field(key: str) -> _Cell:
     return lambda report, _shown: format_value(report.get(key))
 
 
-# A generative model's gated metrics: the column of each metric's figure and of its change.
+# A generative model's gated metrics, shown only where a measurement is streaming: the column of each
+# metric's figure and of its change.
 GENERATIVE_HEADERS: Final[dict[str, tuple[str, str]]] = {
-    "ttft_p50": ("ttft_p50", "ttft_p50_change"), "ttft_p99": ("ttft_p99", "ttft_p99_change"),
-    "tpot_p50": ("tpot_p50", "tpot_p50_change"), "tpot_p99": ("tpot_p99", "tpot_p99_change"),
-    "tokens_per_s": ("tok_s", "tok_change"), "goodput": ("goodput", "goodput_change"),
+    "ttft_p50": ("ttft_p50", "ttft50_chg"), "ttft_p99": ("ttft_p99", "ttft99_chg"),
+    "tpot_p50": ("tpot_p50", "tpot50_chg"), "tpot_p99": ("tpot_p99", "tpot99_chg"),
+    "tokens_per_s": ("tok_s", "tok_chg"), "goodput": ("goodput", "good_chg"),
 }
 
 CELLS: Final[dict[str, _Cell]] = {
@@ -71,8 +63,8 @@ CELLS: Final[dict[str, _Cell]] = {
     "capacity": _figure("capacity"),
     "cap_change": _change("capacity"),
     **{col: cell for metric, (value_col, change_col) in GENERATIVE_HEADERS.items()
-       for col, cell in ((value_col, _streaming_figure(metric)), (change_col, _streaming_change(metric)))},
-    FAILED_COL: lambda report, _shown: format_value(report.get(FAILED_COL)) if is_streaming(report) else "",
+       for col, cell in ((value_col, _figure(metric)), (change_col, _change(metric)))},
+    FAILED_COL: _report_field(FAILED_COL),
 }
 COLUMNS: Final = ("config", "model", "throughput", "baseline", "change", "p50_ms", "p99_ms", "p99_base", "p99_change",
                   "rounds", "verdict")
@@ -83,9 +75,9 @@ SERVING_EXTRA: Final = ("offered_rps", "achieved_rps")
 # What a narrow terminal loses first; the columns not named here are always shown. Of a generative model's
 # figures the medians go first, then the p99s' and the rates' own values; their changes, what the gate judges,
 # stay with the throughput's and the p99's.
-DROP_ORDER: Final = (*reversed(SERVING_EXTRA), *reversed(VERBOSE_EXTRA), "model", FAILED_COL,
-                     "tpot_p50_change", "ttft_p50_change", "tpot_p50", "ttft_p50", "slo_met", "p50_ms", "p99_base",
-                     "rounds", "goodput", "tok_s", "tpot_p99", "ttft_p99")
+DROP_ORDER: Final = (*reversed(SERVING_EXTRA), *reversed(VERBOSE_EXTRA), "model", FAILED_COL, "tpot50_chg",
+                     "ttft50_chg", "tpot_p50", "ttft_p50", "slo_met", "p50_ms", "p99_base", "rounds", "goodput",
+                     "tok_s", "tpot_p99", "ttft_p99")
 
 
 def _cell(key: str, value: Any) -> str:
@@ -201,6 +193,19 @@ def slo_best_lines(measurements: Sequence[Measurement]) -> list[str]:
     return lines
 
 
+def _generative_columns(measurements: Sequence[Measurement], metrics: Sequence[str]) -> list[str]:
+    """Each generative metric's figure, and its change where some configuration was compared on it: without a
+    baseline a column of dashes would only push the table past the terminal's width."""
+    figures = [f for m in measurements for f in m.figures()]
+    columns = []
+    for metric in metrics:
+        value_col, change_col = GENERATIVE_HEADERS[metric]
+        columns.append(value_col)
+        if any(f.change(metric) is not None for f in figures):
+            columns.append(change_col)
+    return columns
+
+
 def summary_lines(measurements: Sequence[Measurement], *, verbose: bool, width: int | None = None) -> list[str]:
     if not measurements:
         return []
@@ -212,8 +217,8 @@ def summary_lines(measurements: Sequence[Measurement], *, verbose: bool, width: 
     metrics = generative_metrics(reports)
     if metrics:
         at = columns.index("rounds")
-        token_columns = [col for m in metrics for col in GENERATIVE_HEADERS[m]]
-        columns = (*columns[:at], *token_columns, *([FAILED_COL] if shows_failed(reports) else []), *columns[at:])
+        columns = (*columns[:at], *_generative_columns(measurements, metrics),
+                   *([FAILED_COL] if shows_failed(reports) else []), *columns[at:])
     # An SLO of per-request objectives only has no slo_met: its goodput column answers it.
     if any(r.get("slo") and r.get("slo_met") is not None for r in reports):
         at = columns.index("verdict")
