@@ -577,7 +577,7 @@ def cmd_run(args: argparse.Namespace, out: IO[str]) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_REGRESSION
     npf.print_reports(reports, file=out)
-    failed = [r for r in reports if r.get("status") in ("error", "overloaded")]
+    failed = [r for r in reports if r.get("status") in ("error", "overloaded", "invalid")]
     for r in failed:
         print(f"{r.get('status')}: {config_text(r)}: {r.get('reason')}", file=out)
     if args.json:

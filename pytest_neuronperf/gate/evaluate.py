@@ -19,7 +19,7 @@ from pytest_neuronperf.gate.sequential import Looks
 from pytest_neuronperf.gate.tolerance import Tolerance
 from pytest_neuronperf.gate.verdict import Verdict, combine
 from pytest_neuronperf.gate.wording import ci_pct, pct, tolerance_text
-from pytest_neuronperf.spec.fields import ROUNDS_KEY, STATUS_ERROR, STATUS_OK, STATUS_OVERLOADED
+from pytest_neuronperf.spec.fields import ROUNDS_KEY, STATUS_ERROR, STATUS_INVALID, STATUS_OK, STATUS_OVERLOADED
 from pytest_neuronperf.spec.matrix import config_key, config_text
 from pytest_neuronperf.spec.metrics import BY_NAME, LIMIT_KEYWORDS, METRICS
 from pytest_neuronperf.stats.rounds import RoundSummary
@@ -346,7 +346,7 @@ def judge_measurement(
     outcomes: list[ConfigOutcome] = []
     for report in reports:
         key = config_key(report)
-        if report.get("status") in (STATUS_ERROR, STATUS_OVERLOADED):
+        if report.get("status") in (STATUS_ERROR, STATUS_OVERLOADED, STATUS_INVALID):
             # Nothing was measured, so there is nothing to judge: the configuration fails with its reason.
             reason = str(report.get("reason") or "the configuration could not be measured")
             outcomes.append(ConfigOutcome(key, report, Verdict.ERROR, note=reason))

@@ -280,7 +280,8 @@ class Plan:
             for w, n in enumerate(c.worker_counts):
                 logger.debug("Model copy %d, worker %d finished after %d inferences.", c.copy_index, w, n)
         return RoundResult(first.start_ns, first.stop_ns, jobs[0].bin_ns, first.copies, first.resources,
-                           load=self.load, capacity=search.result if search is not None else None)
+                           load=self.load, capacity=search.result if search is not None else None,
+                           telemetry=first.telemetry, invalid=first.invalid)
 
     @property
     def capacity_load(self) -> OpenLoad:

@@ -25,7 +25,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing.connection import Pipe, wait
 from multiprocessing.context import BaseContext
 from typing import Any, NoReturn
@@ -405,6 +405,27 @@ class WindowResult:
     start_ns: int
     stop_ns: int
     resources: dict[str, float | None]
+    # What the device reported during the window (the backend's telemetry), and why it is no measurement.
+    telemetry: dict[str, Any] = field(default_factory=dict)
+    invalid: str | None = None
+
+
+# Telemetry notes already given in this process ("neuron-monitor is not on PATH"): each is said once.
+_said: set[str] = set()
+
+
+def _window_telemetry(backend: Backend, group: CopyGroup, window_s: float) -> Any:
+    """The backend's telemetry for this window's copies, or a context that collects nothing."""
+    factory = getattr(backend, "window_telemetry", None)
+    if factory is None:
+        return None
+    return factory([info.pid for _, info in sorted(group.ready.items())], window_s)
+
+
+def _tell_once(note: str | None) -> None:
+    if note and note not in _said:
+        _said.add(note)
+        logger.warning("%s.", note)
 
 
 # Given the windows run so far, the next one to run on the same warm copies (None: they are done).
@@ -443,11 +464,17 @@ def run_config(jobs: Sequence[CopyJob], backend: Backend, *, ctx: BaseContext | 
             if on_window is not None and not results:
                 on_window()
             duration_s = current.duration_s + current.drain_s
-            with ResourceSampler(min(stats_interval, max(duration_s / 4, 0.05))) as sampler:
+            telemetry = _window_telemetry(backend, group, current.duration_s)
+            with ResourceSampler(min(stats_interval, max(duration_s / 4, 0.05))) as sampler, \
+                    (telemetry if telemetry is not None else contextlib.nullcontext()):
                 group.collect(Done, drain_stop_ns + int(timeout_s * 1e9), "running the timed window",
                               f"timeout={timeout_s:g}s after the {current.duration_s:g}s window closed")
-            results.append(WindowResult(current, [group.done[i] for i in sorted(group.done)], start_ns, stop_ns,
-                                        sampler.summary()))
+            result = WindowResult(current, [group.done[i] for i in sorted(group.done)], start_ns, stop_ns,
+                                  sampler.summary())
+            if telemetry is not None:
+                _tell_once(telemetry.note)
+                result.telemetry, result.invalid = telemetry.fields(), telemetry.invalid_reason()
+            results.append(result)
             current = next_window(results) if next_window is not None else None
         if next_window is not None:
             group.broadcast(Abort())

@@ -237,8 +237,38 @@ def build_report(result: ConfigResult) -> dict[str, Any]:
         _serving_fields(report, result, stats, window_s)
     if stats.tokens is not None:
         _generative_fields(report, result, stats.tokens, window_s)
+    _telemetry_fields(report, result)
     _slo_fields(report, result, stats)
     return report
+
+
+def _telemetry_fields(report: dict[str, Any], result: ConfigResult) -> None:
+    """The device's figures over the rounds: averages averaged, peaks and latency p99s the highest, counts summed."""
+    measured = [r.telemetry for r in result.rounds if r.telemetry]
+    for key in fields.TELEMETRY_KEYS:
+        values = [t[key] for t in measured if isinstance(t.get(key), (int, float)) and not isinstance(t.get(key), bool)]
+        if not values:
+            continue
+        if key.endswith(("_peak", "_p99", "_mb")):
+            report[key] = max(values)
+        elif key in ("device_errors", "device_executions", "device_failed_executions", "telemetry_reports",
+                     "energy_j"):
+            report[key] = sum(values)
+        else:
+            report[key] = round(sum(values) / len(values), 6)
+    if report.get("energy_j") is not None and report.get("total_infs"):
+        report["joules_per_inf"] = round(report["energy_j"] / report["total_infs"], 6)
+        report["joules_per_1m_inf"] = round(report["joules_per_inf"] * 1e6, 3)
+    if measured:
+        from pytest_neuronperf.telemetry.diagnosis import diagnose
+
+        report["diagnosis"] = diagnose(report)
+    bad = [(i, r.invalid) for i, r in enumerate(result.rounds) if r.invalid]
+    if bad and report["status"] == fields.STATUS_OK:
+        which = "" if len(result.rounds) == 1 else f" (round {', '.join(str(i + 1) for i, _ in bad)})"
+        report["status"] = fields.STATUS_INVALID
+        report["reason"] = (f"invalid: {bad[0][1]}{which}; a window in which the device failed is no measurement, "
+                            "so it is neither judged nor saved as a baseline")
 
 
 def _cdf(summary: LatencySummary) -> list[list[float | None]] | None:

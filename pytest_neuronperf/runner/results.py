@@ -27,6 +27,9 @@ class RoundResult:
     load: OpenLoad | None = None
     # A capacity search's answer; the window above is then its closed-loop one.
     capacity: Capacity | None = None
+    # What the device reported during the window (neuron-monitor, NVML), and why it is no measurement.
+    telemetry: dict[str, Any] = field(default_factory=dict)
+    invalid: str | None = None
 
     @property
     def window_ns(self) -> int:

@@ -114,6 +114,34 @@ GENERATIVE_KEYS: Final[tuple[str, ...]] = (
     "goodput_ratio",
 )
 
+# What the device reported while the windows were open (neuron-monitor on NeuronCores, NVML on GPUs): device
+# and runtime latency (ms; the gap to latency_ms_* is host overhead), utilisation of the copies' cores or GPUs
+# (percent), device memory (MB), error and execution counters summed over the windows, energy; a one-line
+# diagnosis (host- or device-bound); None where no telemetry ran.
+TELEMETRY_KEYS: Final[tuple[str, ...]] = (
+    "device_latency_ms_p50",
+    "device_latency_ms_p99",
+    "runtime_latency_ms_p50",
+    "runtime_latency_ms_p99",
+    "device_util_avg",
+    "device_util_peak",
+    "device_mem_tensors_mb",
+    "device_mem_model_code_mb",
+    "device_mem_mb",
+    "device_errors",
+    "device_executions",
+    "device_failed_executions",
+    "gpu_util_avg",
+    "gpu_util_peak",
+    "gpu_mem_peak_mb",
+    "gpu_power_avg_w",
+    "energy_j",
+    "joules_per_inf",
+    "joules_per_1m_inf",
+    "telemetry_reports",
+    "diagnosis",
+)
+
 # The load a configuration was measured under: figures are compared only with figures measured under the same.
 LOAD_KEYS: Final[tuple[str, ...]] = ("request_rate", "arrival", "slo", "generation")
 
@@ -134,6 +162,7 @@ METRIC_KEYS: Final[tuple[str, ...]] = (
     *SERVING_KEYS,
     *SLO_KEYS,
     *GENERATIVE_KEYS,
+    *TELEMETRY_KEYS,
 )
 
 STATUS_KEYS: Final[tuple[str, ...]] = ("status", "reason")
@@ -182,6 +211,8 @@ STATUS_SKIPPED: Final = "skipped"
 STATUS_ERROR: Final = "error"
 # Open-loop load the copies could not keep up with: reported, never judged or saved as a baseline.
 STATUS_OVERLOADED: Final = "overloaded"
+# The device reported errors or failed executions during a window: no measurement, never judged or saved.
+STATUS_INVALID: Final = "invalid"
 
 # Added beside a report's fields when a whole pytest run is written out (CSV rows, summaries).
 RUN_KEYS: Final[tuple[str, ...]] = (

@@ -273,6 +273,12 @@ class NeuronMonitor:
                         return
                     self.telemetry.add(doc)
 
+    def fields(self) -> dict[str, Any]:
+        return self.telemetry.fields()
+
+    def invalid_reason(self) -> str | None:
+        return self.telemetry.invalid_reason()
+
     def __exit__(self, *exc: object) -> None:
         proc = self._proc
         if proc is not None:
