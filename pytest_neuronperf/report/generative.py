@@ -62,9 +62,9 @@ def generative_columns(reports: Sequence[Report]) -> list[str]:
 
 
 def title(metric: str) -> str:
-    """``TTFT p50 (ms)``: a metric's column title."""
+    """``TTFT p50 (ms)``, ``Output tokens/s``: a metric's column title."""
     name, unit = TITLES[metric]
-    return f"{name} ({unit})"
+    return f"{name}{unit}" if unit.startswith("/") else f"{name} ({unit})"
 
 
 def figure_text(report: Report, shown: Figures, metric: str) -> str | None:

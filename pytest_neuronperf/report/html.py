@@ -27,7 +27,15 @@ from pytest_neuronperf.gate.wording import (
     config_label,
     format_change,
 )
-from pytest_neuronperf.report.figures import shown_change, shown_value
+from pytest_neuronperf.report.figures import Figures, change_key, shown_change, shown_value, value_key
+from pytest_neuronperf.report.generative import (
+    FAILED_COL,
+    generative_metrics,
+    has_failed,
+    is_streaming,
+    shows_failed,
+)
+from pytest_neuronperf.report.generative import TITLES as TOKEN_TITLES
 from pytest_neuronperf.report.markdown import MEASUREMENT_ITSELF, explanations, judgement, verdict_counts
 from pytest_neuronperf.report.results_file import (
     Measurement,
@@ -36,9 +44,10 @@ from pytest_neuronperf.report.results_file import (
     environment_of,
     measurement_label,
 )
-from pytest_neuronperf.report.serving import is_open_loop, is_searched, met_word, number
+from pytest_neuronperf.report.serving import has_goodput, is_open_loop, is_searched, met_word, number, share_text
 from pytest_neuronperf.spec import fields
 from pytest_neuronperf.spec.matrix import config_key
+from pytest_neuronperf.spec.metrics import BY_NAME
 from pytest_neuronperf.spec.slo import Constraint, parse_slo
 
 INSTALL_HINT: Final = 'pip install "pytest-neuronperf[report]"'
@@ -155,15 +164,36 @@ def _tail_inverse(y: Any) -> Any:
     return 100.0 * (1.0 - np.power(10.0, -np.asarray(y)))
 
 
+def _percentile_axis(ax: Any) -> None:
+    ax.set_yscale("function", functions=(_tail_forward, _tail_inverse))
+    ax.set_yticks(list(_PERCENTILE_TICKS))
+    ax.set_yticklabels(["0", "50", "90", "99", "99.9", "max"])
+    ax.set_ylim(0.0, _TAIL_CAP)
+    ax.set_ylabel("percentile")
+
+
+def _ms_axis(ax: Any, every: Sequence[float], what: str) -> None:
+    """The x axis of a distribution in milliseconds, log scale where the values span more than a decade."""
+    # A log axis only helps when the latencies span more than one order of magnitude (tails, outliers).
+    log_x = max(every) / min(every) > 10.0
+    if log_x:
+        from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+        ax.set_xscale("log")
+        # 1-2-5 ticks as plain numbers read better than powers of ten for milliseconds.
+        decades = math.log10(max(every) / min(every))
+        ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0) if decades <= 2.5 else (1.0,)))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel(f"{what} (ms" + (", log scale)" if log_x else ")"))
+
+
 def _cdf_plot(plots: _Plots, report: Mapping[str, Any], baseline: Mapping[str, Any] | None,
               saved: str) -> str | None:
     cur_x, cur_p = _cdf_points(report.get(fields.CDF_KEY))
     base_x, base_p = _cdf_points((baseline or {}).get(fields.CDF_KEY))
     if not cur_x:
         return None
-    every = cur_x + base_x
-    # A log axis only helps when the latencies span more than one order of magnitude (tails, outliers).
-    log_x = max(every) / min(every) > 10.0
 
     def draw(fig: Any) -> None:
         ax = fig.add_subplot()
@@ -173,25 +203,97 @@ def _cdf_plot(plots: _Plots, report: Mapping[str, Any], baseline: Mapping[str, A
                     linewidth=1.6, marker="o", markersize=2.5, label=label)
         ax.plot(cur_x, [min(p, _TAIL_CAP) for p in cur_p], color=CURRENT_COLOUR, linewidth=1.8, marker="o",
                 markersize=2.5, label="this run")
-        ax.set_yscale("function", functions=(_tail_forward, _tail_inverse))
-        ax.set_yticks(list(_PERCENTILE_TICKS))
-        ax.set_yticklabels(["0", "50", "90", "99", "99.9", "max"])
-        ax.set_ylim(0.0, _TAIL_CAP)
-        if log_x:
-            from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
-
-            ax.set_xscale("log")
-            # 1-2-5 ticks as plain numbers read better than powers of ten for milliseconds.
-            decades = math.log10(max(every) / min(every))
-            ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0) if decades <= 2.5 else (1.0,)))
-            ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-            ax.xaxis.set_minor_formatter(NullFormatter())
-        ax.set_xlabel("latency (ms" + (", log scale)" if log_x else ")"))
-        ax.set_ylabel("percentile")
+        _percentile_axis(ax)
+        _ms_axis(ax, cur_x + base_x, "latency")
         ax.set_title(config_label(report), loc="left")
         ax.legend(loc="lower right")
 
     return plots.render((4.0, 3.0), draw, f"latency CDF of {config_label(report)}, this run and baseline")
+
+
+# --- a generative model's token latencies (TTFT, ITL) and output tokens over time -------------------------
+
+# What each distribution plot shows: the report's key, the plot's name, its title and the x axis's quantity.
+TOKEN_DISTRIBUTIONS: Final[tuple[tuple[str, str, str, str], ...]] = (
+    (fields.TTFT_CDF_KEY, "TTFT distribution", "Time to first token", "time to first token"),
+    (fields.ITL_CDF_KEY, "ITL distribution", "Inter-token latency", "gap between tokens"),
+)
+
+
+def _baseline_of(outcome: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The baseline's report the outcome was compared with (None without one)."""
+    found = outcome.get("baseline")
+    return found if isinstance(found, Mapping) else None
+
+
+def token_distribution_data(m: Measurement, key: str) -> dict[str, Any]:
+    """What a token latency plot draws (``key``: :data:`~pytest_neuronperf.spec.fields.TTFT_CDF_KEY` or
+    :data:`~pytest_neuronperf.spec.fields.ITL_CDF_KEY`): per streaming configuration, its distribution as
+    [percentile, ms] points and the baseline's where its record kept one (else an empty list)."""
+    name = next(plot for k, plot, _, _ in TOKEN_DISTRIBUTIONS if k == key)
+    batches = len({r.get("batch_size") for r in m.reports}) > 1
+    series = []
+    for report, outcome in m.pairs():
+        if not is_streaming(report):
+            continue
+        cur_x, cur_p = _cdf_points(report.get(key))
+        if not cur_x:
+            continue
+        base_x, base_p = _cdf_points((_baseline_of(outcome) or {}).get(key))
+        series.append({"config": _config_of(report), "label": _short_label(report, batches),
+                       "cdf": [[p, x] for p, x in zip(cur_p, cur_x, strict=True)],
+                       "baseline_cdf": [[p, x] for p, x in zip(base_p, base_x, strict=True)],
+                       "baseline_saved_at": outcome.get("baseline_saved_at") if base_x else None})
+    return {"plot": name, "key": key, "series": series}
+
+
+def _token_distribution(plots: _Plots, data: Mapping[str, Any], title: str, what: str,
+                        now: datetime) -> str | None:
+    series: list[dict[str, Any]] = data["series"]
+    if not series:
+        return None
+    single = len(series) == 1
+    saved = _age(series[0]["baseline_saved_at"], now) if single else ""
+    every = [float(x) for item in series for _, x in [*item["cdf"], *item["baseline_cdf"]]]
+
+    def draw(fig: Any) -> None:
+        ax = fig.add_subplot()
+        for i, item in enumerate(series):
+            colour = CURRENT_COLOUR if single else _SERIES[i % len(_SERIES)]
+            if item["baseline_cdf"]:
+                label = ("baseline" + (f" ({saved})" if saved else "")) if single else f"{item['label']} baseline"
+                ax.plot([x for _, x in item["baseline_cdf"]], [min(p, _TAIL_CAP) for p, _ in item["baseline_cdf"]],
+                        color=BASELINE_COLOUR if single else colour, linestyle="--", linewidth=1.4, alpha=0.9,
+                        marker="o", markersize=2.0, label=label)
+            ax.plot([x for _, x in item["cdf"]], [min(p, _TAIL_CAP) for p, _ in item["cdf"]], color=colour,
+                    linewidth=1.7, marker="o", markersize=2.5, label="this run" if single else item["label"])
+        _percentile_axis(ax)
+        _ms_axis(ax, every, what)
+        ax.set_title(title, loc="left")
+        if single:
+            ax.legend(loc="lower right")
+        else:
+            ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), title="copies x\nworkers")
+
+    size = (4.6, 3.2) if single else (6.0, 3.2)
+    against = " and baseline" if any(item["baseline_cdf"] for item in series) else ""
+    return plots.render(size, draw, f"{title.lower()} (CDF), every configuration, this run{against}")
+
+
+def tokens_timeline_data(m: Measurement) -> dict[str, Any]:
+    """What the tokens timeline draws: per streaming configuration, every round's sub-window output tokens/s,
+    and from which round on the rounds were added by the sequential gate."""
+    batches = len({x.get("batch_size") for x in m.reports}) > 1
+    series = [{"config": _config_of(r), "label": _short_label(r, batches),
+               "rounds": list(r[fields.TOKENS_TIMELINE_KEY])}
+              for r in m.reports if is_streaming(r) and isinstance(r.get(fields.TOKENS_TIMELINE_KEY), list)
+              and any(r[fields.TOKENS_TIMELINE_KEY])]
+    return {"plot": "output tokens over time", "first_rounds": m.first_rounds, "series": series}
+
+
+def _tokens_timeline(plots: _Plots, data: Mapping[str, Any]) -> str | None:
+    return _timeline(plots, data, "output tokens/s", "Output tokens over time",
+                     "output tokens per second over time within the timed window, every round")
 
 
 def _config_of(report: Mapping[str, Any]) -> str:
@@ -251,6 +353,12 @@ def throughput_timeline_data(m: Measurement) -> dict[str, Any]:
 
 
 def _throughput_timeline(plots: _Plots, data: Mapping[str, Any]) -> str | None:
+    return _timeline(plots, data, "throughput (inferences/s)", "Throughput over time",
+                     "throughput over time within the timed window, every round")
+
+
+def _timeline(plots: _Plots, data: Mapping[str, Any], ylabel: str, title: str, label: str) -> str | None:
+    """Per configuration, a rate over every round's timed window, end to end (rounds apart by dotted lines)."""
     series: list[dict[str, Any]] = data["series"]
     if not series:
         return None
@@ -284,12 +392,11 @@ def _throughput_timeline(plots: _Plots, data: Mapping[str, Any]) -> str | None:
                        label=f"{extra} added round{'' if extra == 1 else 's'}")
         ax.set_ylim(bottom=0)
         ax.set_xlabel("seconds in the timed window" + (f" ({n_rounds} rounds end to end)" if n_rounds > 1 else ""))
-        ax.set_ylabel("throughput (inferences/s)")
-        ax.set_title("Throughput over time", loc="left")
+        ax.set_ylabel(ylabel)
+        ax.set_title(title, loc="left")
         ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), title="copies x\nworkers")
 
-    return plots.render((max(4.6, min(11.0, 1.6 + 0.75 * len(series))), 3.2), draw,
-                        "throughput over time within the timed window, every round")
+    return plots.render((max(4.6, min(11.0, 1.6 + 0.75 * len(series))), 3.2), draw, label)
 
 
 # --- latency against offered load (a capacity search's steps) ---------------------------------------------
@@ -551,12 +658,17 @@ def _summary(ms: Sequence[Measurement]) -> str:
             f"{_tiles('Measurements', by_m, len(ms))}{_tiles('Configurations', by_c, n_c)}</section>")
 
 
+def _change_css(j: Mapping[str, Any], higher_is_better: bool, change: float | None) -> str:
+    """``better`` or ``worse`` where the change is beyond the judgement's tolerance, else nothing."""
+    if change is not None and abs(change) >= float(j.get("tolerance") or 0.0) > 0:
+        return "better" if (change > 0) == higher_is_better else "worse"
+    return ""
+
+
 def _change_cell(j: Mapping[str, Any] | None, higher_is_better: bool, change: float | None, name: str) -> str:
     if j is None:
         return f'<td class="num" data-figure="{name}">—</td>'
-    css = ""
-    if change is not None and abs(change) >= float(j.get("tolerance") or 0.0) > 0:
-        css = "better" if (change > 0) == higher_is_better else "worse"
+    css = _change_css(j, higher_is_better, change)
     ci = j.get("change_ci")
     ci_text = ""
     if isinstance(ci, list) and len(ci) == 2 and all(isinstance(v, (int, float)) for v in ci):
@@ -569,8 +681,9 @@ def _figure_cell(name: str, value: float | None) -> str:
     return f'<td class="num" data-figure="{name}">{_esc(shown_value(value))}</td>'
 
 
-# A column of the configuration table for serving and SLO runs: its header cell and its cell of a report.
-_ServingColumn = tuple[str, Callable[[Mapping[str, Any]], str]]
+# A column of the configuration table for serving, SLO and generative runs: its header cell and its cell of a
+# configuration (its report, outcome and shown figures).
+_ServingColumn = tuple[str, Callable[[Mapping[str, Any], Mapping[str, Any], Figures], str]]
 
 
 def _load_cell(report: Mapping[str, Any]) -> str:
@@ -598,8 +711,53 @@ def _slo_cell(report: Mapping[str, Any], shared: bool) -> str:
     met = report.get("slo_met") is True
     # Several constraints may wrap after their commas.
     which = "" if shared else f'<br><span class="ci">{_esc(report.get("slo")).replace(",", ",<wbr>")}</span>'
+    ratio = number(report.get("goodput_ratio"))
+    if report.get("slo_met") is None and has_goodput(report) and ratio is not None:
+        # Only per-request objectives: no percentile to meet or miss, the share of requests that met them.
+        return f'<td data-figure="slo_met">{_esc(share_text(ratio))}{which}</td>'
     return (f'<td data-figure="slo_met"><span class="{"better" if met else "worse"}">{_esc(met_word(report))}'
             f"</span>{which}</td>")
+
+
+# The tooltip of each generative metric's column.
+_TOKEN_TIPS: Final[Mapping[str, str]] = {
+    "ttft_p50": "time to first token, median over requests",
+    "ttft_p99": "time to first token, p99 over requests",
+    "tpot_p50": "time per output token after the first, median over requests",
+    "tpot_p99": "time per output token after the first, p99 over requests",
+    "tokens_per_s": "output tokens per second in the timed window",
+    "goodput": "requests per second that met every per-request objective of the SLO",
+}
+
+
+def _token_head(metric: str) -> str:
+    name, unit = TOKEN_TITLES[metric]
+    text = f"{name}{unit}" if unit.startswith("/") else f"{name} {unit}"
+    return _head(text, f"{_TOKEN_TIPS[metric]} (geometric mean of rounds); below it the change against the baseline")
+
+
+def _token_cell(metric: str) -> Callable[[Mapping[str, Any], Mapping[str, Any], Figures], str]:
+    name, higher_is_better = value_key(metric), BY_NAME[metric].higher_is_better
+
+    def cell(report: Mapping[str, Any], outcome: Mapping[str, Any], shown: Figures) -> str:
+        if not is_streaming(report):
+            return f'<td class="num" data-figure="{name}">—</td>'
+        j = judgement(outcome, metric)
+        change = shown.change(metric)
+        below = ""
+        if j is not None:
+            below = (f'<br><span class="{_change_css(j, higher_is_better, change)}" '
+                     f'data-figure="{change_key(metric)}">{_esc(shown_change(change))}</span>')
+        return f'<td class="num" data-figure="{name}">{_esc(shown_value(shown.value(metric)))}{below}</td>'
+
+    return cell
+
+
+def _failed_cell(report: Mapping[str, Any], _outcome: Mapping[str, Any], _shown: Figures) -> str:
+    failed = number(report.get(FAILED_COL)) if is_streaming(report) else None
+    text = "—" if failed is None else f"{failed:g}"
+    css = ' class="worse"' if has_failed(report) else ""
+    return f'<td class="num" data-figure="{FAILED_COL}"><span{css}>{_esc(text)}</span></td>'
 
 
 def _head(name: str, title: str, numeric: bool = True, note: str = "") -> str:
@@ -612,17 +770,21 @@ def _serving_columns(reports: Sequence[Mapping[str, Any]]) -> list[_ServingColum
     cols: list[_ServingColumn] = []
     if any(is_open_loop(r) for r in reports):
         cols.append((_head("Offered → achieved", "requests/s offered to the configuration in the timed window, "
-                           "and completed in it"), _load_cell))
+                           "and completed in it"), lambda r, _o, _s: _load_cell(r)))
     if any(is_searched(r) for r in reports):
         cols.append((_head("Capacity req/s", "the highest offered rate that met the SLO; the p99 there"),
-                     _capacity_cell))
+                     lambda r, _o, _s: _capacity_cell(r)))
+    cols += [(_token_head(metric), _token_cell(metric)) for metric in generative_metrics(reports)]
+    if shows_failed(reports):
+        cols.append((_head("Failed requests", "requests that yielded no token: left out of the latencies"),
+                     _failed_cell))
     slos = {str(r["slo"]) for r in reports if r.get("slo")}
     if slos:
         # An SLO every configuration shares is named once, in the header.
         shared = len(slos) == 1 and all(r.get("slo") for r in reports)
         head = _head("SLO", "whether the latency of the timed window met the objective", numeric=False,
                      note=next(iter(slos)) if shared else "")
-        cols.append((head, lambda r: _slo_cell(r, shared)))
+        cols.append((head, lambda r, _o, _s: _slo_cell(r, shared)))
     return cols
 
 
@@ -636,7 +798,7 @@ def _config_table(m: Measurement) -> str:
             + "<th>Verdict</th></tr></thead>")
     rows = []
     if m.errored and not m.reports:
-        rows.append(f'<tr><td>{_esc(MEASUREMENT_ITSELF)}</td>' + '<td class="num">—</td>' * 8
+        rows.append(f'<tr><td>{_esc(MEASUREMENT_ITSELF)}</td>' + '<td class="num">—</td>' * (8 + len(extra))
                     + f"<td>{_badge(Verdict.ERROR.value)}</td></tr>")
     for (report, outcome), shown in zip(m.pairs(), m.figures(), strict=True):
         verdict = str(outcome.get("verdict"))
@@ -654,7 +816,7 @@ def _config_table(m: Measurement) -> str:
             f"{_figure_cell('baseline_p99_ms', shown.baseline_p99_ms)}"
             f"{_change_cell(p99, False, shown.p99_change, 'p99_change')}"
             f'<td class="num" data-figure="rounds">{_esc(shown.rounds_text() or "—")}</td>'
-            + "".join(cell(report) for _, cell in extra)
+            + "".join(cell(report, outcome, shown) for _, cell in extra)
             + f"<td>{_badge(verdict)}</td></tr>"
         )
     return f'<table class="configs">{head}<tbody>{"".join(rows)}</tbody></table>'
@@ -702,14 +864,36 @@ def _measurement_section(plots: _Plots, m: Measurement, index: int, now: datetim
                    f"<figure{_plot_data(knee)}>{knee_svg}</figure></div>")
     cdfs = []
     for report, outcome in m.pairs():
-        baseline = outcome.get("baseline") if isinstance(outcome.get("baseline"), Mapping) else None
-        svg = _cdf_plot(plots, report, baseline, _age(outcome.get("baseline_saved_at"), now))
+        svg = _cdf_plot(plots, report, _baseline_of(outcome), _age(outcome.get("baseline_saved_at"), now))
         if svg:
             cdfs.append(f"<figure>{svg}</figure>")
     if cdfs:
         out.append('<h3>Latency distribution (CDF, this run vs baseline)</h3><div class="plots">'
                    + "".join(cdfs) + "</div>")
+    out.append(_token_plots(plots, m, now))
     out.append("</section>")
+    return "".join(out)
+
+
+def _token_plots(plots: _Plots, m: Measurement, now: datetime) -> str:
+    """A generative model's time to first token and inter-token latency (CDFs, against the baseline's where
+    it kept them) and its output tokens/s over the timed window; empty unless a configuration is streaming."""
+    if not any(is_streaming(r) for r in m.reports):
+        return ""
+    out = []
+    dists = []
+    for key, _, title, what in TOKEN_DISTRIBUTIONS:
+        data = token_distribution_data(m, key)
+        svg = _token_distribution(plots, data, title, what, now)
+        if svg:
+            dists.append(f"<figure{_plot_data(data)}>{svg}</figure>")
+    if dists:
+        out.append('<h3>Token latency (CDF, this run vs baseline)</h3><div class="plots wide">'
+                   + "".join(dists) + "</div>")
+    timeline = tokens_timeline_data(m)
+    svg = _tokens_timeline(plots, timeline)
+    if svg:
+        out.append(f'<h3>Output tokens</h3><div class="plots wide"><figure{_plot_data(timeline)}>{svg}</figure></div>')
     return "".join(out)
 
 
@@ -749,8 +933,9 @@ def html_report(data: Results, *, title: str = "neuronperf report") -> str:
 
 def write_html(measurements_or_reports: Results, filename: str | os.PathLike[str]) -> str:
     """Write a self-contained HTML report (summary, per-test tables, latency CDFs against the baseline,
-    throughput by configuration and over time, and latency against offered load where a capacity search
-    ran); returns the file name.
+    throughput by configuration and over time, latency against offered load where a capacity search ran,
+    and for a generative model its TTFT and inter-token latency CDFs and output tokens over time); returns
+    the file name.
 
     Takes the measurements of a pytest run, a ``--npf-json`` results document, or the report dicts
     ``benchmark()`` returns. Needs matplotlib (``pip install "pytest-neuronperf[report]"``).

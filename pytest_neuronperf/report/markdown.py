@@ -19,7 +19,16 @@ from pytest_neuronperf.gate.wording import (
     config_label,
     sentence_word,
 )
-from pytest_neuronperf.report.figures import shown_change, shown_value
+from pytest_neuronperf.report.figures import Figures, shown_change, shown_value
+from pytest_neuronperf.report.generative import (
+    GOODPUT_METRIC,
+    TOKEN_METRICS,
+    failed_text,
+    figure_text,
+    generative_metrics,
+    shows_failed,
+    title,
+)
 from pytest_neuronperf.report.results_file import Measurement, Results, as_measurements, measurement_label
 from pytest_neuronperf.report.serving import (
     best_per_slo,
@@ -123,6 +132,16 @@ LOAD_COLUMN: Final[_Column] = ("Offered → achieved (req/s)", "----------------
 CAPACITY_COLUMN: Final[_Column] = ("Capacity at SLO (req/s)", "-----------------------:")
 
 
+def _right(text: str) -> _Column:
+    return (text, "-" * max(3, len(text)) + ":")
+
+
+# A generative model's gated metrics: each figure, with the change where a baseline was compared.
+GENERATIVE_COLUMNS: Final[Mapping[str, _Column]] = {
+    metric: _right(title(metric)) for metric in (*TOKEN_METRICS, GOODPUT_METRIC)}
+FAILED_COLUMN: Final[_Column] = _right("Failed requests")
+
+
 def _header(columns: Sequence[_Column]) -> str:
     return "| " + " | ".join(t for t, _ in columns) + " |\n|" + "|".join(r for _, r in columns) + "|"
 
@@ -133,15 +152,22 @@ MD_HEADER: Final = _header(MD_COLUMNS)
 def _serving_columns(ms: Sequence[Measurement]) -> list[_Column]:
     reports = [r for m in ms for r in m.reports]
     return ([LOAD_COLUMN] if any(is_open_loop(r) for r in reports) else []) + (
-        [CAPACITY_COLUMN] if any(is_searched(r) for r in reports) else [])
+        [CAPACITY_COLUMN] if any(is_searched(r) for r in reports) else []) + _generative_columns(reports)
+
+
+def _generative_columns(reports: Sequence[Mapping[str, Any]]) -> list[_Column]:
+    return [GENERATIVE_COLUMNS[metric] for metric in generative_metrics(reports)] + (
+        [FAILED_COLUMN] if shows_failed(reports) else [])
 
 
 def _table_header(extra: Sequence[_Column]) -> str:
     return _header([*MD_COLUMNS[:-1], *extra, MD_COLUMNS[-1]])
 
 
-def _serving_cells(report: Mapping[str, Any], extra: Sequence[_Column]) -> list[str]:
-    texts = {LOAD_COLUMN: load_text(report), CAPACITY_COLUMN: capacity_text(report)}
+def _serving_cells(report: Mapping[str, Any], shown: Figures, extra: Sequence[_Column]) -> list[str]:
+    texts = {LOAD_COLUMN: load_text(report), CAPACITY_COLUMN: capacity_text(report),
+             FAILED_COLUMN: failed_text(report),
+             **{column: figure_text(report, shown, metric) for metric, column in GENERATIVE_COLUMNS.items()}}
     return [_md_cell(texts[column] or "—") for column in extra]
 
 
@@ -158,8 +184,8 @@ def _slo_bullets(ms: Sequence[Measurement]) -> list[str]:
 
 def markdown_summary(measurements: Results, *, title: str = "neuronperf") -> str:
     """One Markdown table of every configuration: the shown figures of throughput and p99 with the baseline's
-    and the change (:mod:`~pytest_neuronperf.report.figures`), the rounds and the verdict; then the reasons
-    for every configuration that did not pass."""
+    and the change (:mod:`~pytest_neuronperf.report.figures`), the rounds, the serving and generative (token)
+    figures that apply, and the verdict; then the reasons for every configuration that did not pass."""
     ms = as_measurements(measurements)
     lines = [f"### {title}", ""]
     if not ms:
@@ -178,7 +204,8 @@ def markdown_summary(measurements: Results, *, title: str = "neuronperf") -> str
                 shown_value(shown.throughput), shown_value(shown.baseline_throughput),
                 shown_change(shown.throughput_change),
                 shown_value(shown.p99_ms), shown_value(shown.baseline_p99_ms), shown_change(shown.p99_change),
-                shown.rounds_text() or "—", *_serving_cells(report, extra), md_verdict(str(outcome.get("verdict"))),
+                shown.rounds_text() or "—", *_serving_cells(report, shown, extra),
+                md_verdict(str(outcome.get("verdict"))),
             ]
             lines.append("| " + " | ".join(cells) + " |")
     slo = _slo_bullets(ms)

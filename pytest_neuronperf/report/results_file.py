@@ -357,19 +357,33 @@ def _report_problem(where: str, report: object) -> str:
         problem = _rounds_problem(f"{where}.{fields.ROUNDS_KEY}", report[fields.ROUNDS_KEY])
         if problem:
             return problem
-    if report.get(fields.CDF_KEY) is not None:
-        problem = _pairs_problem(f"{where}.{fields.CDF_KEY}", report[fields.CDF_KEY], null_values=True)
-        if problem:
-            return problem
-    timeline = report.get(fields.TIMELINE_KEY)
-    if timeline is not None:
-        if not isinstance(timeline, list):
-            return _expect(f"{where}.{fields.TIMELINE_KEY}", timeline, "a list (one list of points per round)", False)
-        for k, points in enumerate(timeline):
-            problem = _pairs_problem(f"{where}.{fields.TIMELINE_KEY}[{k}]", points, null_values=False)
+    return _distributions_problem(where, report) or next(
+        (p for key in TIMELINE_KEYS if (p := _timeline_problem(f"{where}.{key}", report.get(key)))), "")
+
+
+# The distributions a report (and a baseline's record of it) holds as [[percentile, ms], ...], and the rates over
+# time it holds per round as [[seconds, rate], ...]: what the report writers plot.
+CDF_KEYS: Final = (fields.CDF_KEY, fields.TTFT_CDF_KEY, fields.ITL_CDF_KEY)
+TIMELINE_KEYS: Final = (fields.TIMELINE_KEY, fields.TOKENS_TIMELINE_KEY)
+
+
+def _distributions_problem(where: str, report: Mapping[str, Any]) -> str:
+    for key in CDF_KEYS:
+        if report.get(key) is not None:
+            # A percentile with no sample yet is null.
+            problem = _pairs_problem(f"{where}.{key}", report[key], null_values=True)
             if problem:
                 return problem
     return ""
+
+
+def _timeline_problem(where: str, timeline: object) -> str:
+    if timeline is None:
+        return ""
+    if not isinstance(timeline, list):
+        return _expect(where, timeline, "a list (one list of points per round)", False)
+    return next((p for k, points in enumerate(timeline)
+                 if (p := _pairs_problem(f"{where}[{k}]", points, null_values=False))), "")
 
 
 def _judgement_problem(where: str, j: object) -> str:
@@ -405,8 +419,8 @@ def _outcome_problem(where: str, outcome: object) -> str:
     baseline = outcome.get("baseline")
     if baseline is not None and not isinstance(baseline, dict):
         return _expect(f"{where}.baseline", baseline, "an object (the baseline's report) or null", False)
-    if isinstance(baseline, dict) and baseline.get(fields.CDF_KEY) is not None:
-        problem = _pairs_problem(f"{where}.baseline.{fields.CDF_KEY}", baseline[fields.CDF_KEY], null_values=True)
+    if isinstance(baseline, dict):
+        problem = _distributions_problem(f"{where}.baseline", baseline)
         if problem:
             return problem
     for key, item_problem in (("judgements", _judgement_problem),

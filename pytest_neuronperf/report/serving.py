@@ -135,13 +135,20 @@ def met_word(report: Report) -> str:
     return "meets" if report.get("slo_met") is True else "misses"
 
 
+def share_text(ratio: float) -> str:
+    """``98.5% of requests meet it``: the share of requests that met the SLO's per-request objectives."""
+    # Cut, never rounded: a run where some request missed must not read 100% (the epsilon undoes binary
+    # fractions such as 0.57 * 1000 = 569.99...).
+    return f"{math.floor(ratio * 1000 + 1e-9) / 10:g}% of requests meet it"
+
+
 def goodput_text(report: Report) -> str | None:
-    """``5.5 req/s (98% of requests meet it)``: the goodput of a report whose SLO bounds every request; None
-    for other reports."""
+    """``5.5 req/s (98.5% of requests meet it)``: the goodput of a report whose SLO bounds every request;
+    None for other reports."""
     if not has_goodput(report):
         return None
     ratio = number(report.get("goodput_ratio"))
-    return rate_text(report.get("goodput")) + (f" ({ratio:.0%} of requests meet it)" if ratio is not None else "")
+    return rate_text(report.get("goodput")) + (f" ({share_text(ratio)})" if ratio is not None else "")
 
 
 def _config_line(report: Report) -> str:
