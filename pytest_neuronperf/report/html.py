@@ -46,7 +46,7 @@ from pytest_neuronperf.report.results_file import (
 )
 from pytest_neuronperf.report.serving import has_goodput, is_open_loop, is_searched, met_word, number, share_text
 from pytest_neuronperf.spec import fields
-from pytest_neuronperf.spec.matrix import config_key
+from pytest_neuronperf.spec.matrix import config_key, config_text
 from pytest_neuronperf.spec.metrics import BY_NAME
 from pytest_neuronperf.spec.slo import Constraint, parse_slo
 
@@ -851,6 +851,10 @@ def _measurement_section(plots: _Plots, m: Measurement, index: int, now: datetim
             f"<li><strong>{_esc(cfg)}</strong> {_kind(kind)} {_esc(text)}</li>" for cfg, kind, text in why) + "</ul>")
     out.extend(f'<p class="muted">note: {_esc(n)}</p>' for n in m.notes
                if not any(n.endswith(t) for _, _, t in why))
+    diagnosed = [(config_text(r), str(r["diagnosis"])) for r in m.reports if r.get("diagnosis")]
+    if diagnosed:
+        out.append('<ul class="diagnosis">' + "".join(
+            f"<li><strong>{_esc(cfg)}</strong> {_esc(text)}</li>" for cfg, text in diagnosed) + "</ul>")
     bars, timeline = throughput_bar_data(m), throughput_timeline_data(m)
     wide = [(svg, data) for svg, data in ((_throughput_bars(plots, bars), bars),
                                           (_throughput_timeline(plots, timeline), timeline)) if svg]

@@ -227,6 +227,10 @@ def summary_lines(measurements: Sequence[Measurement], *, verbose: bool, width: 
         columns = (*columns, *SERVING_EXTRA)
     lines = fitted_table(measurements, columns, width)
     lines.extend(slo_best_lines(measurements))
+    if verbose:
+        # What the device said about each configuration: whether the host or the device limits it.
+        lines.extend(f"{m.nodeid} {config_text(r)}: {r['diagnosis']}" for m in measurements for r in m.reports
+                     if r.get("diagnosis"))
     for m in measurements:
         lines.extend(f"note: {m.nodeid}: {note}" for note in m.notes)
     for m in measurements:
