@@ -11,7 +11,7 @@ from pytest_neuronperf.runner.reports import get_reports
 __all__ = ["benchmark", "get_reports", "print_reports", "write_csv", "write_json"]
 
 
-def benchmark(model_class: Any, inputs: Any, **params: Any) -> Any:
+def benchmark(model_class: Any, inputs: Any = None, **params: Any) -> Any:
     """Benchmark a model class (instantiated in each copy) on CPU; takes :func:`pytest_neuronperf.benchmark`'s
     parameters except ``device_type``."""
     if params.setdefault("device_type", "cpu") != "cpu":

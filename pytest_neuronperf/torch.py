@@ -11,7 +11,7 @@ from pytest_neuronperf.runner.reports import get_reports
 __all__ = ["benchmark", "compile", "get_reports", "print_reports", "write_csv", "write_json"]
 
 
-def benchmark(model: Any, inputs: Any, **params: Any) -> Any:
+def benchmark(model: Any, inputs: Any = None, **params: Any) -> Any:
     """Benchmark a compiled artifact, a model index or a model class; ``device_type`` defaults to "neuron".
 
     Takes every parameter of :func:`pytest_neuronperf.benchmark`.

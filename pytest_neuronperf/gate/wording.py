@@ -50,6 +50,8 @@ def num(value: float) -> str:
         return f"{value:.0f}"
     if abs(value) >= 10:
         return f"{value:.1f}"
+    if 0 < abs(value) < 0.01:
+        return f"{value:.2g}"  # a limit of 0.001 ms must not read as 0.00
     return f"{value:.2f}"
 
 

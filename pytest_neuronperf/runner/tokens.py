@@ -16,6 +16,7 @@ the end-to-end latency; every token inside the window counts towards the output 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import numbers
 import reprlib
 from collections.abc import Callable, Iterator
@@ -80,11 +81,15 @@ class TokenStats:
 
 
 class TokenRecorder:
-    """Folds one worker's requests into a :class:`TokenStats`, a request at a time.
+    """Folds one worker's requests into a :class:`TokenStats`.
 
-    Requests last milliseconds to seconds, so plain per-request work costs nothing measurable;
-    the per-token path is one clock read and two list appends in the worker's loop.
+    A request only appends to short Python lists (its tokens' stamps, its TTFT, TPOT and gaps); every
+    ``FOLD_TOKENS`` tokens or ``FOLD_REQUESTS`` requests they are folded with numpy, as the latency
+    recorder does, so the time between two requests of a worker stays the loop's own.
     """
+
+    FOLD_TOKENS = 1 << 16
+    FOLD_REQUESTS = 1024
 
     def __init__(self, window_start_ns: int, bin_ns: int, n_bins: int, window_stop_ns: int) -> None:
         self.stats = TokenStats(token_bins=np.zeros(n_bins, dtype=np.int64))
@@ -93,6 +98,11 @@ class TokenRecorder:
         self._bin_ns = bin_ns
         self._rows: list[tuple[int, int, int, int, int]] = []
         self._traced = 0
+        self._times: list[int] = []
+        self._counts: list[int] = []
+        self._ttft: list[int] = []
+        self._tpot: list[int] = []
+        self._gaps: list[int] = []
 
     def request(self, ref_ns: int, times: list[int], counts: list[int], end_ns: int | None,
                 asked: int | None, input_tokens: int | None) -> None:
@@ -102,44 +112,54 @@ class TokenRecorder:
         """
         s = self.stats
         if times:
-            t = np.asarray(times, dtype=np.int64)
-            c = np.asarray(counts, dtype=np.int64)
+            self._times += times
+            self._counts += counts
+        if end_ns is not None:
+            n = sum(counts)
+            if n == 0:
+                s.failed += 1
+            else:
+                s.requests += 1
+                s.output_tokens += n
+                if input_tokens is not None:
+                    s.input_tokens += input_tokens
+                    s.inputs_counted += 1
+                if asked is not None:
+                    s.asked_tokens += asked
+                    s.short += n < asked
+                first, last = times[0], times[-1]
+                ttft = first - ref_ns
+                tpot = (last - first) // (n - 1) if n > 1 else -1
+                self._ttft.append(ttft)
+                if n > 1:
+                    self._tpot.append(tpot)
+                if len(times) > 1:
+                    self._gaps += [b - a for a, b in itertools.pairwise(times)]
+                if self._traced < TRACE_CAP:
+                    self._rows.append((end_ns, ttft, tpot, end_ns - ref_ns, n))
+                    self._traced += 1
+        if len(self._times) >= self.FOLD_TOKENS or len(self._ttft) >= self.FOLD_REQUESTS:
+            self._fold()
+
+    def _fold(self) -> None:
+        s = self.stats
+        if self._times:
+            t = np.asarray(self._times, dtype=np.int64)
+            c = np.asarray(self._counts, dtype=np.int64)
             inside = t <= self._stop
             bins = np.clip((t[inside] - self._start) // self._bin_ns, 0, s.token_bins.size - 1)
             s.token_bins += np.bincount(bins, weights=c[inside], minlength=s.token_bins.size).astype(np.int64)
-        if end_ns is None:
-            return
-        n = int(sum(counts))
-        if n == 0:
-            s.failed += 1
-            return
-        s.requests += 1
-        s.output_tokens += n
-        if input_tokens is not None:
-            s.input_tokens += input_tokens
-            s.inputs_counted += 1
-        if asked is not None:
-            s.asked_tokens += asked
-            s.short += n < asked
-        first, last = times[0], times[-1]
-        ttft = first - ref_ns
-        tpot = (last - first) // (n - 1) if n > 1 else -1
-        s.ttft.add(np.array([ttft], dtype=np.int64))
-        if n > 1:
-            s.tpot.add(np.array([tpot], dtype=np.int64))
-        if len(times) > 1:
-            stamps = np.asarray(times, dtype=np.int64)
-            gaps: I64 = stamps[1:] - stamps[:-1]
-            s.itl.add(gaps)
-        if self._traced < TRACE_CAP:
-            self._rows.append((end_ns, ttft, tpot, end_ns - ref_ns, n))
-            self._traced += 1
+        for summary, values in ((s.ttft, self._ttft), (s.tpot, self._tpot), (s.itl, self._gaps)):
+            if values:
+                summary.add(np.asarray(values, dtype=np.int64))
+        self._times, self._counts, self._ttft, self._tpot, self._gaps = [], [], [], [], []
 
     def phase(self, name: str, seconds: float) -> None:
         summary = self.stats.prefill if name == "prefill" else self.stats.decode
         summary.add(np.array([int(seconds * 1e9)], dtype=np.int64))
 
     def finish(self) -> TokenStats:
+        self._fold()
         s = self.stats
         if self._rows:
             rows = np.array(self._rows, dtype=np.int64)
@@ -158,6 +178,8 @@ class TokenRecorder:
 
 def count_tokens(item: object) -> int:
     """How many tokens one streamed item holds; StreamError for something that is no token."""
+    if type(item) is int:  # the common case first: an ABC isinstance costs more than the rest of a token
+        return 1
     if isinstance(item, (bool, str, bytes)):
         raise StreamError(_not_a_token(item))
     if isinstance(item, numbers.Integral):

@@ -26,6 +26,15 @@ class Generator:
             if left > 0:
                 time.sleep(left / 1e9)
             yield i
+
+class Prompted:
+    """Yields one token per prompt token: its vocabulary lets the runner build the prompt."""
+    class config:
+        vocab_size = 100
+    def __call__(self, input_ids, attention_mask):
+        for _ in range(input_ids.shape[-1]):
+            time.sleep(0.0005)
+            yield 1
 '''
 
 TESTS = """
@@ -94,3 +103,19 @@ def test_plain():
     result.assert_outcomes(failed=1)
     assert "ttft_ms_p99 is missing from the report (a generative model measures it: give streaming=True)" in \
         result.stdout.str()
+
+
+def test_the_marker_builds_the_prompt_from_input_tokens(perf_project: pytest.Pytester) -> None:
+    perf_project.makepyfile(npf_gen=GENERATOR, test_prompt="""
+import pytest
+from npf_gen import Prompted
+
+@pytest.mark.neuron_benchmark(model=Prompted, streaming=True, input_tokens=6, n_models=1, workers_per_model=1,
+                              duration=0.3)
+def test_prompt(npf_bench):
+    [report] = npf_bench().reports
+    assert report["input_tokens"] == 6 and report["output_tokens"] == 6
+    assert report["generation"] == "input_tokens=6"
+""")
+    result = run(perf_project, "-o", "npf_rounds=1", "-o", "npf_max_rounds=1")
+    result.assert_outcomes(passed=1)
