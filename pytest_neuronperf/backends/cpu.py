@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from pytest_neuronperf._util import machine
-from pytest_neuronperf.backends.base import Placement
+from pytest_neuronperf.backends.base import Placement, WorkerTiming
 from pytest_neuronperf.backends.torch_common import explain_torch_error, load_torch_model
 from pytest_neuronperf.spec.model_source import ModelSource
 
@@ -63,7 +63,7 @@ class CpuBackend:
     def prepare_inputs(self, inputs: tuple[Any, ...], placement: Placement) -> tuple[Any, ...]:
         return inputs
 
-    def synchronizer(self, placement: Placement) -> Callable[[], None] | None:
+    def worker_timing(self, placement: Placement, worker_index: int) -> WorkerTiming | None:
         return None
 
     def explain_error(self, error_text: str, placement: Placement) -> str | None:
@@ -81,7 +81,11 @@ def _wants_torch(source: ModelSource) -> bool:
 
 
 def apply_placement(placement: Placement) -> None:
-    """Set the copy's environment, CPU affinity and torch thread count (inside the copy)."""
+    """Set the copy's environment, CPU affinity and torch thread count (inside the copy).
+
+    ``placement.threads`` is what each worker's intra-op work may use (see
+    :func:`pytest_neuronperf.backends.base.worker_threads`), set before the workers start.
+    """
     os.environ.update(placement.env)
     if placement.cpu_affinity and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, placement.cpu_affinity)

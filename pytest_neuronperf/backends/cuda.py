@@ -8,14 +8,21 @@ torch >= 2.x it asks NVML first (``_device_count_nvml``, which honours
 missing falls back to ``cudaGetDeviceCount``, which loads the driver but
 creates no context. torch is imported inside the methods that count, never
 when this module is imported.
+
+Timing: each worker thread of a copy runs its calls on a CUDA stream of its own and waits
+for that stream alone (``Stream.synchronize``), so two workers overlap on the GPU and
+neither one's latency includes the other's kernels; a device-wide ``torch.cuda.synchronize``
+would wait for every worker's work. CUDA events recorded on the worker's stream around each
+call give the model's own device time (``device_ms_*`` in reports).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from pytest_neuronperf._util import machine
@@ -32,17 +39,27 @@ class CudaBackend:
     """GPUs numbered as this process sees them (after ``CUDA_VISIBLE_DEVICES``); copy i runs on ``cuda:i``.
 
     ``device_count`` replaces the torch-based count (for tests); ``nvidia_smi``
-    names the tool used to explain why no GPU is usable.
+    names the tool used to explain why no GPU is usable; ``cuda_api`` replaces
+    ``torch.cuda`` where the copies' streams and events come from (for tests).
     """
 
     name = "cuda"
 
     def __init__(
-        self, device_count: Callable[[], int] | None = None, nvidia_smi: str = NVIDIA_SMI
+        self, device_count: Callable[[], int] | None = None, nvidia_smi: str = NVIDIA_SMI,
+        cuda_api: Any = None,
     ) -> None:
         self._device_count = device_count
         self._nvidia_smi = nvidia_smi
+        self._cuda_api = cuda_api
         self._count: tuple[int, str | None] | None = None
+
+    def _cuda(self) -> Any:
+        if self._cuda_api is not None:
+            return self._cuda_api
+        import torch
+
+        return torch.cuda
 
     def _visible(self) -> tuple[int, str | None]:
         if self._count is None:
@@ -116,12 +133,9 @@ class CudaBackend:
     def prepare_inputs(self, inputs: tuple[Any, ...], placement: Placement) -> tuple[Any, ...]:
         return move_inputs(inputs, _device(placement))
 
-    def synchronizer(self, placement: Placement) -> Callable[[], None] | None:
-        import torch
-
-        device = torch.device(_device(placement))
-        # Kernel launches return before the GPU finishes; timing must wait for it.
-        return lambda: torch.cuda.synchronize(device)
+    def worker_timing(self, placement: Placement, worker_index: int) -> CudaStreamTiming:
+        # Kernel launches return before the GPU finishes; timing must wait for the worker's own work.
+        return CudaStreamTiming(self._cuda(), _device_index(placement))
 
     def explain_error(self, error_text: str, placement: Placement) -> str | None:
         device = _device(placement)
@@ -139,8 +153,48 @@ class CudaBackend:
         return explain_torch_error(error_text)
 
 
+class CudaStreamTiming:
+    """One worker's CUDA stream, and the two timing events recorded on it around each model call.
+
+    ``cuda`` is ``torch.cuda`` (or a stand-in with its ``Stream``, ``Event``, ``stream``,
+    ``current_stream`` and ``set_device``). The events are reused call after call: both are
+    complete once the stream is synchronised, which is when their interval is read.
+    """
+
+    def __init__(self, cuda: Any, device_index: int) -> None:
+        self._cuda = cuda
+        self.device_index = device_index
+        self.stream = cuda.Stream(device=device_index)
+        self._start = cuda.Event(enable_timing=True)
+        self._stop = cuda.Event(enable_timing=True)
+
+    @contextlib.contextmanager
+    def enter(self) -> Iterator[None]:
+        cuda = self._cuda
+        # The current device is per thread: without this a new worker thread's implicit "cuda"
+        # tensors would land on GPU 0 whichever GPU its copy runs on.
+        cuda.set_device(self.device_index)
+        # The model and its inputs were put on the GPU through the default stream; work queued on
+        # this stream must not start before that has finished.
+        self.stream.wait_stream(cuda.current_stream(self.device_index))
+        with cuda.stream(self.stream):
+            yield
+
+    def begin(self) -> None:
+        self._start.record(self.stream)
+
+    def end(self) -> int:
+        self._stop.record(self.stream)
+        self.stream.synchronize()
+        return int(self._start.elapsed_time(self._stop) * 1e6)
+
+
+def _device_index(placement: Placement) -> int:
+    return placement.cores[0] if placement.cores else 0
+
+
 def _device(placement: Placement) -> str:
-    return f"cuda:{placement.cores[0] if placement.cores else 0}"
+    return f"cuda:{_device_index(placement)}"
 
 
 def _check_pipeline(pipeline_size: int) -> None:

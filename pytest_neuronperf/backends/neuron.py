@@ -22,7 +22,7 @@ from typing import Any
 from pytest_neuronperf._util import machine
 from pytest_neuronperf._util.log import logger
 from pytest_neuronperf.backends import neuron_cores
-from pytest_neuronperf.backends.base import Placement
+from pytest_neuronperf.backends.base import Placement, WorkerTiming
 from pytest_neuronperf.backends.cpu import apply_placement
 from pytest_neuronperf.backends.model_files import load_model_file, set_eval_mode
 from pytest_neuronperf.backends.torch_common import explain_torch_error
@@ -246,7 +246,7 @@ class NeuronBackend:
         # Neuron models take host tensors; the copy to the device is part of each call.
         return inputs
 
-    def synchronizer(self, placement: Placement) -> Callable[[], None] | None:
+    def worker_timing(self, placement: Placement, worker_index: int) -> WorkerTiming | None:
         # A Neuron model call returns only once its outputs are back on the host.
         return None
 

@@ -20,7 +20,7 @@ from typing import Final
 
 from pytest_neuronperf._util.atomic_write import remove_stale_temp_files, write_atomic
 from pytest_neuronperf._util.filelock import FileLock
-from pytest_neuronperf.baselines.environment import fingerprint_differences
+from pytest_neuronperf.baselines.environment import NOT_RECORDED, fingerprint_differences, version_changes
 from pytest_neuronperf.baselines.keys import config_key, entry_key
 from pytest_neuronperf.baselines.schema import (
     BaselineFile,
@@ -30,7 +30,7 @@ from pytest_neuronperf.baselines.schema import (
     read_baseline,
     record_order,
 )
-from pytest_neuronperf.spec.fields import LOAD_KEYS, STATUS_OK
+from pytest_neuronperf.spec.fields import DEVICE_FINGERPRINT_FIELDS, LOAD_KEYS, STATUS_OK
 
 DEFAULT_MAX_ROUNDS: Final = 30
 # Long enough for any sane save by another session, short enough that a
@@ -180,15 +180,33 @@ class Lookup:
                     "compared; record this load's with --npf-save-baseline")
         if not self.mismatches:
             return f"no baseline saved for {self.entry_key} in {self.path}"
-        reasons = []
-        for mismatch in self.mismatches:
-            theirs = ", ".join(f"{k}={mismatch.fingerprint.get(k, '(none)')}" for k in mismatch.differing)
-            if len(mismatch.differing) == 1:
-                ours = self.fingerprint.get(mismatch.differing[0], "(none)")
-            else:
-                ours = ", ".join(f"{k}={self.fingerprint.get(k, '(none)')}" for k in mismatch.differing)
-            reasons.append(f"baseline exists for {theirs}, not this machine's {ours}")
+        reasons = [_mismatch_reason(mismatch, self.fingerprint) for mismatch in self.mismatches]
         return f"no baseline for this environment in {self.path}: {'; '.join(reasons)}"
+
+
+def _mismatch_reason(mismatch: Mismatch, ours: Mapping[str, str]) -> str:
+    """Why one stored environment does not apply here; SDK, driver and GPU fields say what changed."""
+    versions = [k for k in mismatch.differing if k in DEVICE_FINGERPRINT_FIELDS]
+    others = [k for k in mismatch.differing if k not in DEVICE_FINGERPRINT_FIELDS]
+    parts = []
+    if others:
+        theirs = ", ".join(f"{k}={mismatch.fingerprint.get(k, '(none)')}" for k in others)
+        if len(others) == 1:
+            mine = ours.get(others[0], "(none)")
+        else:
+            mine = ", ".join(f"{k}={ours.get(k, '(none)')}" for k in others)
+        parts.append(f"baseline exists for {theirs}, not this machine's {mine}")
+    if versions:
+        kinds = sorted({DEVICE_FINGERPRINT_FIELDS[k] for k in versions})
+        what = " and ".join("Neuron SDK" if kind == "neuron" else "GPU or CUDA software" for kind in kinds)
+        changes = ", ".join(version_changes(mismatch.fingerprint, ours, versions))
+        lead = "recorded" if others else "baseline recorded"
+        text = f"{lead} under another {what}: {changes} (baseline -> this machine)"
+        if any(k not in mismatch.fingerprint for k in versions):
+            text += (f"; {NOT_RECORDED}: saved before these versions were recorded, so not known to be this "
+                     "SDK's; save it again here (--npf-save-baseline) to compare against it")
+        parts.append(text)
+    return ", and ".join(parts)
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from typing import Any
 from pytest_neuronperf._util.log import logger
 from pytest_neuronperf._util.log import verbosity as log_verbosity
 from pytest_neuronperf._util.stamps import wall_clock_stamp
-from pytest_neuronperf.backends.base import Backend
+from pytest_neuronperf.backends.base import Backend, worker_threads
 from pytest_neuronperf.backends.registry import get_backend
 from pytest_neuronperf.errors import DeviceUnavailableError
 from pytest_neuronperf.runner import events
@@ -75,6 +75,7 @@ def benchmark(
     output_tokens: int | Sequence[int] | None = None,
     input_tokens: int | Sequence[int] | None = None,
     generate_fn: Callable[..., Any] | None = None,
+    intra_op_threads: int | None = None,
 ) -> list[dict[str, Any]] | list[ConfigResult]:
     """Benchmark ``model`` over the configuration matrix and return one report per configuration.
 
@@ -107,6 +108,10 @@ def benchmark(
     with per-request objectives in ``slo`` (``"ttft<=200ms,tpot<=50ms"``), goodput. ``output_tokens``
     (new tokens per request) and ``input_tokens`` (a prompt of that many token ids, built by the runner
     for a model with ``config.vocab_size``, in place of ``inputs``) are an int or a list requests take in turn.
+
+    Host threads: a copy on c cores with w workers gives each worker ``max(1, c // w)`` torch intra-op
+    threads, so that the workers' threads together fit the cores; ``intra_op_threads`` sets that number
+    instead. The report's ``intra_op_threads`` says what each worker had.
     """
     plan = prepare(
         model, inputs, batch_sizes=batch_sizes, duration=duration, n_models=n_models,
@@ -117,7 +122,8 @@ def benchmark(
         loop_dataset=loop_dataset, warmup=warmup, warmup_duration=warmup_duration, rounds=rounds, timeout=timeout,
         compile_mode=compile_mode, request_rate=request_rate, arrival=arrival, burstiness=burstiness,
         max_concurrency=max_concurrency, seed=seed, slo=slo, capacity_resolution=capacity_resolution,
-        streaming=streaming, output_tokens=output_tokens, input_tokens=input_tokens, generate_fn=generate_fn)
+        streaming=streaming, output_tokens=output_tokens, input_tokens=input_tokens, generate_fn=generate_fn,
+        intra_op_threads=intra_op_threads)
     results = run_plan(plan)
     if return_timers:
         return results
@@ -205,6 +211,8 @@ class Plan:
     search_load: OpenLoad | None = None
     capacity_resolution: float = DEFAULT_RESOLUTION
     generation: Generation | None = None
+    # torch intra-op threads per worker as the caller set them (None: the copy's cores shared out).
+    intra_op_threads: int | None = None
     _ctx: BaseContext | None = field(default=None, repr=False)
 
     @property
@@ -250,6 +258,10 @@ class Plan:
         and with an SLO but no request rate, the windows of a capacity search on the same copies."""
         per_round = self.per_round_s if duration_s is None else duration_s
         tell("loading")
+        placements = self.backend.placements(run.n_models, run.model.pipeline_size)
+        # In-process copies share the calling process, whose threads they leave as they are.
+        config["intra_op_threads"] = None if self.in_process else worker_threads(
+            placements[0].threads, run.workers_per_model, self.intra_op_threads)
         jobs = [
             CopyJob(
                 backend_name=self.backend.name, placement=placement, run=run, config=config,
@@ -258,9 +270,9 @@ class Plan:
                 warmup=self.warmup, warmup_duration_s=self.warmup_duration_s, duration_s=per_round,
                 bin_ns=_bin_ns(per_round, self.stats_interval), keep_raw=self.keep_raw,
                 loop_dataset=self.loop_dataset, environ=dict(os.environ), in_process=self.in_process,
-                compile_mode=self.compile_mode, generation=self.generation,
+                compile_mode=self.compile_mode, generation=self.generation, intra_op_threads=self.intra_op_threads,
             )
-            for placement in self.backend.placements(run.n_models, run.model.pipeline_size)
+            for placement in placements
         ]
         window = Window(per_round)
         search: CapacitySearch | None = None
@@ -343,6 +355,7 @@ def prepare(
     output_tokens: int | Sequence[int] | None = None,
     input_tokens: int | Sequence[int] | None = None,
     generate_fn: Callable[..., Any] | None = None,
+    intra_op_threads: int | None = None,
 ) -> Plan:
     """Check :func:`benchmark`'s parameters, resolve the model and build the matrix; nothing runs yet."""
     duration_s = P.positive_seconds("duration", duration)
@@ -351,6 +364,7 @@ def prepare(
     P.positive_seconds("warmup_duration", warmup_duration, allow_zero=True)
     warmup = P.non_negative_int("warmup", warmup)
     rounds = P.positive_int("rounds", rounds)
+    threads = None if intra_op_threads is None else P.positive_int("intra_op_threads", intra_op_threads)
     copies = P.positive_int_list("n_models", n_models, allow_max=True)
     workers = P.int_list("workers_per_model", workers_per_model)
     P.check_workers(workers)
@@ -399,7 +413,8 @@ def prepare(
                 warmup_duration_s=warmup_duration, cost=cost, level=level, in_process=in_process,
                 multiinterpreter=multiinterpreter, keep_raw=return_timers, loop_dataset=loop_dataset,
                 preprocess_fn=pre, postprocess_fn=post, env_setup_fn=env_fn, setup_fn=setup, compile_mode=mode,
-                load=load, slo=objective, search_load=search_load, capacity_resolution=resolution, generation=gen)
+                load=load, slo=objective, search_load=search_load, capacity_resolution=resolution, generation=gen,
+                intra_op_threads=threads)
 
 
 def _check_generative(gen: Generation | None, objective: Slo | None, inputs: Any, postprocess_fn: Any,

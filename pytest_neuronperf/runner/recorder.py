@@ -118,6 +118,8 @@ class StreamStats:
 
     e2e: LatencySummary = field(default_factory=LatencySummary)
     infer: LatencySummary = field(default_factory=LatencySummary)
+    # The model call's own time on the device, where the backend times it (CUDA events); empty elsewhere.
+    device: LatencySummary = field(default_factory=LatencySummary)
     preprocess_ns: int = 0
     postprocess_ns: int = 0
     bins: I64 = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
@@ -150,6 +152,7 @@ class StreamStats:
         self.late += other.late
         self.unfinished += other.unfinished
         self.infer.merge(other.infer)
+        self.device.merge(other.device)
         self.preprocess_ns += other.preprocess_ns
         self.postprocess_ns += other.postprocess_ns
         if self.bins.size < other.bins.size:
@@ -173,6 +176,8 @@ class Recorder:
         self.infer_start: list[int] = []
         self.infer_end: list[int] = []
         self.end: list[int] = []
+        # Device nanoseconds of each recorded call, where the backend times them (appended with ``end``).
+        self.device: list[int] = []
         self.stats = StreamStats(bins=np.zeros(n_bins, dtype=np.int64))
         self._window_start_ns = window_start_ns
         self._bin_ns = bin_ns
@@ -192,6 +197,7 @@ class Recorder:
                                      hist=e.hist.copy())
         # Model-only percentiles come from the histogram; only end-to-end latencies keep a trace.
         s.infer.complete = False
+        s.device.complete = False
         return s
 
     def flush(self) -> None:
@@ -203,9 +209,12 @@ class Recorder:
         t1 = np.array(self.infer_start, dtype=np.int64) if split else t0
         t2 = np.array(self.infer_end, dtype=np.int64) if split else t3
         arrival = np.array(self.arrival, dtype=np.int64) if self.arrival else None
-        for buffer in (self.arrival, self.start, self.infer_start, self.infer_end, self.end):
+        device = np.array(self.device, dtype=np.int64) if self.device else None
+        for buffer in (self.arrival, self.start, self.infer_start, self.infer_end, self.end, self.device):
             buffer.clear()
         s = self.stats
+        if device is not None:
+            s.device.add(device)
         if arrival is not None:
             wait = t0 - arrival
             s.wait.add(wait)

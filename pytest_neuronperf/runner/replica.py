@@ -22,12 +22,13 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any, NoReturn, Protocol
 
 from pytest_neuronperf._util.processes import group_members, is_running
-from pytest_neuronperf.backends.base import Placement
+from pytest_neuronperf.backends.base import Placement, WorkerTiming, worker_threads
 from pytest_neuronperf.runner.protocol import CopyFailure, CopyResult, Done, Failed, Ready, ReadyInfo, Start
 from pytest_neuronperf.runner.recorder import CHUNK, Recorder, StreamStats
 from pytest_neuronperf.runner.tokens import Driver, TokenRecorder
@@ -70,6 +71,9 @@ class CopyJob:
     compile_mode: str | None = None
     # A streaming (generative) model: how its requests are made; None for other models.
     generation: Generation | None = None
+    # torch intra-op threads per worker as the caller asked (None: the copy's cores shared out among its
+    # workers, see pytest_neuronperf.backends.base.worker_threads).
+    intra_op_threads: int | None = None
 
 
 class _Phase:
@@ -249,7 +253,7 @@ def _run_copy(conn: Connection, job: CopyJob, phase: _Phase) -> list[str]:
             os.environ.clear()
             os.environ.update(job.environ)
         phase.name = "device setup"
-        backend.enter_copy(job.placement)
+        backend.enter_copy(copy_placement(job))
     if job.env_setup_fn is not None:
         phase.name = "env_setup_fn"
         job.env_setup_fn(copy_id, dict(job.config))
@@ -267,12 +271,14 @@ def _run_copy(conn: Connection, job: CopyJob, phase: _Phase) -> list[str]:
         if job.model_input.args is not None:
             args, kwargs = prepare_call(backend.prepare_inputs, job.model_input.args, job.model_input.kwargs,
                                         job.placement)
-        sync = backend.synchronizer(job.placement)
+        timings = [worker_timing(backend, job.placement, i) for i in range(job.run.workers_per_model)]
         compile_ns = 0
         compile_threads: set[str] = set()
         if job.compile_mode is not None:
             phase.name = f"torch.compile (compile_mode={job.compile_mode!r})"
-            model, compile_ns, compile_threads = _compile(job, model, args, kwargs, sync, backend.prepare_inputs)
+            # On the first worker's stream: what the compiler records there is what that worker replays.
+            model, compile_ns, compile_threads = _compile(job, model, args, kwargs, timings[0],
+                                                          backend.prepare_inputs)
         driver = None
         if job.generation is not None:
             from pytest_neuronperf.runner.tokens import driver_for
@@ -280,7 +286,7 @@ def _run_copy(conn: Connection, job: CopyJob, phase: _Phase) -> list[str]:
             driver = driver_for(model, job.generation)
 
     workers = [
-        _Worker(i, job, model, args, kwargs, sync, backend.prepare_inputs, driver)
+        _Worker(i, job, model, args, kwargs, timings[i], backend.prepare_inputs, driver)
         for i in range(job.run.workers_per_model)
     ]
     shared = _Shared(job, len(workers))
@@ -419,6 +425,45 @@ def wait_until(t_ns: int) -> None:
         return
 
 
+def copy_placement(job: CopyJob) -> Placement:
+    """The placement a process copy applies: its threads are each worker's intra-op threads."""
+    threads = worker_threads(job.placement.threads, job.run.workers_per_model, job.intra_op_threads)
+    return replace(job.placement, threads=threads)
+
+
+class _SyncOnly:
+    """The timing of a backend that offers only the former ``synchronizer(placement)`` hook."""
+
+    def __init__(self, sync: Callable[[], None]) -> None:
+        self._sync = sync
+
+    def enter(self) -> AbstractContextManager[Any]:
+        return contextlib.nullcontext()
+
+    def begin(self) -> None:
+        pass
+
+    def end(self) -> int | None:
+        self._sync()
+        return None
+
+
+def worker_timing(backend: Any, placement: Placement, index: int) -> WorkerTiming | None:
+    """Worker ``index``'s device timing from ``backend``; a backend written for the former protocol
+    (a ``synchronizer`` and no ``worker_timing``) still has its calls waited for."""
+    hook = getattr(backend, "worker_timing", None)
+    if hook is not None:
+        timing: WorkerTiming | None = hook(placement, index)
+        return timing
+    legacy = getattr(backend, "synchronizer", None)
+    sync = legacy(placement) if legacy is not None else None
+    return None if sync is None else _SyncOnly(sync)
+
+
+def _entered(timing: WorkerTiming | None) -> AbstractContextManager[Any]:
+    return contextlib.nullcontext() if timing is None else timing.enter()
+
+
 def prepare_call(prepare: Prepare, args: tuple[Any, ...], kwargs: dict[str, Any], placement: Placement) -> Call:
     """Move one model call's arguments to the device; keyword values go through the same tuple hook."""
     args = prepare(args, placement)
@@ -452,7 +497,7 @@ def with_list_hint(exc: BaseException, model_input: ModelInput) -> BaseException
 
 
 def _compile(job: CopyJob, model: Any, args: tuple[Any, ...] | None, kwargs: dict[str, Any],
-             sync: Callable[[], None] | None, prepare: Prepare) -> tuple[Any, int, set[str]]:
+             timing: WorkerTiming | None, prepare: Prepare) -> tuple[Any, int, set[str]]:
     """torch.compile the model and call it until stable.
 
     Returns the compiled model, the nanoseconds all of that took, and the names of the threads the
@@ -469,12 +514,16 @@ def _compile(job: CopyJob, model: Any, args: tuple[Any, ...] | None, kwargs: dic
     def once(i: int) -> None:
         # Dataset items in turn: inputs of other shapes recompile now rather than in the window.
         a, k = call_input(job, args, kwargs, i, n_items, prepare)
+        if timing is None:
+            compiled(*a, **k)
+            return
+        timing.begin()
         compiled(*a, **k)
-        if sync is not None:
-            sync()
+        timing.end()
 
     try:
-        settle(once)
+        with _entered(timing):
+            settle(once)
     except BaseException as exc:
         hinted = with_list_hint(exc, job.model_input)
         if hinted is exc:
@@ -569,7 +618,7 @@ class _Shared:
 
 class _Worker:
     def __init__(self, index: int, job: CopyJob, model: Callable[..., Any], args: tuple[Any, ...] | None,
-                 kwargs: dict[str, Any], sync: Callable[[], None] | None, prepare: Prepare,
+                 kwargs: dict[str, Any], timing: WorkerTiming | None, prepare: Prepare,
                  driver: Driver | None = None) -> None:
         self.index = index
         self.driver = driver
@@ -579,7 +628,7 @@ class _Worker:
         self.model = model
         self.args = args
         self.kwargs = kwargs
-        self.sync = sync
+        self.timing = timing
         self.prepare = prepare
         self.thread: threading.Thread | None = None
         self.recorder: Recorder | None = None
@@ -589,7 +638,7 @@ class _Worker:
 
     def main(self, shared: _Shared) -> None:
         try:
-            with _no_grad():
+            with _no_grad(), _entered(self.timing):
                 self._warm_up(shared)
                 shared._ready.release()
                 seen = 0
@@ -635,16 +684,19 @@ class _Worker:
         """One untimed-window inference (warm-up); returns its end-to-end nanoseconds."""
         t0 = clock()
         args, kwargs = self._fetch(shared, warmup=True)
+        timing = self.timing
+        if timing is not None:
+            timing.begin()
         if self.driver is not None:
             request = shared.next_request()
             args, kwargs = self._prompt(args, kwargs, request)
             self.driver.run(args, kwargs, request, lambda n: False)
-            if self.sync is not None:
-                self.sync()
+            if timing is not None:
+                timing.end()
             return clock() - t0
         y = self.model(*args, **kwargs)
-        if self.sync is not None:
-            self.sync()
+        if timing is not None:
+            timing.end()
         if self.job.postprocess_fn is not None:
             self.job.postprocess_fn(y)
         return clock() - t0
@@ -663,20 +715,24 @@ class _Worker:
     def _loop_fixed(self, rec: Recorder, stop_ns: int) -> int:
         if self.job.preprocess_fn is None and self.job.postprocess_fn is None:
             return self._loop_bare(rec, stop_ns)
-        model, args, kwargs, sync = self.model, self.args, self.kwargs, self.sync
+        model, args, kwargs, timing = self.model, self.args, self.kwargs, self.timing
         assert args is not None
         pre, post = self.job.preprocess_fn, self.job.postprocess_fn
         a0, a1, a2, a3 = rec.start.append, rec.infer_start.append, rec.infer_end.append, rec.end.append
+        ad = rec.device.append
         flush = rec.flush
         mask = CHUNK - 1
         n = 0
+        d: int | None = None
         while True:
             t0 = clock()
             a, k = (args, kwargs) if pre is None else as_call(pre(*args, **kwargs))
             t1 = clock()
+            if timing is not None:
+                timing.begin()
             y = model(*a, **k)
-            if sync is not None:
-                sync()
+            if timing is not None:
+                d = timing.end()
             t2 = clock()
             if post is not None:
                 post(y)
@@ -687,6 +743,8 @@ class _Worker:
             a1(t1)
             a2(t2)
             a3(t3)
+            if d is not None:
+                ad(d)
             n += 1
             if not n & mask:
                 flush()
@@ -694,7 +752,7 @@ class _Worker:
     def _loop_bare(self, rec: Recorder, stop_ns: int) -> int:
         # The hot loop of the common case: the model call is the whole inference. Two clock
         # reads and two list appends per call, a vectorised fold every CHUNK calls.
-        model, args, sync = self.model, self.args, self.sync
+        model, args, timing = self.model, self.args, self.timing
         assert args is not None
         if self.kwargs:
             model = partial(model, **self.kwargs)
@@ -702,7 +760,7 @@ class _Worker:
         flush = rec.flush
         mask = CHUNK - 1
         n = 0
-        if sync is None:
+        if timing is None:
             while True:
                 t0 = clock()
                 model(*args)
@@ -714,15 +772,19 @@ class _Worker:
                 n += 1
                 if not n & mask:
                     flush()
+        begin, end, ad = timing.begin, timing.end, rec.device.append
         while True:
             t0 = clock()
+            begin()
             model(*args)
-            sync()
+            d = end()
             t3 = clock()
             if t3 > stop_ns:
                 return n
             a0(t0)
             a3(t3)
+            if d is not None:
+                ad(d)
             n += 1
             if not n & mask:
                 flush()
@@ -739,8 +801,9 @@ class _Worker:
             self._prompts[length] = prepare_call(self.prepare, (), prompt, self.job.placement)
         return self._prompts[length]
 
-    def _stream(self, shared: _Shared, ref_ns: int, stop_ns: int, item: int) -> tuple[int, int, int, bool]:
-        """One streaming request; returns (start, model start, model end, finished) stamps.
+    def _stream(self, shared: _Shared, ref_ns: int, stop_ns: int, item: int
+                ) -> tuple[int, int, int, bool, int | None]:
+        """One streaming request; returns (start, model start, model end, finished) stamps and its device time.
 
         ``ref_ns`` is what its time to first token counts from; the stream is cut at ``stop_ns``.
         """
@@ -766,17 +829,21 @@ class _Worker:
                 cut = True
             return cut
 
+        timing = self.timing
+        d: int | None = None
         t1 = clock()
+        if timing is not None:
+            timing.begin()
         self.driver.run(a, k, request, on_token)
-        if self.sync is not None:
-            self.sync()
+        if timing is not None:
+            d = timing.end()
         t2 = clock()
         finished = not cut and t2 <= stop_ns
         from pytest_neuronperf.runner.tokens import prompt_tokens
 
         self.tokens.request(ref_ns if ref_ns else t0, times, counts, t2 if finished else None,
                             self.driver.generation.output_of(request), prompt_tokens(a, k))
-        return t0, t1, t2, finished and bool(times)
+        return t0, t1, t2, finished and bool(times), d
 
     def _loop_stream(self, shared: _Shared, rec: Recorder, stop_ns: int) -> int:
         """Closed loop of a streaming model: each worker's next request as soon as its last one ended."""
@@ -791,13 +858,15 @@ class _Worker:
                         shared.exhausted = True
                         return n
                     item %= shared.n_items
-            t0, t1, t2, finished = self._stream(shared, 0, stop_ns, item)
+            t0, t1, t2, finished, d = self._stream(shared, 0, stop_ns, item)
             if not finished:
                 continue
             rec.start.append(t0)
             rec.infer_start.append(t1)
             rec.infer_end.append(t2)
             rec.end.append(t2)
+            if d is not None:
+                rec.device.append(d)
             n += 1
             if not n % CHUNK:
                 rec.flush()
@@ -809,7 +878,7 @@ class _Worker:
         assert window.arrivals is not None
         arrivals, take, n_arrivals = window.arrivals, window.next_request, len(window.arrivals)
         admission, drain_stop = window.admission, window.drain_stop_ns
-        model, sync, args, kwargs = self.model, self.sync, self.args, self.kwargs
+        model, timing, args, kwargs = self.model, self.timing, self.args, self.kwargs
         pre, post = job.preprocess_fn, job.postprocess_fn
         split = pre is not None or post is not None or args is None
         n_items = shared.n_items
@@ -826,8 +895,8 @@ class _Worker:
             if admission is not None and not admission.admit(arrival):
                 continue
             if self.driver is not None:
-                t0, t1, t3, finished = self._stream(shared, arrival, drain_stop,
-                                                    shared.next_item() % n_items if args is None else 0)
+                t0, t1, t3, finished, d = self._stream(shared, arrival, drain_stop,
+                                                       shared.next_item() % n_items if args is None else 0)
                 if admission is not None:
                     admission.finished(t3)
                 if not finished:
@@ -839,6 +908,8 @@ class _Worker:
                 rec.infer_start.append(t1)
                 rec.infer_end.append(t3)
                 rec.end.append(t3)
+                if d is not None:
+                    rec.device.append(d)
                 n += 1
                 if not n % CHUNK:
                     rec.flush()
@@ -850,9 +921,12 @@ class _Worker:
                 item = shared.next_item() % n_items if args is None else 0
                 a, k = call_input(job, args, kwargs, item, n_items, self.prepare)
             t1 = clock()
+            d = None
+            if timing is not None:
+                timing.begin()
             y = model(*a, **k)
-            if sync is not None:
-                sync()
+            if timing is not None:
+                d = timing.end()
             t2 = clock()
             if post is not None:
                 post(y)
@@ -867,13 +941,15 @@ class _Worker:
                 rec.infer_start.append(t1)
                 rec.infer_end.append(t2)
             rec.end.append(t3)
+            if d is not None:
+                rec.device.append(d)
             n += 1
             if not n % CHUNK:
                 rec.flush()
 
     def _loop_dataset(self, shared: _Shared, rec: Recorder, stop_ns: int) -> int:
         job = self.job
-        model, sync = self.model, self.sync
+        model, timing = self.model, self.timing
         pre, post, prepare, placement = job.preprocess_fn, job.postprocess_fn, self.prepare, job.placement
         dataset, n_items, loop = job.model_input.dataset, shared.n_items, job.loop_dataset
         n = 0
@@ -888,9 +964,12 @@ class _Worker:
             item = dataset[i]
             a, k = prepare_call(prepare, *as_call(pre(item) if pre is not None else item), placement)
             t1 = clock()
+            d = None
+            if timing is not None:
+                timing.begin()
             y = model(*a, **k)
-            if sync is not None:
-                sync()
+            if timing is not None:
+                d = timing.end()
             t2 = clock()
             if post is not None:
                 post(y)
@@ -901,6 +980,8 @@ class _Worker:
             rec.infer_start.append(t1)
             rec.infer_end.append(t2)
             rec.end.append(t3)
+            if d is not None:
+                rec.device.append(d)
             n += 1
             if not n % CHUNK:
                 rec.flush()

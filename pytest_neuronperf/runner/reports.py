@@ -179,6 +179,7 @@ def build_report(result: ConfigResult) -> dict[str, Any]:
     report.update({k: v for k, v in result.config.items() if k in fields.CONFIG_KEYS})
     report["status"] = result.status
     report["reason"] = result.reason
+    report["intra_op_threads"] = result.config.get("intra_op_threads")
     if result.status == fields.STATUS_OK:
         empty = empty_round_reason(result)
         if empty is not None:
@@ -209,6 +210,9 @@ def build_report(result: ConfigResult) -> dict[str, Any]:
         report[key] = _ms(value)
     infer50, infer99 = stats.infer.percentiles((50.0, 99.0))
     report["infer_ms_p50"], report["infer_ms_p99"] = _ms(infer50), _ms(infer99)
+    if stats.device.count:
+        device50, device99 = stats.device.percentiles((50.0, 99.0))
+        report["device_ms_p50"], report["device_ms_p99"] = _ms(device50), _ms(device99)
     _phase_averages(report, result)
     if count:
         report["preprocess_avg_ms"] = _ms(stats.preprocess_ns / count)

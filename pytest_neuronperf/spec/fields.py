@@ -36,6 +36,12 @@ PERCENTILES: Final[tuple[int, ...]] = (0, 50, 90, 95, 99, 100)
 LATENCY_KEYS: Final[tuple[str, ...]] = tuple(f"latency_ms_p{p}" for p in PERCENTILES)
 # Model-only latency (the forward call, plus a device sync where the backend needs one).
 INFER_LATENCY_KEYS: Final[tuple[str, ...]] = ("infer_ms_p50", "infer_ms_p99")
+# The model call's time on the device itself, where the backend can time it (CUDA events on each worker's
+# stream); None elsewhere. Beside infer_ms_*, the gap is host time: launches, Python, waiting.
+DEVICE_LATENCY_KEYS: Final[tuple[str, ...]] = ("device_ms_p50", "device_ms_p99")
+# How the copy's host threads were laid out: torch intra-op threads per worker (None where the copy set none,
+# as with multiprocess=False, whose copies share the calling process).
+THREAD_KEYS: Final[tuple[str, ...]] = ("intra_op_threads",)
 
 PHASE_KEYS: Final[tuple[str, ...]] = (
     "load_avg_ms",
@@ -152,12 +158,14 @@ METRIC_KEYS: Final[tuple[str, ...]] = (
     "throughput_peak",
     *LATENCY_KEYS,
     *INFER_LATENCY_KEYS,
+    *DEVICE_LATENCY_KEYS,
     *PHASE_KEYS,
     "latency_samples",
     "latency_exact",
     "throughput_cv",
     "stable",
     *RESOURCE_KEYS,
+    *THREAD_KEYS,
     "cost_per_1m_inf",
     *SERVING_KEYS,
     *SLO_KEYS,
@@ -226,6 +234,22 @@ RUN_KEYS: Final[tuple[str, ...]] = (
 )
 CSV_RUN_COLS: Final[tuple[str, ...]] = RUN_KEYS + CSV_COLS
 
+# The Neuron SDK where a baseline was measured: the compiler (package neuronx-cc), the runtime (libnrt) and the
+# kernel driver. Recorded, and compared, for device_type="neuron" only.
+NEURON_FINGERPRINT_FIELDS: Final[tuple[str, ...]] = ("neuronx_cc", "neuron_runtime", "neuron_driver")
+# The GPU and its software: the GPU's name, the NVIDIA driver and the CUDA runtime torch was built with.
+# Recorded, and compared, for device_type="cuda" only.
+CUDA_FINGERPRINT_FIELDS: Final[tuple[str, ...]] = ("gpu_name", "cuda_driver", "cuda_runtime")
+# The device type each device-specific field belongs to. A fingerprint of another device type holds "n/a"
+# there, and a field is compared only where one side's device type uses it: a year of CPU baselines, saved
+# before these fields existed, still applies after the upgrade. A Neuron or CUDA baseline saved before then
+# records no versions, so nothing says it was measured under this SDK: it is not compared until saved anew
+# (it stays in its file), and the mismatch says so ("neuronx_cc (not recorded) -> 2.16.372").
+DEVICE_FINGERPRINT_FIELDS: Final[dict[str, str]] = {
+    **{k: "neuron" for k in NEURON_FINGERPRINT_FIELDS},
+    **{k: "cuda" for k in CUDA_FINGERPRINT_FIELDS},
+}
+
 # Everything recorded about where a baseline was measured, in display order.
 FINGERPRINT_FIELDS: Final[tuple[str, ...]] = (
     "device_type",
@@ -234,8 +258,14 @@ FINGERPRINT_FIELDS: Final[tuple[str, ...]] = (
     "cpu_count",
     "torch",
     "torch_neuronx",
+    *NEURON_FINGERPRINT_FIELDS,
+    *CUDA_FINGERPRINT_FIELDS,
     "python",
 )
 # Python's patch version rarely moves inference speed, and requiring it to
 # match would orphan every baseline on each interpreter update.
+# The SDK and driver versions are compared: an SDK upgrade is the most common cause of a large
+# change of Neuron performance (a compiler release can make a model several times slower or
+# faster), and a baseline from another SDK compared silently would blame, or credit, the code under
+# test for it. The mismatch names each version that changed ("neuronx_cc 2.15.128 -> 2.16.372").
 DEFAULT_FINGERPRINT_KEYS: Final[tuple[str, ...]] = tuple(k for k in FINGERPRINT_FIELDS if k != "python")
