@@ -68,6 +68,10 @@ def worker_threads(threads: int | None, workers: int, override: int | None = Non
 
 @runtime_checkable
 class Backend(Protocol):
+    """A device type's behaviour. Optionally, a backend may also have ``window_telemetry(pids, window_s)``
+    (*parent*): a :class:`~pytest_neuronperf.telemetry.base.WindowTelemetry` run while each window is
+    open (the Neuron backend's runs neuron-monitor); a backend without it reports no device telemetry."""
+
     name: str
     """Canonical device type written into reports ("cpu", "cuda", "neuron")."""
 

@@ -15,9 +15,9 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pytest_neuronperf._util import machine
 from pytest_neuronperf._util.log import logger
@@ -28,6 +28,9 @@ from pytest_neuronperf.backends.model_files import load_model_file, set_eval_mod
 from pytest_neuronperf.backends.torch_common import explain_torch_error
 from pytest_neuronperf.errors import DeviceUnavailableError
 from pytest_neuronperf.spec.model_source import ModelSource
+
+if TYPE_CHECKING:
+    from pytest_neuronperf.telemetry.base import WindowTelemetry
 
 NEURON_LS = "neuron-ls"
 DEV_DIR = "/dev"
@@ -249,6 +252,17 @@ class NeuronBackend:
     def worker_timing(self, placement: Placement, worker_index: int) -> WorkerTiming | None:
         # A Neuron model call returns only once its outputs are back on the host.
         return None
+
+    def window_telemetry(self, pids: Sequence[int], window_s: float) -> WindowTelemetry:
+        """*parent*: neuron-monitor over the copies' processes while a window is open.
+
+        neuron-monitor tells processes apart by their tag: ``NEURON_PROCESS_TAG`` when the copies were
+        given one (they all share the caller's environment), else each copy's pid.
+        """
+        from pytest_neuronperf.telemetry.neuron_monitor import NeuronMonitor
+
+        tag = os.environ.get("NEURON_PROCESS_TAG")
+        return NeuronMonitor([tag] if tag else [str(p) for p in pids], window_s)
 
     def explain_error(self, error_text: str, placement: Placement) -> str | None:
         if "NERR_RESOURCE_NC" in error_text:

@@ -48,6 +48,7 @@ from pytest_neuronperf.runner.protocol import (
 from pytest_neuronperf.runner.replica import CopyJob, clock, run_copy, run_redirected_copy
 from pytest_neuronperf.runner.resources import ResourceSampler
 from pytest_neuronperf.spec.load import OpenLoad
+from pytest_neuronperf.telemetry.base import WindowTelemetry
 
 START_MARGIN_NS = 20_000_000
 # How long stopped copies get to exit on SIGTERM before they are killed.
@@ -414,12 +415,13 @@ class WindowResult:
 _said: set[str] = set()
 
 
-def _window_telemetry(backend: Backend, group: CopyGroup, window_s: float) -> Any:
-    """The backend's telemetry for this window's copies, or a context that collects nothing."""
+def _window_telemetry(backend: Backend, group: CopyGroup, window_s: float) -> WindowTelemetry | None:
+    """The backend's telemetry for this window's copies (a backend may have none)."""
     factory = getattr(backend, "window_telemetry", None)
     if factory is None:
         return None
-    return factory([info.pid for _, info in sorted(group.ready.items())], window_s)
+    telemetry: WindowTelemetry = factory([info.pid for _, info in sorted(group.ready.items())], window_s)
+    return telemetry
 
 
 def _tell_once(note: str | None) -> None:

@@ -317,6 +317,8 @@ def baseline_quality(rounds: Sequence[Mapping[str, Any]]) -> BaselineQuality:
     for metric in METRICS:
         if metric.quantile is None or metric.round_n_eff is None:
             continue
+        if metric.optional and not any(r.get(metric.round_value) is not None for r in rounds):
+            continue  # not measured by this configuration (a token metric of a model that does not stream)
         need = min_samples_for_quantile(metric.quantile)
         counts = [_number(r.get(metric.round_n_eff)) for r in rounds]
         have = math.nan if any(math.isnan(c) for c in counts) else min(counts)  # min() would skip a NaN

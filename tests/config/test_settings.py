@@ -36,6 +36,9 @@ from pytest_neuronperf.config.settings import (
     parse_verbosity,
 )
 from pytest_neuronperf.spec.fields import DEFAULT_FINGERPRINT_KEYS, FINGERPRINT_FIELDS
+from pytest_neuronperf.spec.metrics import METRIC_NAMES
+
+METRICS_LISTED = ", ".join(METRIC_NAMES)
 
 DURATION_HELP = "expected seconds such as 10, 10s, 2m or 500ms, got"
 
@@ -152,7 +155,7 @@ def test_parse_tolerance_accepts(text: str, expected: Tolerance) -> None:
 
 TOL_FORMAT = "expected a percentage such as 10% or a fraction such as 0.1, got"
 TOL_RANGE = "expected a tolerance above 0% and at most 100%, got"
-TOL_PAIRS = ("expected metric=tolerance pairs with metrics throughput, p50, p99, capacity "
+TOL_PAIRS = (f"expected metric=tolerance pairs with metrics {METRICS_LISTED} "
              "(such as throughput=5%,p99=10%), got")
 
 
@@ -401,6 +404,13 @@ def test_settings_defaults() -> None:
         "cpu_count",
         "torch",
         "torch_neuronx",
+        # The device stacks' versions: each compared only where a side's device type uses it.
+        "neuronx_cc",
+        "neuron_runtime",
+        "neuron_driver",
+        "gpu_name",
+        "cuda_driver",
+        "cuda_runtime",
     )
     assert s.fingerprint_keys == DEFAULT_FINGERPRINT_KEYS
     assert Settings.from_sources({}, {}) == s
@@ -597,7 +607,8 @@ def test_help_with_default() -> None:
     assert by_field["tolerance"].help_with_default.endswith("(default: 5%)")
     assert by_field["baseline_dir"].help_with_default.endswith("(default: .neuronperf/baselines)")
     assert by_field["fingerprint_keys"].help_with_default.endswith(
-        "(default: device_type,instance_type,cpu_model,cpu_count,torch,torch_neuronx)"
+        "(default: device_type,instance_type,cpu_model,cpu_count,torch,torch_neuronx,neuronx_cc,neuron_runtime,"
+        "neuron_driver,gpu_name,cuda_driver,cuda_runtime)"
     )
     assert by_field["duration"].help_with_default == by_field["duration"].help
     assert by_field["strict"].help_with_default == by_field["strict"].help

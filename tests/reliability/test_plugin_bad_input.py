@@ -8,9 +8,12 @@ import zipfile
 import pytest
 
 from pytest_neuronperf.session.fixture import GATE_KEYWORDS, runner_keywords
+from pytest_neuronperf.spec import fields
+from pytest_neuronperf.spec.metrics import METRIC_NAMES
 from tests.reliability import harness
 
-FINGERPRINT_FIELDS = "device_type, instance_type, cpu_model, cpu_count, torch, torch_neuronx, python"
+METRICS_LISTED = ", ".join(METRIC_NAMES)
+FINGERPRINT_FIELDS = ", ".join(fields.FINGERPRINT_FIELDS)
 
 
 @pytest.mark.parametrize(
@@ -23,7 +26,7 @@ FINGERPRINT_FIELDS = "device_type, instance_type, cpu_model, cpu_count, torch, t
          "--npf-tolerance: expected a percentage such as 10% or a fraction such as 0.1, got 'abc'"),
         (["--npf-tolerance=150%"], "--npf-tolerance: expected a tolerance above 0% and at most 100%, got '150%'"),
         (["--npf-tolerance=latency=5%"],
-         "--npf-tolerance: expected metric=tolerance pairs with metrics throughput, p50, p99, capacity "
+         f"--npf-tolerance: expected metric=tolerance pairs with metrics {METRICS_LISTED} "
          "(such as throughput=5%,p99=10%), got 'latency=5%'"),
         (["--npf-rounds=0"], "--npf-rounds: expected a whole number of rounds, at least 1, got '0'"),
         (["--npf-max-rounds=0"], "--npf-max-rounds: expected a whole number of rounds, at least 1, got '0'"),

@@ -8,7 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from pytest_neuronperf.spec.metrics import METRIC_NAMES
 from tests.reliability import harness
+
+METRICS_LISTED = ", ".join(METRIC_NAMES)
 
 QUICK = "duration=0.2, n_models=1, workers_per_model=1, warmup=1, rounds=1"
 STARTED = "started.txt"  # models.Slow creates it when a copy runs: it must not, for a rejected call
@@ -87,7 +90,7 @@ MARKER_VALUES = {
     "test_marker_bool": ("max_p50_ms=True", "max_p50_ms must be a positive finite number such as 5.0 (ms), "
                                             "got True"),
     "test_marker_tolerance": ('tolerance="latency=5%"',
-                              "tolerance: expected metric=tolerance pairs with metrics throughput, p50, p99, capacity "
+                              f"tolerance: expected metric=tolerance pairs with metrics {METRICS_LISTED} "
                               "(such as throughput=5%,p99=10%), got 'latency=5%'"),
 }
 
