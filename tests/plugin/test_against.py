@@ -174,6 +174,7 @@ def test_service_time_changes_are_judged_against_head(repo: Path, pytester: pyte
     assert not (repo / ".neuronperf" / "baselines").exists()
 
 
+@pytest.mark.slow
 def test_models_and_functions_new_in_this_change_pass_with_a_note(repo: Path, pytester: pytest.Pytester) -> None:
     sha = gitrepo.commit_all(repo, "models without Brand, prep or helpers")
     (repo / "models.py").write_text((repo / "models.py").read_text() + ADDED_TO_MODELS)
@@ -344,6 +345,7 @@ def save_mlp(path: Path, hidden: int, layers: int) -> None:
     torch.jit.save(torch.jit.script(torch.nn.Sequential(*parts).eval()), str(path))
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:`torch.jit.:DeprecationWarning")  # TorchScript is what the files hold
 def test_a_model_file_resolves_inside_the_checkout(repo: Path, pytester: pytest.Pytester) -> None:
     save_mlp(repo / "model.pt", hidden=32, layers=1)  # small at REF

@@ -28,6 +28,7 @@ def test_on_neuron():
 """
 
 
+@pytest.mark.slow
 def test_compile_then_benchmark_on_neuron_cores(perf_project: pytest.Pytester, fake_neuron: FakeNeuron,
                                                 monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     fake_neuron.devices(2, 2)

@@ -71,6 +71,7 @@ def test_open_loop_marker_and_an_overloaded_configuration(perf_project: pytest.P
     assert served["offered_rps"] > 0 and served["service_ms_p99"] is not None
 
 
+@pytest.mark.slow
 def test_capacity_is_gated_and_a_fall_fails_with_its_figures(perf_project: pytest.Pytester,
                                                             monkeypatch: pytest.MonkeyPatch,
                                                             baseline_files: Callable[[], dict[str, Any]]) -> None:

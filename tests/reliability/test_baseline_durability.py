@@ -131,6 +131,7 @@ def test_xdist_workers_bring_every_entry_home(pytester: pytest.Pytester) -> None
     assert not done.leftovers, done.describe_leftovers()
 
 
+@pytest.mark.slow
 def test_two_sessions_saving_at_once_keep_each_others_entries(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_shared=TWO_TESTS)
     first = harness.start(pytester, "-k", "first", "--npf-save-baseline")

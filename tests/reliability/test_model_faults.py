@@ -157,6 +157,7 @@ def test_later_one_passes():
 """
 
 
+@pytest.mark.slow
 def test_a_hanging_copy_is_stopped_after_the_marker_timeout(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_hanging=HANGING)
     done = harness.run(pytester, "--durations=0", "-vv")

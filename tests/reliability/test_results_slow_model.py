@@ -121,6 +121,7 @@ def test_empty_dataset():
 '''
 
 
+@pytest.mark.slow
 def test_the_plugin_fails_the_slow_configuration_with_the_reason_and_keeps_the_good_one(
         pytester: pytest.Pytester) -> None:
     pytester.makepyfile(npf_slow_models=MODELS, test_slow=TESTS)

@@ -101,6 +101,7 @@ def _run_one(tmp_path: Path, *words: str) -> dict[str, object]:
     return report  # type: ignore[no-any-return]
 
 
+@pytest.mark.slow
 def test_npf_run_benchmarks_distilbert_with_named_integer_inputs(tmp_path: Path) -> None:
     report = _run_one(tmp_path, "tests.kinds_models:distilbert", "--inputs", *NAMED_INPUTS)
     assert report["batch_size"] == 2
