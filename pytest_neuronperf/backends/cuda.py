@@ -23,13 +23,16 @@ import os
 import shutil
 import subprocess
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pytest_neuronperf._util import machine
 from pytest_neuronperf.backends.base import Placement
 from pytest_neuronperf.backends.cpu import apply_placement
 from pytest_neuronperf.backends.torch_common import explain_torch_error, load_torch_model, move_inputs
 from pytest_neuronperf.spec.model_source import ModelSource
+
+if TYPE_CHECKING:
+    from pytest_neuronperf.telemetry.nvml import GpuSampler
 
 NVIDIA_SMI = "nvidia-smi"
 NVIDIA_SMI_TIMEOUT_S = 10.0
@@ -136,6 +139,19 @@ class CudaBackend:
     def worker_timing(self, placement: Placement, worker_index: int) -> CudaStreamTiming:
         # Kernel launches return before the GPU finishes; timing must wait for the worker's own work.
         return CudaStreamTiming(self._cuda(), _device_index(placement))
+
+    def copy_telemetry(self, placement: Placement, interval_s: float) -> GpuSampler:
+        """*copy*: NVML sampling of this copy's GPU while a window is open."""
+        from pytest_neuronperf.telemetry.nvml import GpuSampler
+
+        index = _device_index(placement)
+        uuid = None
+        try:
+            raw = self._cuda().get_device_properties(index).uuid
+            uuid = f"GPU-{raw}" if raw is not None and not str(raw).startswith("GPU-") else str(raw)
+        except Exception:  # an older torch without the property: NVML's index of the GPU instead
+            uuid = None
+        return GpuSampler(uuid, index, interval_s)
 
     def explain_error(self, error_text: str, placement: Placement) -> str | None:
         device = _device(placement)

@@ -424,6 +424,27 @@ def _window_telemetry(backend: Backend, group: CopyGroup, window_s: float) -> Wi
     return telemetry
 
 
+def _copies_telemetry(copies: Sequence[CopyResult]) -> dict[str, float | None]:
+    """The copies' own device figures (one GPU each) as the configuration's: averages averaged, peaks the
+    highest, energy summed (joules per inference then follow from it and the completions)."""
+    measured = [c.telemetry for c in copies if c.telemetry]
+    for t in measured:
+        note = t.get("note")
+        _tell_once(note if isinstance(note, str) else None)
+    out: dict[str, float | None] = {}
+    for key in sorted({k for t in measured for k in t} - {"joules_per_inf", "note"}):
+        values = [float(v) for t in measured if isinstance(v := t.get(key), (int, float))]
+        if not values:
+            continue
+        if key.endswith(("_peak", "_peak_mb")):
+            out[key] = max(values)
+        elif key == "energy_j":
+            out[key] = sum(values) if len(values) == len(measured) else None
+        else:
+            out[key] = round(sum(values) / len(values), 2)
+    return out
+
+
 def _tell_once(note: str | None) -> None:
     if note and note not in _said:
         _said.add(note)
@@ -476,6 +497,7 @@ def run_config(jobs: Sequence[CopyJob], backend: Backend, *, ctx: BaseContext | 
             if telemetry is not None:
                 _tell_once(telemetry.note)
                 result.telemetry, result.invalid = telemetry.fields(), telemetry.invalid_reason()
+            result.telemetry.update(_copies_telemetry(result.copies))
             results.append(result)
             current = next_window(results) if next_window is not None else None
         if next_window is not None:

@@ -44,6 +44,9 @@ class CopyResult:
     lingering_threads: list[str] = field(default_factory=list)
     # torch.compile and the calls until the compiled graph was stable (compile_mode), before the warm-up.
     compile_ns: int = 0
+    # What the copy's device said during the window (NVML on a GPU), and a note when it could not say;
+    # empty without telemetry.
+    telemetry: dict[str, float | str | None] = field(default_factory=dict)
 
 
 @dataclass

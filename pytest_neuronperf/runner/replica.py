@@ -309,8 +309,11 @@ def _run_copy(conn: Connection, job: CopyJob, phase: _Phase) -> list[str]:
             return []
         phase.name = "timed run"
         window = _window_of(message, job)
+        sampler = _copy_telemetry(backend, job, window)
         shared.go(window)
         shared.wait_done()
+        if sampler is not None:
+            sampler.stop()
         shared.raise_if_failed()
         stats = StreamStats()
         for w in workers:
@@ -328,10 +331,23 @@ def _run_copy(conn: Connection, job: CopyJob, phase: _Phase) -> list[str]:
             warmup_count=sum(w.warmup_count for w in workers), warmup_ns=sum(w.warmup_ns for w in workers),
             stats=stats, worker_counts=[w.count for w in workers], exhausted=shared.exhausted,
             lingering_threads=lingering, compile_ns=compile_ns,
+            telemetry={} if sampler is None else {**sampler.fields(stats.e2e.count * job.model_input.batch_size),
+                                                  "note": sampler.note},
         )))
         if message.last:
             return lingering
         shared.exhausted = False
+
+
+def _copy_telemetry(backend: Any, job: CopyJob, window: _Window) -> Any:
+    """The backend's sampler of this copy's device, started for the window (None: the backend has none)."""
+    factory = getattr(backend, "copy_telemetry", None)
+    if factory is None:
+        return None
+    seconds = (window.stop_ns - window.start_ns) / 1e9
+    sampler = factory(job.placement, max(0.02, min(0.1, seconds / 10)))
+    sampler.start()
+    return sampler
 
 
 # How long before a request's arrival a waiting worker stops sleeping and spins: sleep overshoots

@@ -261,8 +261,9 @@ def _telemetry_fields(report: dict[str, Any], result: ConfigResult) -> None:
         else:
             report[key] = round(sum(values) / len(values), 6)
     if report.get("energy_j") is not None and report.get("total_infs"):
-        report["joules_per_inf"] = round(report["energy_j"] / report["total_infs"], 6)
-        report["joules_per_1m_inf"] = round(report["joules_per_inf"] * 1e6, 3)
+        per_inf = report["energy_j"] / report["total_infs"]
+        report["joules_per_inf"] = float(f"{per_inf:.4g}")  # microjoules on a small model: keep the digits
+        report["joules_per_1m_inf"] = float(f"{per_inf * 1e6:.4g}")
     if measured:
         from pytest_neuronperf.telemetry.diagnosis import diagnose
 

@@ -1,8 +1,9 @@
 """NVML during a timed window, sampled inside a CUDA model copy: SM utilisation, memory, power, energy.
 
 ``pynvml`` (package ``nvidia-ml-py``, in the ``cuda`` extra) is imported only here, and this module only
-in the copies, so no pytest run pays for it. The copy's GPU is found by its PCI bus id, so
-``CUDA_VISIBLE_DEVICES`` renumbering cannot point it at another GPU's counters. Energy comes from the
+in the copies, so no pytest run pays for it. The copy's GPU is found by its UUID, so
+``CUDA_VISIBLE_DEVICES`` renumbering cannot point it at another GPU's counters (by its UUID where torch
+gives one; NVML's own index otherwise). Energy comes from the
 total-energy counter (millijoules since the driver loaded; Volta and later), read at the window's two
 ends; where the GPU has none, it is left out rather than integrated from power samples.
 """
@@ -21,9 +22,9 @@ MB = 1024 * 1024
 class GpuSampler:
     """Samples one GPU every ``interval`` seconds on a daemon thread between ``start`` and ``stop``."""
 
-    def __init__(self, pci_bus_id: str | None, index: int, interval: float, nvml: Any = None) -> None:
+    def __init__(self, uuid: str | None, index: int, interval: float, nvml: Any = None) -> None:
         self._nvml = nvml
-        self._pci = pci_bus_id
+        self._uuid = uuid
         self._index = index
         self.interval = interval
         self.util: list[float] = []
@@ -44,7 +45,7 @@ class GpuSampler:
 
                 nvml = self._nvml = pynvml
             nvml.nvmlInit()
-            self._handle = (nvml.nvmlDeviceGetHandleByPciBusId(self._pci) if self._pci
+            self._handle = (nvml.nvmlDeviceGetHandleByUUID(self._uuid) if self._uuid
                             else nvml.nvmlDeviceGetHandleByIndex(self._index))
         except ImportError:
             self.note = "pynvml is not installed (pip install 'pytest-neuronperf[cuda]'), so no GPU telemetry"

@@ -6,6 +6,8 @@ import time
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
+
 from pytest_neuronperf.telemetry.nvml import GpuSampler
 
 
@@ -17,15 +19,15 @@ class FakeNvml:
         self.reads = 0
         self.has_energy = energy
         self.fail_init = fail_init
-        self.by_pci: list[str] = []
+        self.by_uuid: list[str] = []
         self.shut = False
 
     def nvmlInit(self) -> None:
         if self.fail_init:
             raise RuntimeError("NVML_ERROR_DRIVER_NOT_LOADED")
 
-    def nvmlDeviceGetHandleByPciBusId(self, bus: str) -> str:
-        self.by_pci.append(bus)
+    def nvmlDeviceGetHandleByUUID(self, uuid: str) -> str:
+        self.by_uuid.append(uuid)
         return "gpu"
 
     def nvmlDeviceGetHandleByIndex(self, index: int) -> str:
@@ -53,12 +55,12 @@ class FakeNvml:
 
 def test_a_window_gives_utilisation_memory_power_and_energy_per_inference() -> None:
     nvml = FakeNvml()
-    sampler = GpuSampler("0000:00:1e.0", 0, 0.01, nvml=nvml)
+    sampler = GpuSampler("GPU-1234", 0, 0.01, nvml=nvml)
     sampler.start()
     time.sleep(0.05)
     sampler.stop()
     f = sampler.fields(inferences=1000)
-    assert nvml.by_pci == ["0000:00:1e.0"] and nvml.shut
+    assert nvml.by_uuid == ["GPU-1234"] and nvml.shut
     assert f["gpu_util_peak"] == 80 and f["gpu_util_avg"] is not None and 20 <= f["gpu_util_avg"] <= 80
     assert f["gpu_mem_peak_mb"] is not None and f["gpu_mem_peak_mb"] > 100
     assert f["gpu_power_avg_w"] == 150.0
@@ -81,3 +83,29 @@ def test_nvml_that_cannot_start_leaves_a_note_and_no_figures() -> None:
     assert sampler.note is not None and "NVML could not be read (RuntimeError: NVML_ERROR_DRIVER_NOT_LOADED)" in \
         sampler.note
     assert sampler.fields(10)["gpu_util_avg"] is None
+
+
+def test_a_cuda_copy_reports_its_gpu_telemetry_and_a_diagnosis(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    import torch
+
+    from pytest_neuronperf.backends import registry
+    from pytest_neuronperf.runner.benchmark import benchmark
+    from tests.standins import fake_cuda
+
+    monkeypatch.setitem(registry._BUILTIN, "cuda", "tests.standins.fake_cuda:StandinCudaBackend")
+    monkeypatch.setitem(sys.modules, "pynvml", FakeNvml())
+    registry.get_backend.cache_clear()
+    fake_cuda.reset(elapsed_ms=0.25)
+    try:
+        (report,) = benchmark(fake_cuda.LaunchingModel, torch.ones(1), device_type="cuda", multiprocess=False,
+                              n_models=1, workers_per_model=1, duration=0.3, warmup=3)
+    finally:
+        registry.get_backend.cache_clear()
+    assert report["status"] == "finished", report["reason"]
+    assert report["gpu_util_peak"] == 80 and report["gpu_power_avg_w"] == 150.0
+    assert report["energy_j"] > 0 and report["joules_per_inf"] == pytest.approx(
+        report["energy_j"] / report["total_infs"], rel=1e-3)
+    assert report["joules_per_1m_inf"] == pytest.approx(report["joules_per_inf"] * 1e6, rel=1e-3)
+    assert report["diagnosis"] is not None and report["diagnosis"].startswith("device busy ")
