@@ -151,7 +151,8 @@ class CudaBackend:
             uuid = f"GPU-{raw}" if raw is not None and not str(raw).startswith("GPU-") else str(raw)
         except Exception:  # an older torch without the property: NVML's index of the GPU instead
             uuid = None
-        return GpuSampler(uuid, index, interval_s)
+        cuda = self._cuda()
+        return GpuSampler(uuid, index, interval_s, allocated_peak=lambda: int(cuda.max_memory_allocated(index)))
 
     def explain_error(self, error_text: str, placement: Placement) -> str | None:
         device = _device(placement)

@@ -140,6 +140,7 @@ TELEMETRY_KEYS: Final[tuple[str, ...]] = (
     "gpu_util_avg",
     "gpu_util_peak",
     "gpu_mem_peak_mb",
+    "torch_mem_peak_mb",
     "gpu_power_avg_w",
     "energy_j",
     "joules_per_inf",

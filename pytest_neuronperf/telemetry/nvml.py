@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from collections.abc import Callable
 from typing import Any
 
 MW_PER_W = 1000.0
@@ -22,8 +23,12 @@ MB = 1024 * 1024
 class GpuSampler:
     """Samples one GPU every ``interval`` seconds on a daemon thread between ``start`` and ``stop``."""
 
-    def __init__(self, uuid: str | None, index: int, interval: float, nvml: Any = None) -> None:
+    def __init__(self, uuid: str | None, index: int, interval: float, nvml: Any = None,
+                 allocated_peak: Callable[[], int] | None = None) -> None:
         self._nvml = nvml
+        # torch's own peak of the memory it allocated on this GPU (torch.cuda.max_memory_allocated).
+        self._allocated_peak = allocated_peak
+        self.allocated_peak_bytes: int | None = None
         self._uuid = uuid
         self._index = index
         self.interval = interval
@@ -80,6 +85,9 @@ class GpuSampler:
             self._sample()
 
     def stop(self) -> None:
+        if self._allocated_peak is not None:
+            with contextlib.suppress(Exception):
+                self.allocated_peak_bytes = int(self._allocated_peak())
         if self._thread is None:
             return
         self._stop.set()
@@ -101,6 +109,8 @@ class GpuSampler:
             "gpu_util_avg": avg(self.util),
             "gpu_util_peak": round(max(self.util), 2) if self.util else None,
             "gpu_mem_peak_mb": round(max(self.mem_bytes) / MB, 3) if self.mem_bytes else None,
+            "torch_mem_peak_mb": (None if self.allocated_peak_bytes is None
+                                  else round(self.allocated_peak_bytes / MB, 3)),
             "gpu_power_avg_w": avg(self.power_w),
             "energy_j": None if self.energy_j is None else round(self.energy_j, 4),
             "joules_per_inf": None if joules_per_inf is None else round(joules_per_inf, 6),

@@ -55,7 +55,7 @@ class FakeNvml:
 
 def test_a_window_gives_utilisation_memory_power_and_energy_per_inference() -> None:
     nvml = FakeNvml()
-    sampler = GpuSampler("GPU-1234", 0, 0.01, nvml=nvml)
+    sampler = GpuSampler("GPU-1234", 0, 0.01, nvml=nvml, allocated_peak=lambda: 64 * 1024 * 1024)
     sampler.start()
     time.sleep(0.05)
     sampler.stop()
@@ -63,7 +63,7 @@ def test_a_window_gives_utilisation_memory_power_and_energy_per_inference() -> N
     assert nvml.by_uuid == ["GPU-1234"] and nvml.shut
     assert f["gpu_util_peak"] == 80 and f["gpu_util_avg"] is not None and 20 <= f["gpu_util_avg"] <= 80
     assert f["gpu_mem_peak_mb"] is not None and f["gpu_mem_peak_mb"] > 100
-    assert f["gpu_power_avg_w"] == 150.0
+    assert f["gpu_power_avg_w"] == 150.0 and f["torch_mem_peak_mb"] == 64.0
     assert f["energy_j"] == 0.5 and f["joules_per_inf"] == 0.0005
     assert sampler.note is None
 
