@@ -1,4 +1,9 @@
-"""Models and a backend for benchmarks/scale.py, importable by the model copies."""
+"""The model of benchmarks/scale.py, importable by the model copies.
+
+Importing this module lets the Neuron backend load a model class as it is, in place of a compiled
+artifact (there is no NeuronCore here: what scales is the runner, not a device). The copies import it
+with the model, from the server they fork from, before they load it.
+"""
 
 from __future__ import annotations
 
@@ -19,10 +24,9 @@ class Sleep1ms:
         return x
 
 
-class ScaleNeuronBackend(NeuronBackend):
-    """The Neuron backend (placements, core lists, environment from the stand-in neuron-ls), with a model class
-    loaded as it is instead of a compiled artifact: what scales here is the runner, not a device."""
+def _load_as_is(self: NeuronBackend, source: ModelSource, placement: Placement) -> Callable[..., Any]:
+    model: Callable[..., Any] = source.instantiate()
+    return model
 
-    def load_model(self, source: ModelSource, placement: Placement) -> Callable[..., Any]:
-        model: Callable[..., Any] = source.instantiate()
-        return model
+
+NeuronBackend.load_model = _load_as_is  # type: ignore[method-assign]
