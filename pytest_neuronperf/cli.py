@@ -152,7 +152,7 @@ def measurement_rules(m: Measurement, settings: Settings) -> GateRules:
 def _results_lookups(m: Measurement, reference: Mapping[tuple[str, str], Measurement], source: Path,
                      keys: Sequence[str]) -> dict[str, Any]:
     """Each configuration of ``m`` against the same test, measurement and configuration in another results file."""
-    from pytest_neuronperf.baselines.environment import fingerprint_differences
+    from pytest_neuronperf.baselines.environment import fingerprint_differences, version_changes
     from pytest_neuronperf.gate.evaluate import MeasuredLookup, MeasuredReference
     from pytest_neuronperf.spec.fields import ROUNDS_KEY, STATUS_OK
     from pytest_neuronperf.spec.matrix import config_key
@@ -166,7 +166,9 @@ def _results_lookups(m: Measurement, reference: Mapping[tuple[str, str], Measure
             continue
         differ = fingerprint_differences(old.fingerprint, m.fingerprint, keys)
         if differ:
-            found[key] = MeasuredLookup(None, f"{source} measured it in another environment ({'; '.join(differ)})")
+            changed = "; ".join(version_changes(old.fingerprint, m.fingerprint, differ))
+            found[key] = MeasuredLookup(None, f"{source} measured it in another environment ({changed}: "
+                                              "the earlier value, then this one's)")
             continue
         theirs = next((r for r in old.reports if config_key(r) == key), None)
         if theirs is None or theirs.get("status") != STATUS_OK or not theirs.get(ROUNDS_KEY):

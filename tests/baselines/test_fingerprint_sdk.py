@@ -283,3 +283,18 @@ def test_leaving_a_version_out_of_the_keys_compares_across_it(tmp_path: Path) ->
     store.save(MODULE, {KEY: _record({**NEURON, "neuron_driver": "2.18.12.0"})}, KEYS)
     keys = tuple(k for k in KEYS if k != "neuron_driver")
     assert store.lookup(MODULE, KEY, NEURON, keys).found
+
+
+def test_npf_compare_against_results_of_another_sdk_names_the_versions(tmp_path: Path) -> None:
+    from pytest_neuronperf.cli import _results_lookups
+    from pytest_neuronperf.report.results_file import Measurement
+
+    report = {"n_models": 1, "workers_per_model": 1, "pipeline_size": 1, "batch_size": 1, "status": "finished"}
+    print_ = {"device_type": "neuron", "neuronx_cc": "2.16.372.0"}
+    ours = Measurement("t.py::test", "default", "neuron", print_, "pass", [report], [])
+    theirs = Measurement("t.py::test", "default", "neuron", {**print_, "neuronx_cc": "2.15.128.0"}, "pass",
+                         [report], [])
+    [lookup] = _results_lookups(ours, {("t.py::test", "default"): theirs}, tmp_path / "old.json",
+                                ["device_type", "neuronx_cc"]).values()
+    assert "measured it in another environment (neuronx_cc 2.15.128.0 -> 2.16.372.0: the earlier value, " \
+           "then this one's)" in lookup.explain()
