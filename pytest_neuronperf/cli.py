@@ -602,8 +602,9 @@ or a .py file) naming a model class or zero-argument factory, or a TorchScript f
 same inputs (SHAPES as for npf run) and are measured in alternating rounds (A B B A A B ...) in
 this run, so both share the machine's load and drift. Every configuration runs --rounds round
 pairs, each round --duration / --rounds seconds long, then one more pair at a time while the gate
-is undecided, up to --max-rounds pairs; the gate judges throughput, p50 and p99 from the per-pair
-ratios. Two .py files of the same name cannot be compared (copies import classes by module name).
+is undecided, up to --max-rounds pairs; the gate judges throughput, p50 and p99 (and capacity and a
+generative model's token metrics, where both measured them) from the per-pair ratios. Two .py files
+of the same name cannot be compared (copies import classes by module name).
 
 The output is A's report table, B's, then the verdict of each configuration and metric, the
 round pairs it took, and a last line verdict: pass, fail or inconclusive.
