@@ -365,6 +365,10 @@ def prepare(
     warmup = P.non_negative_int("warmup", warmup)
     rounds = P.positive_int("rounds", rounds)
     threads = None if intra_op_threads is None else P.positive_int("intra_op_threads", intra_op_threads)
+    if threads is not None and not multiprocess:
+        raise ValueError("intra_op_threads: applies to model copies in processes of their own; with "
+                         "multiprocess=False the copies are threads of this process and share its torch threads "
+                         "(call torch.set_num_threads yourself, or drop multiprocess=False)")
     copies = P.positive_int_list("n_models", n_models, allow_max=True)
     workers = P.int_list("workers_per_model", workers_per_model)
     P.check_workers(workers)
@@ -421,10 +425,11 @@ def _check_generative(gen: Generation | None, objective: Slo | None, inputs: Any
                       compile_mode: Any) -> None:
     """What a streaming model cannot be given, and what only a streaming model can."""
     if objective is not None and gen is None:
-        streamed = [lim.text() for lim in objective.request_limits if lim.metric in ("ttft", "tpot")]
+        streamed = [lim for lim in objective.request_limits if lim.metric in ("ttft", "tpot")]
         if streamed:
-            raise ValueError(f"slo: {streamed[0]} bounds a time between tokens, which only a generative model has; "
-                             "add streaming=True (a model whose call streams its tokens), or bound e2e or a percentile")
+            what = "the time to the first token" if streamed[0].metric == "ttft" else "the time between tokens"
+            raise ValueError(f"slo: {streamed[0].text()} bounds {what}, which only a generative model has; add "
+                             "streaming=True (a model whose call streams its tokens), or bound e2e or a percentile")
     if gen is None:
         return
     if postprocess_fn is not None:

@@ -21,6 +21,7 @@ import sys
 import threading
 import time
 import traceback
+import types
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
@@ -730,6 +731,11 @@ class _Worker:
         y = self.model(*args, **kwargs)
         if timing is not None:
             timing.end()
+        if self.warmup_count == 0 and isinstance(y, types.GeneratorType):
+            # A generator runs nothing until it is read: its "inferences" would time only its creation.
+            raise TypeError("the model's call returned a generator, which does no work until it is read, so only "
+                            "its creation would be timed; a model that streams its output (a generative model) "
+                            "needs streaming=True, and the runner reads and times each token")
         if self.job.postprocess_fn is not None:
             self.job.postprocess_fn(y)
         return clock() - t0

@@ -197,3 +197,8 @@ def test_each_worker_of_a_copy_runs_with_its_share_of_the_cores(monkeypatch: pyt
 def test_intra_op_threads_must_be_a_positive_whole_number(bad: object) -> None:
     with pytest.raises(ValueError, match=r"^intra_op_threads: must be at least 1 \(a whole number\), got "):
         benchmark(ThreadCounting, torch.ones(2, 2), intra_op_threads=bad, **QUICK)  # type: ignore[arg-type]
+
+
+def test_intra_op_threads_for_copies_that_are_threads_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"^intra_op_threads: applies to model copies in processes of their own"):
+        benchmark(Identity, torch.ones(1), intra_op_threads=1, multiprocess=False, duration=0.2)

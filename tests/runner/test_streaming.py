@@ -152,5 +152,13 @@ def test_input_tokens_need_a_vocabulary() -> None:
 
 
 def test_time_between_tokens_bounds_only_a_streaming_model() -> None:
-    with pytest.raises(ValueError, match=r"^slo: tpot<=5ms bounds a time between tokens.*add streaming=True"):
+    with pytest.raises(ValueError, match=r"^slo: tpot<=5ms bounds the time between tokens.*add streaming=True"):
         npf.benchmark(gm.synthetic, 0, slo="tpot<=5ms", duration=0.2)
+    with pytest.raises(ValueError, match=r"^slo: ttft<=5ms bounds the time to the first token"):
+        npf.benchmark(gm.synthetic, 0, slo="ttft<=5ms", duration=0.2)
+
+
+def test_a_generator_model_without_streaming_is_refused_saying_what_to_add() -> None:
+    with pytest.raises(BenchmarkError, match=r"returned a generator, which does no work until it is read.*"
+                                             r"needs streaming=True"):
+        npf.benchmark(gm.synthetic, 0, n_models=1, workers_per_model=1, duration=0.2, multiprocess=False)
