@@ -37,14 +37,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import re
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,6 +52,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
 
 import torch
 from generative_models import synthetic
+from ratio_table import REFERENCE, Row, ratio_row, table, within
 
 import pytest_neuronperf as npf
 
@@ -88,31 +88,7 @@ class Settings:
     quick: bool
 
 
-@dataclass
-class Row:
-    measurement: str
-    value: str
-    reference: str
-    ratio: float | None
-    target: str
-    met: bool | None
-
-
-@dataclass(frozen=True)
-class Target:
-    text: str
-    # Of the ratio value / reference; None: a reference row, not judged.
-    check: Callable[[float], bool] | None
-
-
-REFERENCE = Target("reference", None)
-WITHIN_3 = Target("within 3%", lambda r: abs(r - 1.0) <= 0.03)
-
-
-def ratio_row(measurement: str, value: float, reference: float, unit: str, target: Target, digits: int = 3) -> Row:
-    ratio = value / reference if reference else math.nan
-    met = None if target.check is None else math.isfinite(ratio) and target.check(ratio)
-    return Row(measurement, f"{value:.{digits}f} {unit}", f"{reference:.{digits}f} {unit}", ratio, target.text, met)
+WITHIN_3 = within(0.03)
 
 
 # --- 1. token timing against the generator's schedule --------------------------------------------
@@ -307,14 +283,6 @@ def overhead(cfg: Settings) -> list[Row]:
 
 
 # --- output ---------------------------------------------------------------------------------------
-
-def table(rows: list[Row]) -> str:
-    head = ("measurement", "value", "reference", "ratio", "target", "met")
-    cells = [head] + [(r.measurement, r.value, r.reference, "-" if r.ratio is None else f"{r.ratio:.3f}", r.target,
-                       "-" if r.met is None else ("yes" if r.met else "no")) for r in rows]
-    widths = [max(len(c[i]) for c in cells) for i in range(len(head))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in cells)
-
 
 def parse(argv: list[str] | None) -> Settings:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -35,7 +35,6 @@ import math
 import os
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,6 +43,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import numpy as np
 import numpy.typing as npt
 import torch
+from ratio_table import REFERENCE, Row, Target, ratio_row, table, within
 from serving_models import SERVICE_ENV, FixedService, Identity
 
 import pytest_neuronperf as npf
@@ -76,16 +76,6 @@ class Settings:
     @property
     def slo(self) -> str:
         return f"p99<={self.bound_s * 1e3:g}ms"
-
-
-@dataclass
-class Row:
-    measurement: str
-    value: str
-    reference: str
-    ratio: float | None
-    target: str
-    met: bool | None
 
 
 # --- queueing theory ------------------------------------------------------------------------------
@@ -206,21 +196,7 @@ def capacity_of(result: ConfigResult) -> Capacity:
 
 # --- the five measurements ------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class Target:
-    text: str
-    # Of the ratio value / reference; None: a reference row, not judged.
-    check: Callable[[float], bool] | None
-
-
-REFERENCE = Target("reference", None)
-WITHIN_10 = Target("within 10%", lambda r: abs(r - 1.0) <= 0.10)
-
-
-def ratio_row(measurement: str, value: float, reference: float, unit: str, target: Target, digits: int = 3) -> Row:
-    ratio = value / reference if reference else math.nan
-    met = None if target.check is None else math.isfinite(ratio) and target.check(ratio)
-    return Row(measurement, f"{value:.{digits}f} {unit}", f"{reference:.{digits}f} {unit}", ratio, target.text, met)
+WITHIN_10 = within(0.10)
 
 
 def generator_overhead(cfg: Settings) -> list[Row]:
@@ -333,14 +309,6 @@ def wall_time(cfg: Settings, found: tuple[dict[str, Any], ConfigResult, float]) 
 
 
 # --- output ---------------------------------------------------------------------------------------
-
-def table(rows: list[Row]) -> str:
-    head = ("measurement", "value", "reference", "ratio", "target", "met")
-    cells = [head] + [(r.measurement, r.value, r.reference, "-" if r.ratio is None else f"{r.ratio:.3f}", r.target,
-                       "-" if r.met is None else ("yes" if r.met else "no")) for r in rows]
-    widths = [max(len(c[i]) for c in cells) for i in range(len(head))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in cells)
-
 
 def parse(argv: list[str] | None) -> Settings:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
