@@ -340,15 +340,15 @@ def _run_copy(conn: Connection, job: CopyJob, phase: _Phase) -> list[str]:
         shared.exhausted = False
 
 
-def _keep_request(rec: Recorder, n: int, t0: int, t1: int, t2: int, device_ns: int | None,
+def _keep_request(rec: Recorder, n: int, t0: int, t1: int, t2: int, t3: int, device_ns: int | None,
                   arrival: int | None = None) -> int:
-    """Record one finished streaming request (started at t0, its stream read from t1 to t2); returns the count."""
+    """Record one finished request (started at t0, the model from t1 to t2, done at t3); returns the count."""
     if arrival is not None:
         rec.arrival.append(arrival)
     rec.start.append(t0)
     rec.infer_start.append(t1)
     rec.infer_end.append(t2)
-    rec.end.append(t2)
+    rec.end.append(t3)
     if device_ns is not None:
         rec.device.append(device_ns)
     n += 1
@@ -899,7 +899,7 @@ class _Worker:
                     item %= shared.n_items
             t0, t1, t2, finished, d = self._stream(shared, 0, stop_ns, item)
             if finished:
-                n = _keep_request(rec, n, t0, t1, t2, d)
+                n = _keep_request(rec, n, t0, t1, t2, t2, d)
         return n
 
     def _loop_open(self, shared: _Shared, rec: Recorder, window: _Window) -> int:
@@ -933,7 +933,7 @@ class _Worker:
                     if t3 > drain_stop:
                         return n
                     continue
-                n = _keep_request(rec, n, t0, t1, t3, d, arrival)
+                n = _keep_request(rec, n, t0, t1, t3, t3, d, arrival)
                 continue
             t0 = clock()
             if args is not None and pre is None:
@@ -997,12 +997,4 @@ class _Worker:
             t3 = clock()
             if t3 > stop_ns:
                 return n
-            rec.start.append(t0)
-            rec.infer_start.append(t1)
-            rec.infer_end.append(t2)
-            rec.end.append(t3)
-            if d is not None:
-                rec.device.append(d)
-            n += 1
-            if not n % CHUNK:
-                rec.flush()
+            n = _keep_request(rec, n, t0, t1, t2, t3, d)
