@@ -341,13 +341,18 @@ def _run_copy(conn: Connection, job: CopyJob, phase: _Phase) -> list[str]:
 
 
 def _keep_request(rec: Recorder, n: int, t0: int, t1: int, t2: int, t3: int, device_ns: int | None,
-                  arrival: int | None = None) -> int:
-    """Record one finished request (started at t0, the model from t1 to t2, done at t3); returns the count."""
+                  arrival: int | None = None, split: bool = True) -> int:
+    """Record one finished request (started at t0, the model from t1 to t2, done at t3); returns the count.
+
+    ``split`` False: the model call was the whole request, so only its ends are kept (the recorder then
+    takes the call's time as the whole request's).
+    """
     if arrival is not None:
         rec.arrival.append(arrival)
     rec.start.append(t0)
-    rec.infer_start.append(t1)
-    rec.infer_end.append(t2)
+    if split:
+        rec.infer_start.append(t1)
+        rec.infer_end.append(t2)
     rec.end.append(t3)
     if device_ns is not None:
         rec.device.append(device_ns)
@@ -956,17 +961,7 @@ class _Worker:
                 admission.finished(t3)
             if t3 > drain_stop:
                 return n
-            rec.arrival.append(arrival)
-            rec.start.append(t0)
-            if split:
-                rec.infer_start.append(t1)
-                rec.infer_end.append(t2)
-            rec.end.append(t3)
-            if d is not None:
-                rec.device.append(d)
-            n += 1
-            if not n % CHUNK:
-                rec.flush()
+            n = _keep_request(rec, n, t0, t1, t2, t3, d, arrival, split)
 
     def _loop_dataset(self, shared: _Shared, rec: Recorder, stop_ns: int) -> int:
         job = self.job

@@ -12,6 +12,7 @@ import pytest
 
 from pytest_neuronperf.cli import main, parse_inputs
 from tests.report.conftest import RESULTS
+from tests.report.reports import report_of
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -169,11 +170,8 @@ def test_report_writes_html_and_markdown(tmp_path: Path, capsys: pytest.CaptureF
 
 def test_report_from_plain_benchmark_reports(tmp_path: Path, baseline_dir: Path,
                                              capsys: pytest.CaptureFixture[str]) -> None:
-    from pytest_neuronperf.spec import fields
 
-    report: dict[str, Any] = {k: None for k in fields.ALL_KEYS}
-    report.update(model_name="mlp", batch_size=1, n_models=1, workers_per_model=1, pipeline_size=1,
-                  throughput_avg=812.0, latency_ms_p99=1.5, status="finished")
+    report = report_of(model_name="mlp", throughput_avg=812.0, latency_ms_p99=1.5)
     reports = tmp_path / "reports.json"
     reports.write_text(json.dumps([report]), encoding="utf-8")
     assert main(["report", str(reports), "--md", str(tmp_path / "r.md")]) == 0

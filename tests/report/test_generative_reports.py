@@ -22,6 +22,7 @@ from pytest_neuronperf.report.serving import slo_lines
 from pytest_neuronperf.report.summary import summary_lines
 from pytest_neuronperf.report.text import format_reports
 from pytest_neuronperf.spec import fields
+from tests.report.reports import report_of
 
 TOKEN_COLS = ["ttft_ms_p50", "ttft_ms_p99", "tpot_ms_p50", "tpot_ms_p99", "output_tokens_per_s"]
 SLO = "ttft<=25ms"
@@ -32,12 +33,8 @@ def _cdf(scale: float) -> list[list[float]]:
 
 
 def _report(**over: Any) -> dict[str, Any]:
-    r: dict[str, Any] = {k: None for k in fields.ALL_KEYS}
-    r.update(model_filename="gen:Synthetic", model_name="Synthetic", device_type="cpu", batch_size=1,
-             n_models=1, workers_per_model=1, pipeline_size=1, throughput_avg=5.5, latency_ms_p50=175.2,
-             latency_ms_p99=175.3, status=fields.STATUS_OK)
-    r.update(over)
-    return r
+    return report_of(**{"model_filename": "gen:Synthetic", "model_name": "Synthetic", "device_type": "cpu",
+                        "throughput_avg": 5.5, "latency_ms_p50": 175.2, "latency_ms_p99": 175.3, **over})
 
 
 def _streaming(**over: Any) -> dict[str, Any]:
@@ -295,16 +292,6 @@ def test_html_draws_the_baseline_distributions_dashed_where_the_baseline_kept_th
     assert ">baseline</text>" in with_base and "baseline" not in without
     # The baseline's dashed line, and its sample in the legend.
     assert with_base.count("stroke-dasharray") == without.count("stroke-dasharray") + 2
-
-
-def test_html_without_streaming_reports_has_no_token_plots_or_columns() -> None:
-    pytest.importorskip("matplotlib")
-    from pytest_neuronperf.report.html import html_report
-
-    text = html_report(CLOSED)
-    assert "TTFT" not in text and "Token latency" not in text and "output tokens" not in text
-    header = re.search(r"<thead>.*?</thead>", text, flags=re.S)
-    assert header is not None and len(re.findall(r"<th[ >]", header[0])) == 10
 
 
 # --- CSV and results files ------------------------------------------------------------------------------

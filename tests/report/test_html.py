@@ -24,6 +24,7 @@ from pytest_neuronperf.report.html import (
     require_matplotlib,
     write_html,
 )
+from tests.report.reports import report_of
 
 EXTERNAL = re.compile(r"""(?:src|href)\s*=\s*["']?\s*(?:https?:)?//|url\(\s*["']?\s*(?:https?:)?//|@import""", re.I)
 
@@ -78,11 +79,10 @@ def test_text_is_escaped(report_html: str) -> None:
 
 
 def test_plain_benchmark_reports(tmp_path: Path) -> None:
-    report: dict[str, Any] = {k: None for k in fields.ALL_KEYS}
-    report.update(model_name="<b>mlp</b>", device_type="cpu", batch_size=1, n_models=1, workers_per_model=2,
-                  pipeline_size=1, throughput_avg=900.0, latency_ms_p50=1.1, latency_ms_p99=2.5, status="finished",
-                  latency_cdf_ms=[[p, 1.0 + p / 50] for p in fields.CDF_PERCENTILES],
-                  throughput_timeline=[[[0.25, 880.0], [0.75, 920.0]]])
+    report = report_of(model_name="<b>mlp</b>", device_type="cpu", workers_per_model=2, throughput_avg=900.0,
+                       latency_ms_p50=1.1, latency_ms_p99=2.5,
+                       latency_cdf_ms=[[p, 1.0 + p / 50] for p in fields.CDF_PERCENTILES],
+                       throughput_timeline=[[[0.25, 880.0], [0.75, 920.0]]])
     target = tmp_path / "deep" / "report.html"
     assert write_html([report], target) == str(target)
     text = target.read_text(encoding="utf-8")

@@ -18,8 +18,8 @@ from pytest_neuronperf.report.markdown import markdown_summary, write_markdown
 from pytest_neuronperf.report.results_file import Measurement, ResultsFileError, as_measurements, load_results
 from pytest_neuronperf.report.summary import summary_lines
 from pytest_neuronperf.session.session import NpfSession
-from pytest_neuronperf.spec import fields
 from tests.report.conftest import DATA, RESULTS
+from tests.report.reports import report_of
 
 
 def check_golden(name: str, text: str) -> None:
@@ -50,9 +50,7 @@ def test_markdown_table_shape(results_doc: dict[str, Any]) -> None:
 
 
 def test_markdown_from_plain_reports_and_from_nothing() -> None:
-    report: dict[str, Any] = {k: None for k in fields.ALL_KEYS}
-    report.update(model_name="mlp", batch_size=1, n_models=2, workers_per_model=1, pipeline_size=1,
-                  throughput_avg=1234.5, latency_ms_p99=0.81, status="finished")
+    report = report_of(model_name="mlp", n_models=2, throughput_avg=1234.5, latency_ms_p99=0.81)
     text = markdown_summary([report])
     assert "| `mlp` | 2 models x 1 worker, batch 1 | 1,234 | — | — | 0.810 | — | — | — | 📏 measured |" in text
     assert "No performance measurements" in markdown_summary([])

@@ -10,15 +10,13 @@ import pytest
 
 import pytest_neuronperf as npf
 from pytest_neuronperf.spec import fields
+from tests.report.reports import report_of
 
 
 def _report(**over: Any) -> dict[str, Any]:
-    r: dict[str, Any] = {k: None for k in fields.ALL_KEYS}
-    r.update(model_filename="models/m_b1_p1_x.pt", model_name="m", batch_size=1, n_models=1,
-             workers_per_model=1, pipeline_size=1, throughput_avg=307.25, latency_ms_p50=3.251,
-             latency_ms_p99=3.277, status="finished", rounds=[{"throughput": 307.0}])
-    r.update(over)
-    return r
+    return report_of(**{"model_filename": "models/m_b1_p1_x.pt", "model_name": "m", "throughput_avg": 307.25,
+                        "latency_ms_p50": 3.251, "latency_ms_p99": 3.277, "rounds": [{"throughput": 307.0}],
+                        **over})
 
 
 REPORTS = [_report(), _report(n_models=16, throughput_avg=2746.0, latency_ms_p50=5.641, latency_ms_p99=6.82)]

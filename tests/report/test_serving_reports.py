@@ -19,6 +19,7 @@ from pytest_neuronperf.report.results_file import Measurement
 from pytest_neuronperf.report.serving import serving_columns, slo_lines
 from pytest_neuronperf.report.text import format_reports
 from pytest_neuronperf.spec import fields
+from tests.report.reports import report_of
 
 SLO = "p50<=3ms,p99<=6ms"
 OVERLOADED_REASON = ("overloaded: 498 req/s completed of 676 offered; the copies cannot keep up with "
@@ -27,12 +28,8 @@ OVERLOADED_REASON = ("overloaded: 498 req/s completed of 676 offered; the copies
 
 
 def _report(**over: Any) -> dict[str, Any]:
-    r: dict[str, Any] = {k: None for k in fields.ALL_KEYS}
-    r.update(model_filename="svc:FixedService", model_name="FixedService", device_type="cpu", batch_size=1,
-             n_models=1, workers_per_model=1, pipeline_size=1, throughput_avg=499.0, latency_ms_p50=2.0,
-             latency_ms_p99=2.003, status=fields.STATUS_OK)
-    r.update(over)
-    return r
+    return report_of(**{"model_filename": "svc:FixedService", "model_name": "FixedService", "device_type": "cpu",
+                        "throughput_avg": 499.0, "latency_ms_p50": 2.0, "latency_ms_p99": 2.003, **over})
 
 
 def _step(rate: float, p50: float, p99: float, met: bool) -> dict[str, Any]:
@@ -211,12 +208,14 @@ def test_html_table_shows_offered_achieved_and_capacity() -> None:
     assert "request_rate=700" in text
 
 
-def test_html_without_serving_fields_is_as_before() -> None:
+def test_html_of_closed_loop_reports_without_an_slo_or_streaming_is_as_before() -> None:
     pytest.importorskip("matplotlib")
     from pytest_neuronperf.report.html import html_report
 
     text = html_report(CLOSED)
     assert "offered load" not in text and "Offered" not in text and "Capacity" not in text
+    # Nor a generative model's token columns or plots.
+    assert "TTFT" not in text and "Token latency" not in text and "output tokens" not in text
     header = re.search(r"<thead>.*?</thead>", text, flags=re.S)
     assert header is not None and len(re.findall(r"<th[ >]", header[0])) == 10
 

@@ -279,3 +279,15 @@ def test_a_round_with_one_inference_is_summarised_without_dividing_by_zero(bins:
             summary = rounds.summarize_round([2.5], counts, 0.1)
         assert stable is False and math.isfinite(cv)
         assert summary.n == 1 and summary.throughput > 0 and summary.p99_ms == 2.5
+
+
+def test_every_gated_metric_names_round_summary_fields_that_exist() -> None:
+    from dataclasses import fields as dataclass_fields
+
+    from pytest_neuronperf.spec.metrics import METRICS
+
+    names = {f.name for f in dataclass_fields(RoundSummary)}
+    for m in METRICS:
+        wanted = [m.round_value, m.round_ci] + ([m.round_n_eff] if m.round_n_eff else [])
+        assert set(wanted) <= names, (m.name, sorted(set(wanted) - names))
+        assert (m.quantile is None) == (m.round_n_eff is None), m.name
