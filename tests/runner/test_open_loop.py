@@ -91,7 +91,19 @@ def check_md1(rho: float, duration: float, seed: int) -> None:
     offered_rho = arrivals.size / duration * S_MS / 1e3
     # The seed is one whose schedule, served in exactly S, lands near the formula: what is left is the runner's.
     assert fifo_mean_ms(arrivals, int(S_MS * 1e6)) == pytest.approx(md1_mean_ms(S_MS, offered_rho), rel=0.05)
-    report, _ = steady_run(lambda: serve(rate, duration, seed=seed))
+    for _ in range(ATTEMPTS):
+        report, result = serve(rate, duration, seed=seed)
+        starts, ends = timestamps(result)
+        # Served FIFO in the service times this run measured, would these arrivals queue as an M/D/1 queue
+        # does? A busy machine that preempted a few requests for several S makes them queue longer; then
+        # the formula no longer applies, whatever the runner does.
+        replayed = fifo_mean_ms(arrivals + result.rounds[0].window_start_ns, ends - starts)
+        if steady(report) and replayed == pytest.approx(md1_mean_ms(S_MS, offered_rho), rel=0.1):
+            break
+    else:
+        pytest.skip(f"the machine was too busy for a fixed service time in {ATTEMPTS} runs (mean "
+                    f"{report['infer_avg_ms']} ms against a median of {report['service_ms_p50']} ms; the "
+                    f"measured service times queue for {replayed:.2f} ms on average)")
     service = report["service_ms_p50"]
     assert service == pytest.approx(S_MS, rel=0.05)
     rho_measured = report["offered_rps"] * service / 1e3
