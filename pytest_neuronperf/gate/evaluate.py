@@ -235,10 +235,12 @@ class MeasurementJudgement:
                 lines.append(f"{cfg}: error: {o.note}")
         if self.compared_nothing:
             lines.append(self._nothing_compared_line())
-        if any(j.pooled_over_rounds for o in self.outcomes for j in o.judgements
-               if j.verdict is not Verdict.PASS or strict):
+        shown = [j for o in self.outcomes for j in o.judgements if j.verdict is not Verdict.PASS or strict]
+        if any(j.pooled_over_rounds for j in shown):
+            pooled = ("; a paired percentile is that of all the side's requests, pooled over its rounds"
+                      if any(j.pooled_percentile for j in shown) else "")
             lines.insert(0, "(baseline and current are the gate's estimates: geometric means of the per-round "
-                            "values over every round each side has, the figures every report shows)")
+                            f"values over every round each side has{pooled}; the figures every report shows)")
         head = self._failure_head()
         table = judge.format_table(rows) if rows else ""
         return "\n".join(part for part in (head, table, "\n".join(lines)) if part)

@@ -27,6 +27,7 @@ from pytest_neuronperf.spec.metrics import BY_NAME, METRICS, Metric
 from pytest_neuronperf.stats.distributions import mean_ci, t_cdf, t_ppf
 from pytest_neuronperf.stats.quantiles import min_samples_for_quantile
 from pytest_neuronperf.stats.rounds import RoundSummary
+from pytest_neuronperf.stats.sketch import Pooled, pooled_quantile
 
 __all__ = ["Judgement", "Verdict", "check_limits", "correct_multiple", "decide", "judge_metric", "needs_confirmation"]
 
@@ -79,10 +80,14 @@ class Judgement:
     # Whether more current rounds could still narrow the interval much: not when the baseline's own
     # rounds and its sessions' spread make most of the uncertainty.
     more_rounds_help: bool = True
+    # A paired percentile taken over all of each side's requests, pooled over its rounds (not a
+    # geometric mean of per-round percentiles).
+    pooled_percentile: bool = False
 
     @property
     def pooled_over_rounds(self) -> bool:
-        """True when a side's value is a geometric mean of per-round values (not one round's own value)."""
+        """True when a side's value comes from several rounds (a geometric mean of per-round values, or a
+        pooled percentile), not from one round's own value."""
         return max(self.baseline_rounds, self.current_rounds) > 1
 
     def to_dict(self) -> dict[str, object]:
@@ -105,6 +110,7 @@ class Judgement:
             "current_rounds": self.current_rounds,
             "needs_longer_rounds": self.needs_longer_rounds,
             "more_rounds_help": self.more_rounds_help,
+            "pooled_percentile": self.pooled_percentile,
         }
 
 
@@ -252,6 +258,66 @@ def _paired(
     return _t_evidence(float(d.mean()), se, d.size - 1.0, sign, bad_bound, alpha, looks, d.size, rule)
 
 
+def _pooled(rounds: Sequence[RoundSummary], spec: Metric) -> Pooled | None:
+    """The side's percentile over all its rounds' requests, where every round kept its distribution."""
+    if spec.quantile is None or spec.distribution is None or len(rounds) < 2:
+        return None
+    sketches = [r.sketches.get(spec.distribution) for r in rounds]
+    if any(s is None or s.total == 0 for s in sketches):
+        return None
+    return pooled_quantile([s for s in sketches if s is not None], spec.quantile)
+
+
+def _pooled_side(side: Pooled) -> tuple[float, tuple[float, float]]:
+    half = t_ppf(0.5 + CI_LEVEL / 2.0, side.influences.size - 1.0) * side.log_se
+    return side.value, (side.value * math.exp(-half), side.value * math.exp(half))
+
+
+def _paired_pooled(ref: Pooled, cur: Pooled, sign: float, bad_bound: float, alpha: float, looks: Looks) -> _Evidence:
+    """Paired rounds, a percentile pooled over each side's rounds: a paired t on the rounds' influences.
+
+    The change is the log ratio of the two pooled percentiles; each pair's difference of influences
+    (:mod:`~pytest_neuronperf.stats.sketch`) is its contribution to that ratio's error, so their spread,
+    over pairs that shared their conditions, is its standard error. One round whose tail a burst of
+    preemption lengthened moves the pooled percentile by its share of the requests only.
+    """
+    z = cur.influences - ref.influences
+    se = float(z.std(ddof=1)) / math.sqrt(z.size)
+    rule = f"paired t on pooled percentiles of {z.size} round pairs"
+    return _t_evidence(math.log(cur.value / ref.value), se, z.size - 1.0, sign, bad_bound, alpha, looks, z.size, rule)
+
+
+def _too_few_pooled(spec: Metric, base: Sequence[RoundSummary], cur: Sequence[RoundSummary], looks: Looks,
+                    duration_name: str, max_rounds_name: str) -> tuple[str, int, bool] | None:
+    """(hint, samples needed, whether longer rounds are needed) when a pooled side has too few samples.
+
+    Pooled over rounds, the effective samples of a side's rounds add up, so more round pairs help
+    as long as the pairs allowed (``looks.last``) can bring enough; beyond that, longer rounds.
+    """
+    if spec.quantile is None or spec.round_n_eff is None:
+        return None
+    need = min_samples_for_quantile(spec.quantile)
+    attr = spec.round_n_eff
+    hints, longer = [], False
+    for label, rounds in (("current run", cur), ("reference", base)):
+        have = sum(float(getattr(r, attr)) for r in rounds)
+        if have >= need:
+            continue
+        per_round = max(have / len(rounds), 1e-9)
+        pairs = math.ceil(DURATION_MARGIN * need / per_round)
+        if pairs <= looks.last:
+            hints.append(f"the {label}'s {len(rounds)} rounds hold {have:.0f} effective samples for {spec.name}, "
+                         f"{need} needed: about {pairs} round pairs will")
+            continue
+        longer = True
+        factor = DURATION_MARGIN * need / (per_round * looks.last)
+        seconds = max(1, math.ceil(rounds[0].duration_s * factor * looks.last - 1e-9))
+        hints.append(f"run about {factor:.1f}x longer ({duration_name}={seconds}s with {max_rounds_name}="
+                     f"{looks.last}) to judge {spec.name}: the {label} has {per_round:.0f} effective samples "
+                     f"per round, {need} needed over its rounds")
+    return ("; ".join(hints), need, longer) if hints else None
+
+
 def _single(
     base_ci: tuple[float, float], cur_ci: tuple[float, float], change: float, sign: float, bad_bound: float
 ) -> _Evidence:
@@ -392,10 +458,18 @@ def judge_metric(
     bad_bound, good_bound = _bounds(tolerance, spec.higher_is_better)
     if spec.optional and any(float(getattr(r, spec.round_value)) <= 0 for r in (*baseline, *current)):
         return _none_found(spec, baseline, current, tolerance, against)
-    base, base_ci = _side(baseline, spec)
-    cur, cur_ci = _side(current, spec)
+    pooled = (_pooled(baseline, spec), _pooled(current, spec)) if paired else (None, None)
+    ref_pool, cur_pool = pooled
+    if ref_pool is not None and cur_pool is not None:
+        (base, base_ci), (cur, cur_ci) = _pooled_side(ref_pool), _pooled_side(cur_pool)
+    else:
+        ref_pool = cur_pool = None
+        base, base_ci = _side(baseline, spec)
+        cur, cur_ci = _side(current, spec)
     change = cur / base - 1.0
-    if paired and len(current) >= 2:
+    if ref_pool is not None and cur_pool is not None:
+        ev = _paired_pooled(ref_pool, cur_pool, sign, bad_bound, alpha, looks)
+    elif paired and len(current) >= 2:
         ev = _paired(_values(baseline, spec), _values(current, spec), sign, bad_bound, alpha, looks)
     elif len(baseline) >= 2 and len(current) >= 2:
         between = _between_sessions(baseline, spec, baseline_sessions)
@@ -410,13 +484,19 @@ def judge_metric(
     hint = ""
     p_value = ev.p_value
     improved = ev.bad_hi < -good_bound
-    few = _too_few_samples(spec, baseline, current, duration_name, same_run=paired)
+    few: tuple[str, int, bool] | None
+    if cur_pool is not None:
+        few = _too_few_pooled(spec, baseline, current, looks, duration_name, max_rounds_name)
+    else:
+        per_round = _too_few_samples(spec, baseline, current, duration_name, same_run=paired)
+        few = None if per_round is None else (*per_round, True)
     if few is not None:
         # Not judged at all, so it takes no part in a multiple-comparison correction either.
         verdict, improved, p_value = Verdict.INCONCLUSIVE, False, None
         message = f"{compared}: too few samples to state {metric}"
         hint = few[0]
-        rule = f"{metric} needs >= {few[1]} effective samples per round"
+        rule = (f"{metric} needs >= {few[1]} effective samples over a side's rounds" if cur_pool is not None
+                else f"{metric} needs >= {few[1]} effective samples per round")
     elif ev.fail:
         verdict, message = Verdict.FAIL, f"{compared}, beyond {tol}"
         unstable = _all_unstable_side(baseline, current)
@@ -466,8 +546,9 @@ def judge_metric(
         improved=improved,
         baseline_rounds=len(baseline),
         current_rounds=len(current),
-        needs_longer_rounds=few is not None,
+        needs_longer_rounds=few is not None and few[2],
         more_rounds_help=ev.current_share >= MIN_CURRENT_SHARE,
+        pooled_percentile=cur_pool is not None,
     )
 
 

@@ -108,6 +108,13 @@ class LatencySummary:
                 out.append(float(min(max(value, self.min_ns), self.max_ns)))
         return out
 
+    def value_counts(self) -> tuple[npt.NDArray[np.float64], I64]:
+        """Each occupied bucket's midpoint (ns; exact below 2048 ns) and its count."""
+        occupied = np.flatnonzero(self.hist)
+        values = bucket_value(occupied.astype(np.int64)).astype(np.float64)
+        counts: I64 = self.hist[occupied].astype(np.int64)
+        return values, counts
+
     def mean_ns(self) -> float:
         return self.total_ns / self.count if self.count else float("nan")
 

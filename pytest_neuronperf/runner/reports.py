@@ -84,7 +84,9 @@ def round_summary(r: RoundResult, batch_size: int, slo: Slo | None = None) -> di
     if s.tokens is not None and s.tokens.requests:
         from dataclasses import replace
 
-        summary = replace(summary, **_token_round(s.tokens, r, counted.size, batch_size, slo))
+        token = _token_round(s.tokens, r, counted.size, batch_size, slo)
+        token_sketches = token.pop("sketches")
+        summary = replace(summary, **token, sketches={**summary.sketches, **token_sketches})
     return summary.to_dict()
 
 

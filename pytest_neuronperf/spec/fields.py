@@ -178,6 +178,8 @@ STATUS_KEYS: Final[tuple[str, ...]] = ("status", "reason")
 
 # Per-round run-level summaries (a list of dicts; JSON only, not a CSV column).
 ROUNDS_KEY: Final = "rounds"
+# A round summary's distributions on a log grid, pooled by paired comparisons (not kept in baselines).
+SKETCHES_KEY: Final = "sketches"
 # The end-to-end latency distribution: [[percentile, ms], ...] at CDF_PERCENTILES (JSON only).
 CDF_KEY: Final = "latency_cdf_ms"
 CDF_PERCENTILES: Final[tuple[float, ...]] = (

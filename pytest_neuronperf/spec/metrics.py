@@ -23,7 +23,8 @@ class Metric:
     ``name`` is what people type and read (``--npf-tolerance=p99=10%``, "p99 12.3 ms vs baseline
     ..."); ``report_field`` is the report's key for the configuration's value; ``round_value``,
     ``round_ci`` and ``round_n_eff`` are the round summary's fields the gate works from (``round_n_eff``
-    only for a percentile, whose sample minimum the gate checks).
+    only for a percentile, whose sample minimum the gate checks); ``distribution`` names the round's
+    sketch a percentile is taken from, which a paired comparison pools over rounds.
     """
 
     name: str
@@ -43,6 +44,7 @@ class Metric:
     # An optional metric: what measures it (for a limit on a report without it), and what a value of 0 means.
     needs: str = ""
     none_found: str = ""
+    distribution: str | None = None
 
     @property
     def limit_is_minimum(self) -> bool:
@@ -58,9 +60,9 @@ _STREAMING: Final = "a generative model measures it: give streaming=True"
 METRICS: Final[tuple[Metric, ...]] = (
     Metric("throughput", "throughput_avg", "throughput", "throughput_ci", True, "/s", "min_throughput"),
     Metric("p50", "latency_ms_p50", "p50_ms", "p50_ci", False, " ms", "max_p50_ms", 0.50, "n_eff_p50",
-           ("infer_ms_p50",)),
+           ("infer_ms_p50",), distribution="latency"),
     Metric("p99", "latency_ms_p99", "p99_ms", "p99_ci", False, " ms", "max_p99_ms", 0.99, "n_eff_p99",
-           ("infer_ms_p99",)),
+           ("infer_ms_p99",), distribution="latency"),
     # The highest open-loop request rate that meets the SLO (a capacity search only).
     Metric("capacity", "capacity_rps", "capacity_rps", "capacity_ci", True, " req/s", "min_capacity_rps",
            optional=True, needs="a capacity search measures it: give slo= and no request_rate",
@@ -68,7 +70,7 @@ METRICS: Final[tuple[Metric, ...]] = (
     # Generative (streaming) models: time to first token, time per output token after the first, output
     # tokens/s, and the rate of requests that met every per-request objective of the SLO.
     *(Metric(f"{m}_p{q}", f"{m}_ms_p{q}", f"{m}_p{q}_ms", f"{m}_p{q}_ci", False, " ms", f"max_{m}_p{q}_ms",
-             q / 100, f"n_eff_{m}_p{q}", optional=True, needs=_STREAMING)
+             q / 100, f"n_eff_{m}_p{q}", optional=True, needs=_STREAMING, distribution=m)
       for m in ("ttft", "tpot") for q in (50, 99)),
     Metric("tokens_per_s", "output_tokens_per_s", "tokens_per_s", "tokens_per_s_ci", True, " tok/s",
            "min_output_tokens_per_s", optional=True, needs=_STREAMING, none_found="no token came in the window"),

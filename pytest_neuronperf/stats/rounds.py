@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import MISSING, dataclass, fields
+from dataclasses import MISSING, Field, dataclass, field, fields
 from typing import Any, Final, Protocol, TypeGuard, cast
 
 import numpy as np
@@ -18,6 +18,7 @@ import numpy.typing as npt
 
 from pytest_neuronperf.stats.distributions import mean_ci
 from pytest_neuronperf.stats.quantiles import effective_sample_size, quantile_rank_interval
+from pytest_neuronperf.stats.sketch import Sketch
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -133,6 +134,13 @@ def _pair(data: Mapping[str, object], name: str) -> tuple[float, float]:
     raise ValueError(f"round summary field {name!r} must be a pair of numbers or [null, null], got {value!r}")
 
 
+def _sketches(data: Mapping[str, object], name: str) -> dict[str, Sketch]:
+    value = _field(data, name)
+    if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
+        raise ValueError(f"round summary field {name!r} must map distribution names to sketches, got {value!r}")
+    return {k: Sketch.from_json(v, f"round summary field {name}.{k}") for k, v in value.items()}
+
+
 @dataclass(frozen=True)
 class RoundSummary:
     """What one round (a fresh process set) of one configuration measured.
@@ -175,23 +183,32 @@ class RoundSummary:
     tokens_per_s_ci: tuple[float, float] = (math.nan, math.nan)
     goodput: float = math.nan
     goodput_ci: tuple[float, float] = (math.nan, math.nan)
+    # The round's distributions on a log grid ("latency", and "ttft"/"tpot" for a generative model), from
+    # which a paired comparison pools the percentiles of a side's rounds (stats/sketch.py).
+    sketches: Mapping[str, Sketch] = field(default_factory=dict, compare=False)
 
     def to_dict(self) -> dict[str, object]:
-        """Plain floats, ints, bools and two-element lists: ready for json.dumps.
+        """Plain floats, ints, bools and lists: ready for json.dumps.
 
         A field with a default (measured by some rounds only) is left out where the round has none.
         """
         return {f.name: _WRITERS[f.type](getattr(self, f.name)) for f in fields(self)
-                if f.default is MISSING or _present(getattr(self, f.name))}
+                if _required(f) or _present(getattr(self, f.name))}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, object]) -> RoundSummary:
         """Inverse of to_dict; unknown keys are ignored so files from newer versions still load."""
         return cls(**{f.name: _READERS[f.type](data, f.name) for f in fields(cls)  # type: ignore[arg-type]
-                      if f.default is MISSING or data.get(f.name) is not None})
+                      if _required(f) or data.get(f.name) is not None})
+
+
+def _required(f: Field[Any]) -> bool:
+    return f.default is MISSING and f.default_factory is MISSING
 
 
 def _present(value: object) -> bool:
+    if isinstance(value, Mapping):
+        return bool(value)
     if isinstance(value, tuple):
         return any(_present(v) for v in value)
     return not (isinstance(value, float) and math.isnan(value))
@@ -203,12 +220,14 @@ _WRITERS: Final[Mapping[object, Callable[[Any], object]]] = {
     "int": int,
     "bool": bool,
     "tuple[float, float]": lambda pair: [float(v) for v in pair],
+    "Mapping[str, Sketch]": lambda sketches: {name: s.to_json() for name, s in sketches.items()},
 }
 _READERS: Final[Mapping[object, Callable[[Mapping[str, object], str], object]]] = {
     "float": _float,
     "int": _int,
     "bool": _bool,
     "tuple[float, float]": _pair,
+    "Mapping[str, Sketch]": _sketches,
 }
 
 
@@ -229,6 +248,10 @@ class LatencyDistribution(Protocol):
 
     def percentiles(self, qs: tuple[float, ...]) -> list[float]: ...
 
+    def value_counts(self) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]]:
+        """Every distinct value held (within the keeper's resolution), with how often it was seen."""
+        ...
+
 
 class LatencySamples:
     """Every latency of a round in one time-ordered array."""
@@ -248,6 +271,10 @@ class LatencySamples:
         if self.values.size == 0:
             return [math.nan] * len(qs)
         return [float(v) for v in np.percentile(self.values, qs, method="inverted_cdf")]
+
+    def value_counts(self) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]]:
+        values, counts = np.unique(self.values, return_counts=True)
+        return values, counts.astype(np.int64)
 
 
 def pooled_effective_size(latency: LatencyDistribution, q: float) -> float:
@@ -325,7 +352,14 @@ def summarize_round(
         throughput_cv=cv,
         capacity_rps=math.nan if capacity is None else capacity[0],
         capacity_ci=(math.nan, math.nan) if capacity is None else (capacity[1], capacity[2]),
+        sketches={"latency": sketch_of(dist, to_ms)},
     )
+
+
+def sketch_of(latency: LatencyDistribution, to_ms: float = 1.0) -> Sketch:
+    """The round's latencies on the sketch's log grid, in milliseconds."""
+    values, counts = latency.value_counts()
+    return Sketch.of(values * to_ms, counts)
 
 
 def _is_distribution(obj: object) -> bool:
@@ -349,12 +383,15 @@ def token_fields(ttft: LatencyDistribution, tpot: LatencyDistribution, token_bin
 
     ``ttft``/``tpot``: the round's per-request latencies; ``token_bins``: output tokens per whole bin,
     ``tokens`` all of the window's; ``good_bins``/``good``: the same for requests that met every
-    per-request objective (None without such an SLO).
+    per-request objective (None without such an SLO). ``sketches`` holds only the token distributions:
+    merge it into the round's own.
     """
     out: dict[str, Any] = {}
+    sketches: dict[str, Sketch] = {}
     for name, dist in (("ttft", ttft), ("tpot", tpot)):
         if dist.count == 0:
             continue
+        sketches[name] = sketch_of(dist, to_ms)
         for q in (50, 99):
             n_eff = pooled_effective_size(dist, q / 100)
             out[f"{name}_p{q}_ms"] = dist.percentiles((float(q),))[0] * to_ms
@@ -365,4 +402,5 @@ def token_fields(ttft: LatencyDistribution, tpot: LatencyDistribution, token_bin
     if good is not None and good_bins is not None:
         out["goodput"], out["goodput_ci"] = _rate_ci(np.asarray(good_bins, dtype=np.float64).ravel(), bin_s,
                                                      window_s, good)
+    out["sketches"] = sketches
     return out
