@@ -27,7 +27,7 @@ from pytest_neuronperf.spec.metrics import BY_NAME, METRICS, Metric
 from pytest_neuronperf.stats.distributions import mean_ci, t_cdf, t_ppf
 from pytest_neuronperf.stats.quantiles import min_samples_for_quantile
 from pytest_neuronperf.stats.rounds import RoundSummary
-from pytest_neuronperf.stats.sketch import Pooled, pooled_quantile
+from pytest_neuronperf.stats.sketch import Pooled, Sketch, exceedance_differences, pooled_quantile
 
 __all__ = ["Judgement", "Verdict", "check_limits", "correct_multiple", "decide", "judge_metric", "needs_confirmation"]
 
@@ -258,14 +258,13 @@ def _paired(
     return _t_evidence(float(d.mean()), se, d.size - 1.0, sign, bad_bound, alpha, looks, d.size, rule)
 
 
-def _pooled(rounds: Sequence[RoundSummary], spec: Metric) -> Pooled | None:
-    """The side's percentile over all its rounds' requests, where every round kept its distribution."""
-    if spec.quantile is None or spec.distribution is None or len(rounds) < 2:
+def _sketches(rounds: Sequence[RoundSummary], spec: Metric) -> list[Sketch] | None:
+    """The rounds' sketches of the metric's distribution, where every round kept one (a latency percentile)."""
+    if spec.quantile is None or spec.distribution is None or spec.higher_is_better or len(rounds) < 2:
         return None
     sketches = [r.sketches.get(spec.distribution) for r in rounds]
-    if any(s is None or s.total == 0 for s in sketches):
-        return None
-    return pooled_quantile([s for s in sketches if s is not None], spec.quantile)
+    kept = [s for s in sketches if s is not None and s.total > 0]
+    return kept if len(kept) == len(rounds) else None
 
 
 def _pooled_side(side: Pooled) -> tuple[float, tuple[float, float]]:
@@ -273,18 +272,64 @@ def _pooled_side(side: Pooled) -> tuple[float, tuple[float, float]]:
     return side.value, (side.value * math.exp(-half), side.value * math.exp(half))
 
 
-def _paired_pooled(ref: Pooled, cur: Pooled, sign: float, bad_bound: float, alpha: float, looks: Looks) -> _Evidence:
-    """Paired rounds, a percentile pooled over each side's rounds: a paired t on the rounds' influences.
+# The log ratios a paired percentile's interval is searched over (e^-6 .. e^6), and the search's steps.
+_RATIO_RANGE = 6.0
+_SEARCH_STEPS = 40
 
-    The change is the log ratio of the two pooled percentiles; each pair's difference of influences
-    (:mod:`~pytest_neuronperf.stats.sketch`) is its contribution to that ratio's error, so their spread,
-    over pairs that shared their conditions, is its standard error. One round whose tail a burst of
-    preemption lengthened moves the pooled percentile by its share of the requests only.
+
+def _paired_pooled(ref: Sequence[Sketch], cur: Sequence[Sketch], threshold: float, bad_bound: float, alpha: float,
+                   looks: Looks) -> _Evidence:
+    """Paired rounds, a latency percentile pooled over each side's rounds: a paired t on exceedance shares.
+
+    At a log ratio x, each pair gives the current round's share above e^x times the reference's pooled
+    percentile minus the reference round's share above it (:func:`~pytest_neuronperf.stats.sketch.
+    exceedance_differences`); their mean is 0 where the current percentile is e^x times the
+    reference's and positive where it is higher. FAIL: the t-test at x = the tolerance says positive
+    (p scaled by this look's alpha); PASS: it says negative at this look's beta. The interval is the
+    set of x the two-sided 95% test does not reject. Shares are bounded means, so the test needs no
+    density and holds where a tail percentile jumps between two modes from round to round.
     """
-    z = cur.influences - ref.influences
-    se = float(z.std(ddof=1)) / math.sqrt(z.size)
-    rule = f"paired t on pooled percentiles of {z.size} round pairs"
-    return _t_evidence(math.log(cur.value / ref.value), se, z.size - 1.0, sign, bad_bound, alpha, looks, z.size, rule)
+    n = len(ref)
+    df = n - 1.0
+
+    def mean_se(x: float) -> tuple[float, float]:
+        d = exceedance_differences(ref, cur, threshold, math.exp(x))
+        return float(d.mean()), float(d.std(ddof=1)) / math.sqrt(n)
+
+    def crossing(t: float) -> float:
+        """The smallest x where mean + t * se <= 0 (both fall as x grows); +-inf beyond the range."""
+        def above(x: float) -> bool:
+            m, se = mean_se(x)
+            return m + t * se > 0
+
+        lo, hi = -_RATIO_RANGE, _RATIO_RANGE
+        if not above(lo):
+            return -math.inf
+        if above(hi):
+            return math.inf
+        for _ in range(_SEARCH_STEPS):
+            mid = (lo + hi) / 2.0
+            lo, hi = (mid, hi) if above(mid) else (lo, mid)
+        return hi
+
+    m, se = mean_se(bad_bound)
+    raw_p = 1.0 - t_cdf(m / se, df) if se > 0 else (0.0 if m > 0 else 1.0)
+    look_alpha = looks.alpha_at(n)
+    p_value = min(1.0, raw_p * alpha / look_alpha)
+    t95 = t_ppf(0.5 + CI_LEVEL / 2.0, df)
+    lo95, hi95 = crossing(-t95), crossing(t95)
+    at_look = "" if not looks.sequential else f" (look at {n} of at most {looks.last}: alpha {look_alpha:.2g})"
+    return _Evidence(
+        change_ci=(math.expm1(lo95), math.expm1(hi95)),
+        bad_lo=lo95,
+        bad_hi=hi95,
+        fail=p_value < alpha,
+        p_value=p_value,
+        ci_label=f"{CI_LEVEL:.0%} CI",
+        rule=(f"paired t on exceedance shares of pooled percentiles over {n} round pairs: "
+              f"fail if one-sided p<{alpha:g}{at_look}"),
+        pass_hi=crossing(t_ppf(1.0 - looks.beta_at(n), df)),
+    )
 
 
 def _too_few_pooled(spec: Metric, base: Sequence[RoundSummary], cur: Sequence[RoundSummary], looks: Looks,
@@ -458,17 +503,17 @@ def judge_metric(
     bad_bound, good_bound = _bounds(tolerance, spec.higher_is_better)
     if spec.optional and any(float(getattr(r, spec.round_value)) <= 0 for r in (*baseline, *current)):
         return _none_found(spec, baseline, current, tolerance, against)
-    pooled = (_pooled(baseline, spec), _pooled(current, spec)) if paired else (None, None)
-    ref_pool, cur_pool = pooled
-    if ref_pool is not None and cur_pool is not None:
+    ref_sketches, cur_sketches = (_sketches(baseline, spec), _sketches(current, spec)) if paired else (None, None)
+    pooled = ref_sketches is not None and cur_sketches is not None
+    if ref_sketches is not None and cur_sketches is not None and spec.quantile is not None:
+        ref_pool, cur_pool = pooled_quantile(ref_sketches, spec.quantile), pooled_quantile(cur_sketches, spec.quantile)
         (base, base_ci), (cur, cur_ci) = _pooled_side(ref_pool), _pooled_side(cur_pool)
     else:
-        ref_pool = cur_pool = None
         base, base_ci = _side(baseline, spec)
         cur, cur_ci = _side(current, spec)
     change = cur / base - 1.0
-    if ref_pool is not None and cur_pool is not None:
-        ev = _paired_pooled(ref_pool, cur_pool, sign, bad_bound, alpha, looks)
+    if ref_sketches is not None and cur_sketches is not None:
+        ev = _paired_pooled(ref_sketches, cur_sketches, base, bad_bound, alpha, looks)
     elif paired and len(current) >= 2:
         ev = _paired(_values(baseline, spec), _values(current, spec), sign, bad_bound, alpha, looks)
     elif len(baseline) >= 2 and len(current) >= 2:
@@ -485,7 +530,7 @@ def judge_metric(
     p_value = ev.p_value
     improved = ev.bad_hi < -good_bound
     few: tuple[str, int, bool] | None
-    if cur_pool is not None:
+    if pooled:
         few = _too_few_pooled(spec, baseline, current, looks, duration_name, max_rounds_name)
     else:
         per_round = _too_few_samples(spec, baseline, current, duration_name, same_run=paired)
@@ -495,7 +540,7 @@ def judge_metric(
         verdict, improved, p_value = Verdict.INCONCLUSIVE, False, None
         message = f"{compared}: too few samples to state {metric}"
         hint = few[0]
-        rule = (f"{metric} needs >= {few[1]} effective samples over a side's rounds" if cur_pool is not None
+        rule = (f"{metric} needs >= {few[1]} effective samples over a side's rounds" if pooled
                 else f"{metric} needs >= {few[1]} effective samples per round")
     elif ev.fail:
         verdict, message = Verdict.FAIL, f"{compared}, beyond {tol}"
@@ -548,7 +593,7 @@ def judge_metric(
         current_rounds=len(current),
         needs_longer_rounds=few is not None and few[2],
         more_rounds_help=ev.current_share >= MIN_CURRENT_SHARE,
-        pooled_percentile=cur_pool is not None,
+        pooled_percentile=pooled,
     )
 
 

@@ -29,13 +29,17 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-RESOLUTION: Final = 1.0 / 256.0
+from pytest_neuronperf.stats.distributions import t_ppf
+
+RESOLUTION: Final = 1.0 / 1024.0
 _LOG_STEP: Final = math.log1p(RESOLUTION)
 # Latencies at or below this (ms) are kept as this: a clock that read 0 still took time.
 _FLOOR_MS: Final = 1e-6
 _NORMAL: Final = NormalDist()
-# The level of the interval Hall and Sheather's bandwidth is tuned for.
+# The level of the interval Hall and Sheather's bandwidth is tuned for, and of Woodruff's window.
 _BANDWIDTH_LEVEL: Final = 0.95
+# The widest window, as a share of the way to the nearer end of the distribution.
+_MAX_H: Final = 0.99
 
 
 @dataclass(frozen=True)
@@ -139,12 +143,35 @@ def pooled_quantile(sketches: Sequence[Sketch], q: float) -> Pooled:
         raise ValueError(f"quantile level must be in (0, 1), got {q}")
     keys, cumulative = _merged(sketches)
     value = _quantile(keys, cumulative, q)
-    h = bandwidth(int(cumulative[-1]), q)
-    lo, hi = _quantile(keys, cumulative, q - h), _quantile(keys, cumulative, q + h)
-    density = 2.0 * h / max(math.log(hi / lo), _LOG_STEP)
     sizes = np.array([s.total for s in sketches], dtype=np.float64)
     shares = np.array([s.share_at_or_below(value) for s in sketches], dtype=np.float64)
     pooled_share = float((sizes * shares).sum() / sizes.sum())
+    weighted = (sizes / sizes.mean()) * (shares - pooled_share)
+    # Woodruff: the window the share's own uncertainty spans, so that a quantile between two modes
+    # (the slow share of the rounds moving across 1 - q) gets the gap's low density, not a mode's.
+    h = bandwidth(int(cumulative[-1]), q)
+    if sizes.size >= 2:
+        spread = float(weighted.std(ddof=1)) / math.sqrt(sizes.size)
+        h = max(h, min(t_ppf(0.5 + _BANDWIDTH_LEVEL / 2.0, sizes.size - 1.0) * spread, _MAX_H * min(q, 1.0 - q)))
+    lo, hi = _quantile(keys, cumulative, q - h), _quantile(keys, cumulative, q + h)
+    density = 2.0 * h / max(math.log(hi / lo), _LOG_STEP)
     # A round with more of its latencies at or below Q pulls the pooled quantile down.
-    influences = -(sizes / sizes.mean()) * (shares - pooled_share) / density
-    return Pooled(value, influences)
+    return Pooled(value, -weighted / density)
+
+
+def exceedance_differences(reference: Sequence[Sketch], current: Sequence[Sketch], threshold_ms: float,
+                           ratio: float) -> npt.NDArray[np.float64]:
+    """Per round pair: the current round's share above ``ratio`` x ``threshold_ms`` minus the reference
+    round's share above ``threshold_ms``.
+
+    With ``threshold_ms`` the reference's pooled q-quantile, a current side whose q-quantile is
+    ``ratio`` times the reference's has differences of mean 0; a higher quantile, a positive mean.
+    Shares are means of bounded values, so a t-test on these differences needs no density and holds
+    where the quantile itself jumps (a quantile at the edge between two modes).
+    """
+    if len(reference) != len(current) or not reference:
+        raise ValueError(f"exceedance needs round pairs, got {len(reference)} reference and "
+                         f"{len(current)} current rounds")
+    above_ref = np.array([1.0 - s.share_at_or_below(threshold_ms) for s in reference], dtype=np.float64)
+    above_cur = np.array([1.0 - s.share_at_or_below(threshold_ms * ratio) for s in current], dtype=np.float64)
+    return above_cur - above_ref
