@@ -297,16 +297,17 @@ def _paired_pooled(ref: Sequence[Sketch], cur: Sequence[Sketch], threshold: floa
         return float(d.mean()), float(d.std(ddof=1)) / math.sqrt(n)
 
     def crossing(t: float) -> float:
-        """The smallest x where mean + t * se <= 0 (both fall as x grows); +-inf beyond the range."""
+        """The smallest x where mean + t * se <= 0 (both fall as x grows), kept within the range searched
+        (a bound beyond it reads as a change of e^6 or more: nothing to tell)."""
         def above(x: float) -> bool:
             m, se = mean_se(x)
             return m + t * se > 0
 
         lo, hi = -_RATIO_RANGE, _RATIO_RANGE
         if not above(lo):
-            return -math.inf
+            return lo
         if above(hi):
-            return math.inf
+            return hi
         for _ in range(_SEARCH_STEPS):
             mid = (lo + hi) / 2.0
             lo, hi = (mid, hi) if above(mid) else (lo, mid)
