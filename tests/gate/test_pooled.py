@@ -122,3 +122,16 @@ def test_false_fails_at_the_tolerance_stay_within_alpha_even_where_p99_jumps_bet
             n += 1
         counts[j.verdict] += 1
     assert counts[Verdict.FAIL] <= 3 and counts[Verdict.PASS] <= 6, counts
+
+
+def test_an_interval_the_data_cannot_bound_still_ends_at_a_number() -> None:
+    import json
+
+    reference, current = sides(seed=6, pairs=3, bursts=0.0)
+    wild = preempted_round(np.random.default_rng(7), bursts=0.0)
+    wild[::2] *= 2000.0  # half of one round's requests a thousand times slower
+    current[0] = summary(wild)
+    j = gate.judge_metric("p99", reference, current, 0.05, paired=True)
+    assert j.verdict is Verdict.INCONCLUSIVE and j.pooled_percentile
+    assert np.isfinite(j.change_ci).all() and j.change_ci[1] > 100
+    json.dumps(j.to_dict(), allow_nan=False)
