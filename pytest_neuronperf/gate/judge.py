@@ -139,6 +139,9 @@ class _Evidence:
     pass_hi: float = math.nan
     # The share of the change's variance that more current rounds would shrink (1: all of it).
     current_share: float = 1.0
+    # Even the rounds still allowed could not narrow the interval enough to decide (a non-binding
+    # futility stop: it ends the search undecided, so it raises neither error rate).
+    futile: bool = False
 
     @property
     def pass_bound(self) -> float:
@@ -319,6 +322,12 @@ def _paired_pooled(ref: Sequence[Sketch], cur: Sequence[Sketch], threshold: floa
     p_value = min(1.0, raw_p * alpha / look_alpha)
     t95 = t_ppf(0.5 + CI_LEVEL / 2.0, df)
     lo95, hi95 = crossing(-t95), crossing(t95)
+    # Futility: with the standard error shrinking as 1 / sqrt(pairs) and the mean one standard error
+    # further towards either side than it is now, would the last pair allowed reach that decision?
+    last = max(looks.last, n)
+    se_last = se * math.sqrt(n / last)
+    reachable = (m + se - t_ppf(1.0 - looks.alpha_at(last), last - 1.0) * se_last > 0
+                 or m - se + t_ppf(1.0 - looks.beta_at(last), last - 1.0) * se_last < 0)
     at_look = "" if not looks.sequential else f" (look at {n} of at most {looks.last}: alpha {look_alpha:.2g})"
     return _Evidence(
         change_ci=(math.expm1(lo95), math.expm1(hi95)),
@@ -330,6 +339,7 @@ def _paired_pooled(ref: Sequence[Sketch], cur: Sequence[Sketch], threshold: floa
         rule=(f"paired t on exceedance shares of pooled percentiles over {n} round pairs: "
               f"fail if one-sided p<{alpha:g}{at_look}"),
         pass_hi=crossing(t_ppf(1.0 - looks.beta_at(n), df)),
+        futile=n < last and not reachable,
     )
 
 
@@ -562,7 +572,11 @@ def judge_metric(
             message = f"{compared}, within {tol}"
     else:
         verdict, hint = Verdict.INCONCLUSIVE, "collect more rounds to narrow the interval"
-        if ev.current_share < MIN_CURRENT_SHARE:
+        if ev.futile:
+            hint = (f"{metric} moves too much from round to round here for the pairs allowed (at most "
+                    f"{looks.last}: {max_rounds_name}) to decide within {tol}; a quieter machine, longer rounds or "
+                    f"a wider tolerance for it (--npf-tolerance={metric}=...) can")
+        elif ev.current_share < MIN_CURRENT_SHARE:
             hint = ("the baseline's own spread (its rounds, and the spread between the sessions that recorded "
                     "it) is most of the uncertainty, so more rounds now cannot decide; compare against a "
                     "revision in the same job (--npf-against) or re-record the baseline on this machine")
@@ -593,7 +607,7 @@ def judge_metric(
         baseline_rounds=len(baseline),
         current_rounds=len(current),
         needs_longer_rounds=few is not None and few[2],
-        more_rounds_help=ev.current_share >= MIN_CURRENT_SHARE,
+        more_rounds_help=ev.current_share >= MIN_CURRENT_SHARE and not ev.futile,
         pooled_percentile=pooled,
     )
 

@@ -1,12 +1,12 @@
-"""A round's latency distribution in a few hundred numbers, so that the rounds of a side can be pooled.
+"""A round's latency distribution on a log grid, so that the rounds of a side can be pooled.
 
 A tail percentile of one round rests on its few slowest requests. On a shared machine one round in
 several catches a burst of preemption and its p99 jumps several-fold while the next round's does
 not, so per-round p99 ratios swing by tens of percent and a test on them cannot decide. The p99 of
 *all* the requests of a side's rounds moves only by that round's share of slow requests. To pool,
-each round keeps its latencies on a log grid of relative width 1/256 as sorted (grid index, count)
-pairs; within a step the latencies are taken as spread evenly (in log), so a pooled percentile is
-within a step (0.4%) of the exact one and moves smoothly with the data.
+each round keeps its latencies on a log grid of relative width 1/1024 (the runner's histogram's own)
+as sorted (grid index, count) pairs; within a step the latencies are taken as spread evenly (in log),
+so a pooled percentile is within a step (0.1%) of the exact one and moves smoothly with the data.
 
 :func:`pooled_quantile` gives the pooled percentile and, per round, its influence: the linear term
 of the pooled quantile's error (Bahadur's representation), -(n_i / n_mean) (F_i(Q) - F(Q)) / g, with

@@ -45,8 +45,8 @@ def test_the_recorder_histogram_and_the_samples_give_the_same_sketch_figures() -
     for q in (0.5, 0.99):
         assert pooled_quantile([from_histogram] * 2, q).value == pytest.approx(
             pooled_quantile([from_samples] * 2, q).value, rel=2 * RESOLUTION)
-    # A few hundred numbers for thousands of latencies.
-    assert len(from_samples.keys) < 400
+    # One entry per occupied grid step: fewer than the latencies, however many a round times.
+    assert len(from_samples.keys) < 1000
 
 
 def test_one_slow_round_moves_the_pooled_p99_by_its_share_only() -> None:
