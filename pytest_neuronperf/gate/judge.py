@@ -607,7 +607,8 @@ def judge_metric(
         baseline_rounds=len(baseline),
         current_rounds=len(current),
         needs_longer_rounds=few is not None and few[2],
-        more_rounds_help=ev.current_share >= MIN_CURRENT_SHARE and not ev.futile,
+        # Too few samples: the pairs that bring them come first, whatever the test on them says.
+        more_rounds_help=ev.current_share >= MIN_CURRENT_SHARE and (few is not None or not ev.futile),
         pooled_percentile=pooled,
     )
 

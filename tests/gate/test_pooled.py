@@ -90,6 +90,7 @@ def test_a_saved_baseline_keeps_no_sketches() -> None:
 
 
 def test_pooled_samples_add_up_over_rounds_so_more_pairs_are_asked_for_first() -> None:
+    # (whatever the test on too few samples says: a futility stop waits for the samples)
     rng = np.random.default_rng(5)
     short = [summary(preempted_round(rng, n=400, bursts=0.0)) for _ in range(6)]  # 400 samples a round
     looks = Looks(first=2, last=10)
@@ -135,3 +136,18 @@ def test_an_interval_the_data_cannot_bound_still_ends_at_a_number() -> None:
     assert j.verdict is Verdict.INCONCLUSIVE and j.pooled_percentile
     assert np.isfinite(j.change_ci).all() and j.change_ci[1] > 100
     json.dumps(j.to_dict(), allow_nan=False)
+
+
+def test_a_percentile_no_number_of_pairs_could_decide_stops_asking_for_more() -> None:
+    # Each round's slow share around 1% (bursts of 1% of its requests, 2 per round on average): the p99
+    # of identical code jumps between modes, and four pairs show how far it is from deciding.
+    reference, current = sides(seed=9, pairs=4, bursts=2.0)
+    looks = Looks(first=4, last=10)
+    j = gate.judge_metric("p99", reference, current, 0.05, paired=True, looks=looks)
+    assert j.verdict is Verdict.INCONCLUSIVE and j.pooled_percentile
+    assert not j.more_rounds_help and not gate.needs_confirmation([j])
+    assert "moves too much from round to round" in j.hint and "--npf-tolerance=p99=" in j.hint
+    # A steady p99 at the same look asks for more pairs, or decides.
+    steady_ref, steady_cur = sides(seed=9, pairs=4, bursts=0.0)
+    steady = gate.judge_metric("p99", steady_ref, steady_cur, 0.05, paired=True, looks=looks)
+    assert steady.verdict is Verdict.PASS or gate.needs_confirmation([steady]), steady.message
