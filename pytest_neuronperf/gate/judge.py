@@ -38,6 +38,8 @@ DURATION_MARGIN = 1.2
 # Below this share of the change's variance coming from the current rounds, more of them cannot
 # narrow the interval much (infinitely many would take off at most this share): no more are asked for.
 MIN_CURRENT_SHARE = 0.2
+# Paired percentiles from this level up (p99) are pooled over rounds; lower ones are judged round by round.
+POOLED_FROM_QUANTILE = 0.9
 # How a hint names the duration to set: the runner's parameter, or the plugin's flag.
 DURATION_NAME = "duration"
 MAX_ROUNDS_NAME = "--npf-max-rounds"
@@ -262,8 +264,13 @@ def _paired(
 
 
 def _sketches(rounds: Sequence[RoundSummary], spec: Metric) -> list[Sketch] | None:
-    """The rounds' sketches of the metric's distribution, where every round kept one (a latency percentile)."""
-    if spec.quantile is None or spec.distribution is None or spec.higher_is_better or len(rounds) < 2:
+    """The rounds' sketches of the metric's distribution, where every round kept one (a tail percentile).
+
+    A round's median rests on half its requests and moves little from round to round, so per-round
+    ratios judge it well, and with fewer pairs; a tail percentile rests on a round's slowest few.
+    """
+    if (spec.quantile is None or spec.quantile < POOLED_FROM_QUANTILE or spec.distribution is None
+            or spec.higher_is_better or len(rounds) < 2):
         return None
     sketches = [r.sketches.get(spec.distribution) for r in rounds]
     kept = [s for s in sketches if s is not None and s.total > 0]

@@ -1,4 +1,4 @@
-"""Paired percentiles pooled over rounds: judged on exceedance shares, not on per-round percentiles.
+"""Paired tail percentiles pooled over rounds: judged on exceedance shares, not on per-round percentiles.
 
 Rounds come from :func:`tests.stats.test_sketch.preempted_round` (bursts of preemption stall runs of
 consecutive requests), summarised by the real ``summarize_round``, so each keeps its sketch.
@@ -58,11 +58,12 @@ def test_a_round_whose_tail_a_burst_lengthened_no_longer_hides_an_equal_p99() ->
     assert pooled.message.startswith("p99 ") and AGAINST in pooled.message
 
 
-def test_a_slower_model_fails_on_its_pooled_percentiles() -> None:
+def test_a_slower_model_fails_on_its_pooled_p99_and_its_per_round_p50() -> None:
     reference, current = sides(seed=2, pairs=4, factor=1.2)
-    for metric in ("p50", "p99"):
+    for metric, pooled in (("p50", False), ("p99", True)):
         j = gate.judge_metric(metric, reference, current, 0.05, paired=True, against=AGAINST)
         assert j.verdict is Verdict.FAIL, j.message
+        assert j.pooled_percentile is pooled
         assert j.change == pytest.approx(0.2, abs=0.02)
         assert j.change_ci[0] < j.change < j.change_ci[1] and j.change_ci[0] > 0.05
         assert j.p_value is not None and j.p_value < 0.01 and "beyond 5%" in j.message
