@@ -48,6 +48,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -153,6 +154,8 @@ class Comparison:
     duty: float | None  # the neighbour's duty cycle drawn for it
     session: int
     wall_s: float  # its session's wall / the comparisons in that session
+    # The plugin's verdict per metric (throughput, p50, p99), to tell which metric left a comparison undecided.
+    metric_verdicts: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -270,11 +273,12 @@ def ids(prefix: str, k: int) -> list[str]:
     return [f"{prefix}[{i}]" for i in range(k)]
 
 
-Found = dict[str, tuple[str, int | None, dict[str, float]]]  # test id -> (verdict, rounds, changes)
+# test id -> (verdict, rounds, change per metric, verdict per metric)
+Found = dict[str, tuple[str, int | None, dict[str, float], dict[str, str]]]
 
 
 def read_npf(path: Path) -> Found:
-    """Test id -> (verdict, rounds measured, change per metric) from an --npf-json file."""
+    """Test id -> (verdict, rounds measured, change per metric, verdict per metric) from an --npf-json file."""
     if not path.exists():
         return {}
     found: Found = {}
@@ -282,16 +286,19 @@ def read_npf(path: Path) -> Found:
         nodeid = str(m.get("nodeid") or m.get("test"))
         rounds: int | None = None
         changes: dict[str, float] = {}
+        verdicts: dict[str, str] = {}
         for outcome in m.get("outcomes") or []:
             for j in outcome.get("judgements") or []:
                 if isinstance(j.get("current_rounds"), int):
                     rounds = max(rounds or 0, j["current_rounds"])
                 if isinstance(j.get("metric"), str) and isinstance(j.get("change"), int | float):
                     changes[j["metric"]] = float(j["change"])
+                if isinstance(j.get("metric"), str) and isinstance(j.get("verdict"), str):
+                    verdicts[j["metric"]] = j["verdict"]
         if rounds is None:
             counts = [len(r["rounds"]) for r in m.get("reports") or [] if isinstance(r.get("rounds"), list)]
             rounds = max(counts) if counts else None
-        found[nodeid] = (str(m.get("verdict")), rounds, changes)
+        found[nodeid] = (str(m.get("verdict")), rounds, changes, verdicts)
     return found
 
 
@@ -428,9 +435,9 @@ class Trial:
             expected = ids("test_ours.py::test_gate", job.k)
         duties = self.p.take_duties()
         for nodeid in expected:
-            verdict, rounds, changes = found.get(nodeid, ("error", None, {}))
+            verdict, rounds, changes, verdicts = found.get(nodeid, ("error", None, {}, {}))
             r.comparisons.append(Comparison(job.mode, job.condition, nodeid, verdict, rounds, changes,
-                                            duties.get(nodeid), number, wall / job.k))
+                                            duties.get(nodeid), number, wall / job.k, verdicts))
         if any(nodeid not in found for nodeid in expected):
             print(f"  ?? {what}: {sum(n not in found for n in expected)} of {job.k} test ids gave no verdict "
                   f"(see {self.p.out}/session-{self.p.runs:04d}.log)", flush=True)
@@ -508,6 +515,11 @@ def notes(results: Sequence[ModeResult]) -> list[str]:
                                  f"({min(changes):+.1%}..{max(changes):+.1%})")
             if parts:
                 lines.append(f"* {r.name} {condition}: measured change, median (range): {', '.join(parts)}")
+            undecided = Counter(" + ".join(m for m, v in c.metric_verdicts.items() if v == "inconclusive")
+                                for c in r.of(condition) if c.verdict == "inconclusive" and c.metric_verdicts)
+            if undecided:
+                lines.append(f"* {r.name} {condition}: inconclusive comparisons, by the metrics left undecided: "
+                             + ", ".join(f"{k or '(none)'} {n}" for k, n in undecided.most_common()))
     duties = [c.duty for r in results for c in r.comparisons if c.duty is not None]
     if duties:
         lines.append(f"* neighbour duty cycles drawn per comparison: {len(duties)}, "
